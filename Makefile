@@ -1,0 +1,77 @@
+# The one entry point. `make` builds build/hypervisor.bin; see README.md.
+#
+# Pipeline: C# --(Roslyn, no standard library)--> IL (.dll)
+#              --(ILCompiler, --targetarch:arm64)--> AArch64 object
+#           boot/*.s --(aarch64-linux-gnu-as)--> objects
+#           all --(ld.lld -T linker.ld)--> build/hypervisor.elf --(objcopy)--> .bin
+
+BUILD       := build
+ILC_VERSION := 10.0.12
+NUGET_DIR   := $(or $(NUGET_PACKAGES),$(HOME)/.nuget/packages)
+ILC         := $(NUGET_DIR)/runtime.linux-x64.microsoft.dotnet.ilcompiler/$(ILC_VERSION)/tools/ilc
+SDK_DIR      = $(shell dotnet --list-sdks | tail -n 1 | sed -E 's/^([^ ]+) \[(.*)\]$$/\2\/\1/')
+CSC          = $(SDK_DIR)/Roslyn/bincore/csc.dll
+AS          := aarch64-linux-gnu-as
+OBJCOPY     := aarch64-linux-gnu-objcopy
+LD          := ld.lld
+
+CSC_FLAGS := -nologo -nostdlib -noconfig -unsafe -optimize+ -debug:portable \
+             -target:library -langversion:latest -runtimemetadataversion:v4.0.30319 \
+             -nowarn:CS0649,CS0169,CS8500 -warnaserror+
+ILC_FLAGS := --targetarch:arm64 --targetos:linux -O -g --nativelib
+
+KERNEL_SRC := $(shell find kernel -name '*.cs' -not -path '*/obj/*' -not -path '*/bin/*')
+BOOT_SRC   := $(wildcard boot/*.s)
+BOOT_OBJ   := $(patsubst boot/%.s,$(BUILD)/boot/%.o,$(BOOT_SRC))
+
+.PHONY: all deps run test unit debug clean check-build-tools check-run-tools
+
+all: $(BUILD)/hypervisor.bin
+
+deps:
+	scripts/install-deps
+
+check-build-tools:
+	@scripts/check-tools build
+
+check-run-tools:
+	@scripts/check-tools run
+
+$(ILC): scripts/ilcompiler/ilcompiler.csproj
+	dotnet restore scripts/ilcompiler/ilcompiler.csproj -p:IlcVersion=$(ILC_VERSION) --nologo -v quiet
+	@test -x $@ || { echo "ILCompiler restore did not produce $@"; exit 1; }
+	@touch $@
+
+$(BUILD)/kernel.dll: $(KERNEL_SRC) | check-build-tools
+	@mkdir -p $(BUILD)
+	dotnet $(CSC) $(CSC_FLAGS) -out:$@ $(KERNEL_SRC)
+
+$(BUILD)/kernel.o: $(BUILD)/kernel.dll $(ILC)
+	$(ILC) $< -o $@ --systemmodule:kernel $(ILC_FLAGS)
+
+$(BUILD)/boot/%.o: boot/%.s boot/asm.inc | check-build-tools
+	@mkdir -p $(BUILD)/boot
+	$(AS) -g -I boot -o $@ $<
+
+$(BUILD)/hypervisor.elf: $(BOOT_OBJ) $(BUILD)/kernel.o linker.ld
+	$(LD) -T linker.ld -nostdlib -static -o $@ $(BOOT_OBJ) $(BUILD)/kernel.o
+
+$(BUILD)/hypervisor.bin: $(BUILD)/hypervisor.elf
+	$(OBJCOPY) -O binary $< $@
+	@echo "built $@ ($$(stat -c %s $@) bytes)"
+
+run: all | check-run-tools
+	scripts/hv-run $(RUN_CONFIG)
+
+debug: all | check-run-tools
+	scripts/hv-run --gdb $(RUN_CONFIG)
+
+# Unit and integration tests (xunit). Integration tests boot build/hypervisor.bin.
+test: all | check-run-tools
+	dotnet test tests/tests.csproj --nologo -v quiet --logger "console;verbosity=normal" -- RunConfiguration.MaxCpuCount=2
+
+unit:
+	dotnet test tests/tests.csproj --nologo -v quiet --filter "Category!=Integration"
+
+clean:
+	rm -rf $(BUILD) tests/bin tests/obj

@@ -1,0 +1,28 @@
+// The few runtime helpers ILCompiler-generated code calls that must be
+// assembly because they have a register convention of their own.
+//
+// Write barriers: a generational GC would record the store here. There is no
+// GC, so a barrier is just the store.
+//   RhpAssignRefArm64 / RhpCheckedAssignRefArm64: *x14 = x15, x14 += 8
+//   RhpByRefAssignRefArm64: *x14 = *x13, x13 += 8, x14 += 8
+
+    .text
+    .global RhpAssignRefArm64
+    .global RhpCheckedAssignRefArm64
+RhpAssignRefArm64:
+RhpCheckedAssignRefArm64:
+    str     x15, [x14], #8
+    ret
+
+    .global RhpByRefAssignRefArm64
+RhpByRefAssignRefArm64:
+    ldr     x15, [x13], #8
+    str     x15, [x14], #8
+    ret
+
+    // Stack-protector cookie that ILC-generated code may compare against.
+    .data
+    .balign 8
+    .global __security_cookie
+__security_cookie:
+    .quad   0x2d6b6f6f63766871

@@ -1,0 +1,34 @@
+namespace Hypervisor.Arch
+{
+    // The registers boot/vectors.S saves on every exception, in that order
+    // (offsets are mirrored in boot/asm.inc). The handler may change them; the
+    // vector code restores them and returns with ERET.
+    public unsafe struct TrapFrame
+    {
+        public fixed ulong X[31];
+        public ulong Elr;
+        public ulong Spsr;
+        public ulong Esr;
+        public ulong Far;
+        public ulong Hpfar;
+    }
+
+    // Which of the 16 vector entries was taken (boot/vectors.S).
+    public static class VectorKind
+    {
+        public static bool IsFromCurrentEl(ulong kind) => kind < 8;
+        public static bool IsFromLowerEl(ulong kind) => kind >= 8;
+        public static bool IsSynchronous(ulong kind) => (kind & 3) == 0;
+
+        public static string Name(ulong kind)
+        {
+            switch (kind & 3)
+            {
+                case 0: return "synchronous";
+                case 1: return "IRQ";
+                case 2: return "FIQ";
+                default: return "SError";
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+namespace Hypervisor.Mm
+{
+    // Who owns a host frame. The owner table is the single source of truth that
+    // isolation checks, scrubbing and leak accounting read.
+    public static class FrameOwner
+    {
+        public const ushort Free = 0;
+        public const ushort Hypervisor = 1;   // image, allocator metadata, tables, heaps
+        public const ushort Firmware = 2;     // the device tree QEMU passed in
+        public const ushort Bundle = 3;       // the guest bundle (initrd)
+        public const ushort FirstVm = 16;     // VM n owns frames tagged FirstVm + n
+
+        public static string Name(ushort owner)
+        {
+            switch (owner)
+            {
+                case Free: return "free";
+                case Hypervisor: return "hypervisor";
+                case Firmware: return "firmware";
+                case Bundle: return "bundle";
+                default: return owner >= FirstVm ? "vm" : "reserved";
+            }
+        }
+    }
+
+    public enum FrameStatus
+    {
+        Ok,
+        OutOfRange,    // not a frame of RAM this allocator manages
+        Misaligned,    // not the first byte of a 4 KiB frame
+        AlreadyFree,   // double free
+        WrongOwner,    // freed or handed over by someone who does not own it
+        Sealed,        // reservations are only possible before Seal()
+        NotSealed,     // frees are only possible after Seal()
+    }
+
+    // Physical frame allocator over one contiguous RAM range, 4 KiB frames.
+    //
+    // Two tables, both outside the managed heap (the caller provides them):
+    //   owner[i]  : the owner of frame i (FrameOwner),
+    //   freeStack : frame numbers of all free frames; allocation pops, free pushes,
+    //               so both are O(1): the demand-fault path depends on that.
+    // Start-up order: construct (everything free), Reserve what is already in use
+    // (image, DTB, bundle, these tables), then Seal() builds the free stack.
+    public unsafe sealed class FrameAllocator
+    {
+        public const ulong FrameSize = 4096;
+        public const int FrameShift = 12;
+
+        private readonly ulong _base;
+        private readonly uint _frameCount;
+        private readonly ushort* _owner;
+        private readonly uint* _freeStack;
+        private uint _freeCount;
+        private bool _sealed;
+
+        // Bytes of metadata the two tables need for a RAM range of this many frames.
+        public static ulong MetadataBytes(uint frameCount) => (ulong)frameCount * (sizeof(ushort) + sizeof(uint));
+
+        public FrameAllocator(ulong ramBase, uint frameCount, ushort* ownerTable, uint* freeStack)
+        {
+            _base = ramBase;
+            _frameCount = frameCount;
+            _owner = ownerTable;
+            _freeStack = freeStack;
+            for (uint i = 0; i < frameCount; i++) _owner[i] = FrameOwner.Free;
+        }
+
+        public ulong Base => _base;
+        public uint TotalFrames => _frameCount;
+        public uint FreeFrames => _freeCount;
+        public bool IsSealed => _sealed;
+
+        // Marks every frame overlapping [start, end) as owned by `owner`. Parts
+        // outside RAM are ignored (a DTB may sit in ROM, say).
+        public FrameStatus Reserve(ulong start, ulong end, ushort owner)
+        {
+            if (_sealed) return FrameStatus.Sealed;
+            ulong ramEnd = _base + (ulong)_frameCount * FrameSize;
+            if (start < _base) start = _base;
+            if (end > ramEnd) end = ramEnd;
+            for (ulong a = start & ~(FrameSize - 1); a < end; a += FrameSize)
+                _owner[(a - _base) >> FrameShift] = owner;
+            return FrameStatus.Ok;
+        }
+
+        // Frames still free after reservations go on the stack, highest first,
+        // so that allocation hands out ascending addresses.
+        public void Seal()
+        {
+            _freeCount = 0;
+            for (uint i = _frameCount; i > 0; i--)
+                if (_owner[i - 1] == FrameOwner.Free) _freeStack[_freeCount++] = i - 1;
+            _sealed = true;
+        }
+
+        // Physical address of a fresh frame now owned by `owner`, or 0 when none
+        // is left. The frame's contents are whatever its last owner left unless
+        // that owner scrubbed it: callers that give a frame to a VM zero it.
+        public ulong Allocate(ushort owner)
+        {
+            if (_freeCount == 0 || owner == FrameOwner.Free) return 0;
+            uint frame = _freeStack[--_freeCount];
+            _owner[frame] = owner;
+            return _base + ((ulong)frame << FrameShift);
+        }
+
+        public FrameStatus Free(ulong address, ushort owner)
+        {
+            if (!_sealed) return FrameStatus.NotSealed;
+            FrameStatus status = Check(address, out uint frame);
+            if (status != FrameStatus.Ok) return status;
+            if (_owner[frame] == FrameOwner.Free) return FrameStatus.AlreadyFree;
+            if (_owner[frame] != owner) return FrameStatus.WrongOwner;
+            _owner[frame] = FrameOwner.Free;
+            _freeStack[_freeCount++] = frame;
+            return FrameStatus.Ok;
+        }
+
+        // Moves a frame from one owner to another without it ever being free.
+        public FrameStatus Transfer(ulong address, ushort from, ushort to)
+        {
+            FrameStatus status = Check(address, out uint frame);
+            if (status != FrameStatus.Ok) return status;
+            if (_owner[frame] == FrameOwner.Free) return FrameStatus.AlreadyFree;
+            if (_owner[frame] != from || to == FrameOwner.Free) return FrameStatus.WrongOwner;
+            _owner[frame] = to;
+            return FrameStatus.Ok;
+        }
+
+        // Owner of the frame holding `address`. Addresses outside RAM report
+        // Hypervisor: nobody may hand them out.
+        public ushort OwnerOf(ulong address)
+        {
+            if (address < _base) return FrameOwner.Hypervisor;
+            ulong frame = (address - _base) >> FrameShift;
+            return frame < _frameCount ? _owner[frame] : FrameOwner.Hypervisor;
+        }
+
+        public uint CountOwnedBy(ushort owner)
+        {
+            uint n = 0;
+            for (uint i = 0; i < _frameCount; i++) if (_owner[i] == owner) n++;
+            return n;
+        }
+
+        private FrameStatus Check(ulong address, out uint frame)
+        {
+            frame = 0;
+            if ((address & (FrameSize - 1)) != 0) return FrameStatus.Misaligned;
+            if (address < _base) return FrameStatus.OutOfRange;
+            ulong index = (address - _base) >> FrameShift;
+            if (index >= _frameCount) return FrameStatus.OutOfRange;
+            frame = (uint)index;
+            return FrameStatus.Ok;
+        }
+    }
+}

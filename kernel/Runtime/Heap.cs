@@ -1,0 +1,62 @@
+namespace Hypervisor.Runtime
+{
+    // The managed heap. There is no garbage collector: objects are bump-allocated
+    // and never freed, so the kernel allocates only at boot and at VM creation,
+    // never on a trap path. BytesInUse lets the final summary prove that.
+    public static unsafe class Heap
+    {
+        private static byte* s_next;
+        private static byte* s_end;
+        private static byte* s_start;
+
+        public static void Init(ulong start, ulong end)
+        {
+            s_start = (byte*)start;
+            s_next = (byte*)start;
+            s_end = (byte*)end;
+        }
+
+        public static ulong BytesInUse => (ulong)(s_next - s_start);
+        public static ulong BytesFree => (ulong)(s_end - s_next);
+
+        // Zeroed, 8-byte aligned memory, or a panic when the heap is exhausted.
+        public static byte* Allocate(ulong size)
+        {
+            size = (size + 7) & ~7UL;
+            if (s_next == null || size > (ulong)(s_end - s_next))
+                Fatal.Stop("managed heap exhausted");
+            byte* p = s_next;
+            s_next += size;
+            Memory.Zero(p, size);
+            return p;
+        }
+    }
+
+    public static unsafe class Memory
+    {
+        public static void Zero(byte* p, ulong size)
+        {
+            ulong* q = (ulong*)p;
+            while (size >= 8) { *q++ = 0; size -= 8; }
+            byte* b = (byte*)q;
+            while (size-- > 0) *b++ = 0;
+        }
+
+        public static void Copy(byte* dst, byte* src, ulong size)
+        {
+            if (dst <= src || dst >= src + size)
+            {
+                for (ulong i = 0; i < size; i++) dst[i] = src[i];
+            }
+            else
+            {
+                for (ulong i = size; i > 0; i--) dst[i - 1] = src[i - 1];
+            }
+        }
+
+        public static void Fill(byte* p, byte value, ulong size)
+        {
+            for (ulong i = 0; i < size; i++) p[i] = value;
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using System.Runtime;
+using Hypervisor.Arch;
+using Hypervisor.Console;
+
+namespace Hypervisor.Trap
+{
+    // The one C# entry point for every exception taken to EL2 (boot/vectors.S).
+    // Exceptions from the hypervisor itself are bugs: they end in Panic. Exits
+    // from guests arrive from the lower-EL entries once VMs run.
+    public static unsafe class TrapEntry
+    {
+        [RuntimeExport("hv_trap")]
+        private static void OnTrap(TrapFrame* frame, ulong kind)
+        {
+            // No guest runs yet, so every exception is the hypervisor's own.
+            Panic.FromException(frame, kind);
+        }
+    }
+
+    public static unsafe class Panic
+    {
+        // `[hv] PANIC: data abort at EL2 (EC=0x25) ESR_EL2=... ELR_EL2=... FAR_EL2=...`
+        public static void FromException(TrapFrame* frame, ulong kind)
+        {
+            uint ec = ExceptionClass.Of(frame->Esr);
+            Log.Write("[hv] PANIC: ");
+            if (VectorKind.IsSynchronous(kind)) Log.Write(ExceptionClass.Name(ec));
+            else { Log.Write(VectorKind.Name(kind)); Log.Write(" exception"); }
+            Log.Write(" (EC=");
+            Log.Hex(ec, 2);
+            Log.Write(") ESR_EL2=");
+            Log.Hex(frame->Esr);
+            Log.Write(" ELR_EL2=");
+            Log.Hex(frame->Elr);
+            Log.Write(" FAR_EL2=");
+            Log.Hex(frame->Far);
+            Log.NewLine();
+            Halt();
+        }
+
+        public static void Message(string reason)
+        {
+            Log.Write("[hv] PANIC: ");
+            Log.Line(reason);
+            Halt();
+        }
+
+        // A panicked hypervisor cannot trust its own state: it powers the machine
+        // off so QEMU ends (scripts/hv-run turns a PANIC line into a failure status).
+        private static void Halt()
+        {
+            Log.Line("[hv] stopped after panic");
+            Psci.PowerOff();
+        }
+    }
+}
