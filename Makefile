@@ -5,6 +5,7 @@
 #           boot/*.s --(aarch64-linux-gnu-as)--> objects
 #           all --(ld.lld -T linker.ld)--> build/hypervisor.elf --(objcopy)--> .bin
 
+SHELL       := /bin/bash
 BUILD       := build
 ILC_VERSION := 10.0.12
 NUGET_DIR   := $(or $(NUGET_PACKAGES),$(HOME)/.nuget/packages)
@@ -67,8 +68,10 @@ debug: all | check-run-tools
 	scripts/hv-run --gdb $(RUN_CONFIG)
 
 # Unit and integration tests (xunit). Integration tests boot build/hypervisor.bin.
+# The last line repeats xunit's summary as plain "N passed, N failed, N skipped".
 test: all | check-run-tools
-	dotnet test tests/tests.csproj --nologo -v quiet --logger "console;verbosity=normal" -- RunConfiguration.MaxCpuCount=2
+	@set -o pipefail; dotnet test tests/tests.csproj --nologo -v quiet --logger "console;verbosity=normal" 2>&1 \
+	    | tee $(BUILD)/test.log; status=$$?; scripts/test-summary $(BUILD)/test.log; exit $$status
 
 unit:
 	dotnet test tests/tests.csproj --nologo -v quiet --filter "Category!=Integration"

@@ -1,0 +1,110 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Threading;
+using Xunit;
+
+namespace Hypervisor.Tests.Support
+{
+    // What one QEMU run printed and how it ended.
+    public sealed class RunResult
+    {
+        public IReadOnlyList<string> Lines { get; init; }
+        public int ExitCode { get; init; }
+        public bool TimedOut { get; init; }
+        public TimeSpan Elapsed { get; init; }
+
+        public string Tail(int n = 40) =>
+            string.Join("\n", Lines.Skip(Math.Max(0, Lines.Count - n)));
+
+        public string Line(string prefix) => Lines.FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+
+        // Fails the test with the console tail when the line is missing.
+        public string Require(string prefix)
+        {
+            string line = Line(prefix);
+            Assert.True(line != null, $"no line starting with '{prefix}'. Last lines:\n{Tail()}");
+            return line;
+        }
+
+        // key=value pairs of the first STAT line that has `key`.
+        public long Stat(string key)
+        {
+            foreach (var line in Lines.Where(l => l.StartsWith("STAT ", StringComparison.Ordinal)))
+                foreach (var word in line.Split(' '))
+                    if (word.StartsWith(key + "=", StringComparison.Ordinal))
+                        return long.Parse(word.Substring(key.Length + 1));
+            Assert.Fail($"no STAT {key}=. Last lines:\n{Tail()}");
+            return 0;
+        }
+    }
+
+    // Boots the hypervisor through scripts/hv-run, the same runner people use.
+    // At most one QEMU per core runs at once; a run that exceeds its timeout is
+    // killed and reported with its last console lines.
+    public static class Qemu
+    {
+        private static readonly SemaphoreSlim s_slots = new SemaphoreSlim(Math.Max(1, Environment.ProcessorCount));
+
+        public static RunResult Run(string[] hvRunArgs, int timeoutSeconds = 60)
+        {
+            string image = Repo.Path("build", "hypervisor.bin");
+            Assert.True(File.Exists(image), $"{image} is missing: run `make` (make test builds it first)");
+
+            s_slots.Wait();
+            try
+            {
+                return RunLocked(hvRunArgs, timeoutSeconds);
+            }
+            finally
+            {
+                s_slots.Release();
+            }
+        }
+
+        private static RunResult RunLocked(string[] hvRunArgs, int timeoutSeconds)
+        {
+            var psi = new ProcessStartInfo(Repo.Path("scripts", "hv-run"))
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                RedirectStandardInput = true,
+                UseShellExecute = false,
+            };
+            // hv-run's own timeout kills QEMU; ours is a backstop a little later.
+            psi.ArgumentList.Add("--timeout");
+            psi.ArgumentList.Add(timeoutSeconds.ToString());
+            foreach (var a in hvRunArgs) psi.ArgumentList.Add(a);
+
+            var lines = new List<string>();
+            var sw = Stopwatch.StartNew();
+            using var p = Process.Start(psi);
+            p.StandardInput.Close();
+            p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (lines) lines.Add(e.Data.TrimEnd('\r')); };
+            p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (lines) lines.Add("stderr: " + e.Data); };
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+            bool exited = p.WaitForExit((timeoutSeconds + 15) * 1000);
+            if (!exited)
+            {
+                try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+                p.WaitForExit();
+            }
+            p.WaitForExit(); // drain the asynchronous readers
+            sw.Stop();
+            List<string> copy;
+            lock (lines) copy = new List<string>(lines);
+            int code = exited ? p.ExitCode : -1;
+            return new RunResult
+            {
+                Lines = copy,
+                ExitCode = code,
+                TimedOut = !exited || code == 124 || code == 137,
+                Elapsed = sw.Elapsed,
+            };
+        }
+    }
+}
