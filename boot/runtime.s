@@ -26,3 +26,13 @@ RhpByRefAssignRefArm64:
     .global __security_cookie
 __security_cookie:
     .quad   0x2d6b6f6f63766871
+
+// Interface calls that ILCompiler cannot devirtualise go through a dispatch
+// cell whose first word points here (x11 = the cell). Resolving them needs the
+// type's dispatch map; the kernel does not use interface dispatch (abstract
+// base classes give the same shape with plain vtable calls), so reaching this
+// is a bug and says so.
+    .text
+    .global RhpInitialDynamicInterfaceDispatch
+RhpInitialDynamicInterfaceDispatch:
+    b       rt_interface_dispatch

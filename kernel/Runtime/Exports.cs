@@ -53,6 +53,9 @@ namespace Hypervisor.Runtime
         [RuntimeExport("RhpFallbackFailFast")]
         private static void FailFast() => Fatal.Stop("fail fast");
 
+        [RuntimeExport("rt_interface_dispatch")]
+        private static void InterfaceDispatch() => Fatal.Stop("interface dispatch is not supported: use an abstract base class");
+
         [RuntimeExport("RhpThrowEx")]
         private static void Throw(object exception) => Fatal.Stop("throw is not supported (no unwinder)");
 

@@ -40,3 +40,23 @@ namespace System
         }
     }
 }
+
+namespace System
+{
+    public static class Math
+    {
+        public static int Min(int a, int b) => a < b ? a : b;
+        public static int Max(int a, int b) => a > b ? a : b;
+        public static ulong Min(ulong a, ulong b) => a < b ? a : b;
+        public static ulong Max(ulong a, ulong b) => a > b ? a : b;
+
+        // Checked and unchecked floating-point conversions the code generator
+        // calls by name. The kernel does not compute in floating point; these
+        // exist so the compiler's helper table is complete.
+        private static int ConvertToInt32Checked(double v) { if (v <= -2147483649.0 || v >= 2147483648.0) Overflow(); return (int)v; }
+        private static uint ConvertToUInt32Checked(double v) { if (v <= -1.0 || v >= 4294967296.0) Overflow(); return (uint)v; }
+        private static long ConvertToInt64Checked(double v) { if (v <= -9223372036854777856.0 || v >= 9223372036854775808.0) Overflow(); return (long)v; }
+        private static ulong ConvertToUInt64Checked(double v) { if (v <= -1.0 || v >= 18446744073709551616.0) Overflow(); return (ulong)v; }
+        private static void Overflow() => Internal.Runtime.CompilerHelpers.ThrowHelpers.ThrowOverflowException();
+    }
+}
