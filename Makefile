@@ -22,12 +22,19 @@ CSC_FLAGS := -nologo -nostdlib -noconfig -unsafe -optimize+ -debug:portable \
 ILC_FLAGS := --targetarch:arm64 --targetos:linux -O -g --nativelib
 
 KERNEL_SRC := $(shell find kernel -name '*.cs' -not -path '*/obj/*' -not -path '*/bin/*')
+# The guest is its own corelib too: it shares kernel/Runtime and the pure
+# device-tree and ABI files with the hypervisor.
+GUEST_SRC  := $(shell find guest -name '*.cs' -not -path '*/obj/*' -not -path '*/bin/*') \
+              $(wildcard kernel/Runtime/*.cs) kernel/Boot/Fdt.cs kernel/Boot/BootArgs.cs \
+              kernel/Arch/Mmio.cs kernel/Trap/HypercallAbi.cs
+GUEST_ASM  := $(wildcard guest/boot/*.s)
+GUEST_OBJ  := $(patsubst guest/boot/%.s,$(BUILD)/guest/%.o,$(GUEST_ASM))
 BOOT_SRC   := $(wildcard boot/*.s)
 BOOT_OBJ   := $(patsubst boot/%.s,$(BUILD)/boot/%.o,$(BOOT_SRC))
 
 .PHONY: all deps run test unit debug clean check-build-tools check-run-tools
 
-all: $(BUILD)/hypervisor.bin
+all: $(BUILD)/hypervisor.bin $(BUILD)/guest.elf $(BUILD)/guest.bin
 
 deps:
 	scripts/install-deps
@@ -60,6 +67,23 @@ $(BUILD)/hypervisor.elf: $(BOOT_OBJ) $(BUILD)/kernel.o linker.ld
 $(BUILD)/hypervisor.bin: $(BUILD)/hypervisor.elf
 	$(OBJCOPY) -O binary $< $@
 	@echo "built $@ ($$(stat -c %s $@) bytes)"
+
+$(BUILD)/guest.dll: $(GUEST_SRC) | check-build-tools
+	@mkdir -p $(BUILD)
+	dotnet $(CSC) $(CSC_FLAGS) -out:$@ $(GUEST_SRC)
+
+$(BUILD)/guest.o: $(BUILD)/guest.dll $(ILC)
+	$(ILC) $< -o $@ --systemmodule:guest $(ILC_FLAGS)
+
+$(BUILD)/guest/%.o: guest/boot/%.s | check-build-tools
+	@mkdir -p $(BUILD)/guest
+	$(AS) -g -o $@ $<
+
+$(BUILD)/guest.elf: $(GUEST_OBJ) $(BUILD)/boot/runtime.o $(BUILD)/guest.o guest/linker.ld
+	$(LD) -T guest/linker.ld -nostdlib -static -o $@ $(GUEST_OBJ) $(BUILD)/boot/runtime.o $(BUILD)/guest.o
+
+$(BUILD)/guest.bin: $(BUILD)/guest.elf
+	$(OBJCOPY) -O binary $< $@
 
 run: all | check-run-tools
 	scripts/hv-run $(RUN_CONFIG)

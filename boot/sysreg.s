@@ -31,6 +31,7 @@ write_\name:
     reader  id_aa64pfr0_el1, id_aa64pfr0_el1
     reader  cntfrq_el0, cntfrq_el0
     reader  cntpct_el0, cntpct_el0
+    reader  pmcr_el0, pmcr_el0
     reader  esr_el2, esr_el2
     reader  far_el2, far_el2
     reader  hpfar_el2, hpfar_el2
@@ -65,4 +66,128 @@ barrier_dsb_ish:
     .global barrier_isb
 barrier_isb:
     isb
+    ret
+
+// The EL1 registers a guest owns. The hypervisor reads some of them to walk
+// the guest's page tables and writes some to inject exceptions.
+    accessors sctlr_el1
+    accessors tcr_el1
+    accessors ttbr0_el1
+    accessors ttbr1_el1
+    accessors mair_el1
+    accessors vbar_el1
+    accessors esr_el1
+    accessors far_el1
+    accessors elr_el1
+    accessors spsr_el1
+    accessors sp_el1
+    accessors cpacr_el1
+    accessors contextidr_el1
+    accessors tpidr_el1
+    accessors tpidr_el0
+    accessors tpidrro_el0
+    accessors amair_el1
+    accessors afsr0_el1
+    accessors afsr1_el1
+    accessors par_el1
+    accessors cntkctl_el1
+    accessors cntv_ctl_el0
+    accessors cntv_cval_el0
+    accessors cntvoff_el2
+    accessors mdcr_el2
+    accessors cptr_el2
+    accessors cnthctl_el2
+    accessors vmpidr_el2
+    accessors vpidr_el2
+
+// TLB maintenance. Each runs under whatever VMID VTTBR_EL2 holds: the C#
+// caller (kernel/Mm/Tlb.cs) loads the VM's VTTBR first.
+
+// One IPA changed. TLBI IPAS2E1IS drops the stage-2-only entries for that
+// IPA; combined stage-1+2 entries (GVA -> HPA) are not tagged with the IPA, so
+// they can only go with TLBI VMALLE1IS for the whole VMID.
+    .global tlb_flush_ipa
+tlb_flush_ipa:
+    lsr     x0, x0, #12
+    dsb     ishst
+    tlbi    ipas2e1is, x0
+    dsb     ish
+    tlbi    vmalle1is
+    dsb     ish
+    isb
+    ret
+
+// Only the stage-2 entry for one IPA (a batch caller finishes with
+// tlb_flush_vm_stage1).
+    .global tlb_flush_ipa_stage2_only
+tlb_flush_ipa_stage2_only:
+    lsr     x0, x0, #12
+    dsb     ishst
+    tlbi    ipas2e1is, x0
+    ret
+
+    .global tlb_flush_vm_stage1
+tlb_flush_vm_stage1:
+    dsb     ish
+    tlbi    vmalle1is
+    dsb     ish
+    isb
+    ret
+
+// Everything cached for the current VMID, stage 1 and stage 2: a VM is gone.
+    .global tlb_flush_vmid
+tlb_flush_vmid:
+    dsb     ishst
+    tlbi    vmalls12e1is
+    dsb     ish
+    isb
+    ret
+
+// Every EL1&0 entry of every VMID (VMID generation rollover).
+    .global tlb_flush_all_el1
+tlb_flush_all_el1:
+    dsb     ishst
+    tlbi    alle1is
+    dsb     ish
+    isb
+    ret
+
+// Guest memory was written by the hypervisor with the MMU on and caches
+// coherent, but instruction fetch is not coherent with data writes: clean the
+// data cache to the point of unification and invalidate instruction caches.
+    .global cache_sync_instructions
+cache_sync_instructions:
+    // x0 = start, x1 = length
+    add     x1, x0, x1
+    bic     x0, x0, #63
+1:  dc      cvau, x0
+    add     x0, x0, #64
+    cmp     x0, x1
+    b.lo    1b
+    dsb     ish
+    ic      ialluis
+    dsb     ish
+    isb
+    ret
+
+// frame_zero(pa): zero one 4 KiB frame with DC ZVA. The block size comes from
+// DCZID_EL0.BS (log2 of words); if DC ZVA is prohibited (DZP), plain stores.
+    .global frame_zero
+frame_zero:
+    mrs     x1, dczid_el0
+    tbnz    x1, #4, 2f
+    and     x1, x1, #0xf
+    mov     x2, #4
+    lsl     x2, x2, x1              // block size in bytes
+    add     x3, x0, #4096
+1:  dc      zva, x0
+    add     x0, x0, x2
+    cmp     x0, x3
+    b.lo    1b
+    ret
+2:  add     x3, x0, #4096
+3:  stp     xzr, xzr, [x0], #16
+    stp     xzr, xzr, [x0], #16
+    cmp     x0, x3
+    b.lo    3b
     ret

@@ -1,13 +1,19 @@
 // EL2 exception vectors: 16 entries of 128 bytes, 2 KiB aligned.
 //
-// Every entry saves the whole register frame on the EL2 stack and calls the one
-// C# entry point, hv_trap(frame, kind). kind is the entry number:
+// Every entry saves the register frame on the EL2 stack and calls the one C#
+// entry point, hv_trap(frame, kind). kind is the entry number:
 //   0-3   current EL with SP_EL0     (sync, irq, fiq, serror)
 //   4-7   current EL with SP_EL2     (a fault in the hypervisor itself)
 //   8-11  lower EL, AArch64          (a guest: this is where VM exits arrive)
 //   12-15 lower EL, AArch32          (never expected: guests are AArch64 only)
 // When C# returns, the frame (possibly changed by the handler) is restored and
 // ERET goes back to wherever ELR_EL2/SPSR_EL2 now point.
+//
+// The world switch is this path. A guest's general registers, PC (ELR_EL2) and
+// PSTATE (SPSR_EL2) live in the frame while the hypervisor runs; its FP/SIMD
+// registers too, since C# code uses them. Its EL1 system registers stay in the
+// CPU: the hypervisor never uses EL1 itself, so they only move when another VM
+// is scheduled (kernel/Vm/El1Context.cs).
 
 .include "asm.inc"
 
@@ -16,7 +22,11 @@
     sub     sp, sp, #FRAME_SIZE
     stp     x0, x1, [sp, #0]
     mov     x1, #\kind
-    b       trap_common
+    .if \kind >= 8
+    b       guest_exit
+    .else
+    b       hyp_trap
+    .endif
 .endm
 
     .text
@@ -40,7 +50,7 @@ hv_vectors:
     vector 14
     vector 15
 
-trap_common:
+.macro save_gprs_and_syndrome
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
     stp     x6, x7, [sp, #48]
@@ -55,22 +65,83 @@ trap_common:
     stp     x24, x25, [sp, #192]
     stp     x26, x27, [sp, #208]
     stp     x28, x29, [sp, #224]
-    str     x30, [sp, #240]
     mrs     x2, elr_el2
-    mrs     x3, spsr_el2
-    stp     x2, x3, [sp, #FRAME_ELR]
-    mrs     x2, esr_el2
-    mrs     x3, far_el2
-    stp     x2, x3, [sp, #FRAME_ESR]
-    mrs     x2, hpfar_el2
-    str     x2, [sp, #FRAME_HPFAR]
+    stp     x30, x2, [sp, #240]
+    mrs     x2, spsr_el2
+    mrs     x3, esr_el2
+    stp     x2, x3, [sp, #FRAME_SPSR]
+    mrs     x2, far_el2
+    mrs     x3, hpfar_el2
+    stp     x2, x3, [sp, #FRAME_FAR]
+    mrs     x2, sp_el0
+    str     x2, [sp, #FRAME_SP_EL0]
+.endm
 
+// An exception in the hypervisor itself: save, report, (panic never returns).
+hyp_trap:
+    save_gprs_and_syndrome
     mov     x0, sp
     bl      hv_trap
+    b       restore_gprs_and_eret
 
-    ldp     x2, x3, [sp, #FRAME_ELR]
+// A VM exit: also save the guest's FP/SIMD state.
+guest_exit:
+    save_gprs_and_syndrome
+    add     x2, sp, #FRAME_Q
+    stp     q0, q1, [x2, #0]
+    stp     q2, q3, [x2, #32]
+    stp     q4, q5, [x2, #64]
+    stp     q6, q7, [x2, #96]
+    stp     q8, q9, [x2, #128]
+    stp     q10, q11, [x2, #160]
+    stp     q12, q13, [x2, #192]
+    stp     q14, q15, [x2, #224]
+    stp     q16, q17, [x2, #256]
+    stp     q18, q19, [x2, #288]
+    stp     q20, q21, [x2, #320]
+    stp     q22, q23, [x2, #352]
+    stp     q24, q25, [x2, #384]
+    stp     q26, q27, [x2, #416]
+    stp     q28, q29, [x2, #448]
+    stp     q30, q31, [x2, #480]
+    mrs     x2, fpsr
+    mrs     x3, fpcr
+    stp     x2, x3, [sp, #FRAME_FPSR]
+    mov     x0, sp
+    bl      hv_trap
+    // fall through
+
+// Enter (or re-enter) the guest whose frame is at sp. hv_enter_guest jumps
+// here with sp set to a frame C# filled in, for a vCPU's first entry.
+guest_resume:
+    add     x2, sp, #FRAME_Q
+    ldp     q0, q1, [x2, #0]
+    ldp     q2, q3, [x2, #32]
+    ldp     q4, q5, [x2, #64]
+    ldp     q6, q7, [x2, #96]
+    ldp     q8, q9, [x2, #128]
+    ldp     q10, q11, [x2, #160]
+    ldp     q12, q13, [x2, #192]
+    ldp     q14, q15, [x2, #224]
+    ldp     q16, q17, [x2, #256]
+    ldp     q18, q19, [x2, #288]
+    ldp     q20, q21, [x2, #320]
+    ldp     q22, q23, [x2, #352]
+    ldp     q24, q25, [x2, #384]
+    ldp     q26, q27, [x2, #416]
+    ldp     q28, q29, [x2, #448]
+    ldp     q30, q31, [x2, #480]
+    ldp     x2, x3, [sp, #FRAME_FPSR]
+    msr     fpsr, x2
+    msr     fpcr, x3
+
+restore_gprs_and_eret:
+    ldr     x2, [sp, #FRAME_SP_EL0]
+    msr     sp_el0, x2
+    ldp     x30, x2, [sp, #240]
     msr     elr_el2, x2
-    msr     spsr_el2, x3
+    ldr     x2, [sp, #FRAME_SPSR]
+    msr     spsr_el2, x2
     ldp     x2, x3, [sp, #16]
     ldp     x4, x5, [sp, #32]
     ldp     x6, x7, [sp, #48]
@@ -85,7 +156,24 @@ trap_common:
     ldp     x24, x25, [sp, #192]
     ldp     x26, x27, [sp, #208]
     ldp     x28, x29, [sp, #224]
-    ldr     x30, [sp, #240]
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #FRAME_SIZE
     eret
+
+// hv_enter_guest(frame): the frame sits at the top of this CPU's EL2 stack
+// (stack top - FRAME_SIZE), filled in by C#. Drop everything below it and
+// leave through the same restore path a VM exit returns through. Never returns.
+    .global hv_enter_guest
+hv_enter_guest:
+    mov     sp, x0
+    b       guest_resume
+
+// Where the current CPU's guest frame lives: the top of its EL2 stack.
+    .global hv_guest_frame
+hv_guest_frame:
+    adrp    x0, __stacks
+    add     x0, x0, :lo12:__stacks
+    mov     x1, #CPU_STACK_SIZE
+    add     x0, x0, x1
+    sub     x0, x0, #FRAME_SIZE
+    ret

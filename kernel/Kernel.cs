@@ -48,8 +48,15 @@ namespace Hypervisor
 
             DeliberateFault(bootargs);
 
-            Log.Line("[hv] no VMs to run; powering off");
-            Psci.PowerOff();
+            Hypervisor.Vm.Summary.FreeFramesAtStart = Frames.FreeFrames;
+            Hypervisor.Vm.Summary.HeapAtStart = Hypervisor.Runtime.Heap.BytesInUse;
+            Hypervisor.Vm.VmBuilder.CreateFromBundle(s_fdt);
+            if (Hypervisor.Vm.Scheduler.Count == 0)
+            {
+                Log.Line("[hv] no VMs to run; powering off");
+                Psci.PowerOff();
+            }
+            Hypervisor.Vm.Scheduler.RunNext();
         }
 
         private static ReadOnlySpan<byte> DeviceTree(ulong address)

@@ -6,11 +6,18 @@ namespace Hypervisor.Arch
     public unsafe struct TrapFrame
     {
         public fixed ulong X[31];
-        public ulong Elr;
-        public ulong Spsr;
-        public ulong Esr;
-        public ulong Far;
-        public ulong Hpfar;
+        public ulong Elr;       // where ERET returns: the guest's PC
+        public ulong Spsr;      // the guest's PSTATE (mode, DAIF, flags)
+        public ulong Esr;       // syndrome: why we are here
+        public ulong Far;       // faulting virtual address (aborts)
+        public ulong Hpfar;     // faulting IPA >> 12, in bits [43:4] (stage-2 aborts)
+        public ulong SpEl0;
+        public ulong Fpsr;
+        public ulong Fpcr;
+        private ulong _pad;
+        public fixed ulong Q[64]; // q0-q31, saved for VM exits only
+
+        public const int Size = 832;
     }
 
     // Which of the 16 vector entries was taken (boot/vectors.S).

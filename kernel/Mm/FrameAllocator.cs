@@ -105,6 +105,41 @@ namespace Hypervisor.Mm
             return _base + ((ulong)frame << FrameShift);
         }
 
+        // `count` physically contiguous frames whose first frame number is a
+        // multiple of `alignFrames` (e.g. 512 for a 2 MiB stage-2 block, 2 for
+        // the 8 KiB concatenated stage-2 root). Returns the address or 0.
+        // O(frames): meant for VM creation, never for a fault path.
+        public ulong AllocateContiguous(uint count, uint alignFrames, ushort owner)
+        {
+            if (count == 0 || alignFrames == 0 || owner == FrameOwner.Free || _freeCount < count) return 0;
+            // Frame numbers are relative to _base; alignment is of the physical address.
+            ulong baseFrame = _base >> FrameShift;
+            uint first = (uint)((alignFrames - baseFrame % alignFrames) % alignFrames);
+            for (uint start = first; start + count <= _frameCount; start += alignFrames)
+            {
+                uint run = 0;
+                while (run < count && _owner[start + run] == FrameOwner.Free) run++;
+                if (run < count) continue;
+                for (uint i = 0; i < count; i++) _owner[start + i] = owner;
+                RemoveFromFreeStack(start, count);
+                return _base + ((ulong)start << FrameShift);
+            }
+            return 0;
+        }
+
+        // Drops frames [start, start+count), just claimed, from the free stack.
+        private void RemoveFromFreeStack(uint start, uint count)
+        {
+            uint kept = 0;
+            for (uint i = 0; i < _freeCount; i++)
+            {
+                uint f = _freeStack[i];
+                if (f >= start && f < start + count) continue;
+                _freeStack[kept++] = f;
+            }
+            _freeCount = kept;
+        }
+
         public FrameStatus Free(ulong address, ushort owner)
         {
             if (!_sealed) return FrameStatus.NotSealed;

@@ -12,8 +12,10 @@ namespace Hypervisor.Trap
         [RuntimeExport("hv_trap")]
         private static void OnTrap(TrapFrame* frame, ulong kind)
         {
-            // No guest runs yet, so every exception is the hypervisor's own.
-            Panic.FromException(frame, kind);
+            if (VectorKind.IsFromLowerEl(kind) && Hypervisor.Vm.Scheduler.Current != null)
+                GuestExits.Handle(frame, kind);
+            else
+                Panic.FromException(frame, kind);
         }
     }
 

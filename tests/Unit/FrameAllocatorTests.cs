@@ -154,3 +154,58 @@ namespace Hypervisor.Tests.Unit
         }
     }
 }
+
+namespace Hypervisor.Tests.Unit
+{
+    public unsafe class FrameAllocatorContiguousTests : IDisposable
+    {
+        private readonly System.Collections.Generic.List<IntPtr> _blocks = new System.Collections.Generic.List<IntPtr>();
+
+        private FrameAllocator Make(ulong ramBase, uint frames)
+        {
+            var owner = (ushort*)NativeMemory.Alloc(frames * sizeof(ushort));
+            var stack = (uint*)NativeMemory.Alloc(frames * sizeof(uint));
+            _blocks.Add((IntPtr)owner);
+            _blocks.Add((IntPtr)stack);
+            return new FrameAllocator(ramBase, frames, owner, stack);
+        }
+
+        public void Dispose()
+        {
+            foreach (var b in _blocks) NativeMemory.Free((void*)b);
+        }
+
+        [Fact]
+        public void ContiguousRunIsAlignedOwnedAndNeverHandedOutAgain()
+        {
+            // RAM starting at an odd frame: alignment is of the physical address.
+            var a = Make(0x40001000, 2048);
+            a.Reserve(0x40001000, 0x40001000 + 100 * 4096, FrameOwner.Hypervisor);
+            a.Seal();
+            uint freeBefore = a.FreeFrames;
+            ulong block = a.AllocateContiguous(512, 512, FrameOwner.FirstVm);
+            Assert.NotEqual(0UL, block);
+            Assert.Equal(0UL, block % (2UL << 20));
+            Assert.Equal(freeBefore - 512, a.FreeFrames);
+            for (ulong p = block; p < block + (2UL << 20); p += 4096) Assert.Equal(FrameOwner.FirstVm, a.OwnerOf(p));
+            for (ulong p; (p = a.Allocate(FrameOwner.FirstVm + 1)) != 0;)
+                Assert.False(p >= block && p < block + (2UL << 20), "frame of the contiguous run handed out again");
+        }
+
+        [Fact]
+        public void ContiguousFailsCleanlyWhenFragmented()
+        {
+            var a = Make(0x40000000, 64);
+            a.Seal();
+            // Take every other frame: no run of two is left.
+            for (int i = 0; i < 32; i++) { a.Allocate(FrameOwner.Hypervisor); a.Allocate(FrameOwner.FirstVm); }
+            for (ulong p = 0x40000000; p < 0x40000000 + 64 * 4096; p += 8192) a.Free(p, FrameOwner.Hypervisor);
+            Assert.Equal(32u, a.FreeFrames);
+            Assert.Equal(0UL, a.AllocateContiguous(2, 2, FrameOwner.FirstVm));
+            Assert.Equal(32u, a.FreeFrames);
+            ulong one = a.AllocateContiguous(1, 1, FrameOwner.FirstVm);
+            Assert.NotEqual(0UL, one);
+            Assert.Equal(31u, a.FreeFrames);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+
+namespace Guest
+{
+    // System registers and special instructions (guest/boot/cpu.s).
+    public static unsafe class Cpu
+    {
+        [RuntimeImport("*", "read_sctlr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadSctlr();
+        [RuntimeImport("*", "write_sctlr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteSctlr(ulong v);
+        [RuntimeImport("*", "write_tcr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteTcr(ulong v);
+        [RuntimeImport("*", "write_ttbr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteTtbr0(ulong v);
+        [RuntimeImport("*", "write_mair_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteMair(ulong v);
+        [RuntimeImport("*", "write_pmcr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WritePmcr(ulong v);
+        [RuntimeImport("*", "write_pmcntenset_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WritePmcntenset(ulong v);
+        [RuntimeImport("*", "read_pmccntr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCycles();
+        [RuntimeImport("*", "read_cntvct_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadVirtualCount();
+        [RuntimeImport("*", "read_currentel")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCurrentEl();
+        [RuntimeImport("*", "hvc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void HvcCall(ulong* args);
+        [RuntimeImport("*", "smc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void SmcCall(ulong* args);
+        [RuntimeImport("*", "tlb_flush_all")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void TlbFlushAll();
+        [RuntimeImport("*", "barrier_full")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Barrier();
+        [RuntimeImport("*", "mmio_store_pair")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void StorePair32(ulong address, uint a, uint b);
+        [RuntimeImport("*", "mmio_store_post_index")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong StorePostIndex32(ulong address, uint value);
+        [RuntimeImport("*", "mmio_load_pair_pre_index")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong LoadPairPreIndex32(ulong addressPlus8);
+        [RuntimeImport("*", "load64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Load64(ulong address);
+        [RuntimeImport("*", "store64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store64(ulong address, ulong value);
+    }
+
+    // A hypercall's four argument/result registers.
+    public unsafe struct HvcArgs
+    {
+        public ulong X0, X1, X2, X3;
+    }
+
+    public static unsafe class Hvc
+    {
+        public static HvcArgs Call(ulong function, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0)
+        {
+            HvcArgs r;
+            r.X0 = function; r.X1 = a1; r.X2 = a2; r.X3 = a3;
+            Cpu.HvcCall(&r.X0);
+            return r;
+        }
+
+        public static HvcArgs Smc(ulong function, ulong a1 = 0, ulong a2 = 0, ulong a3 = 0)
+        {
+            HvcArgs r;
+            r.X0 = function; r.X1 = a1; r.X2 = a2; r.X3 = a3;
+            Cpu.SmcCall(&r.X0);
+            return r;
+        }
+
+        public static ulong Counter(ulong id) => Call(Hypervisor.Trap.HypercallAbi.ReadCounter, id).X1;
+    }
+}

@@ -1,0 +1,234 @@
+using System;
+using Hypervisor.Boot;
+using Hypervisor.Trap;
+
+namespace Guest
+{
+    // Each self-test observes one hypervisor property from inside the VM and
+    // prints one verdict line. A broken property shows as FAIL, not as a hang:
+    // faults the guest does not expect end it with a FAIL line (Traps.cs).
+    public static unsafe class SelfTests
+    {
+        public static void Run(ReadOnlySpan<byte> list)
+        {
+            if (Listed(list, "uart")) Uart();
+            if (Listed(list, "demand")) DemandPaging();
+            if (Listed(list, "remap")) RemapVisible();
+            if (Listed(list, "abort")) AbortOutsideRam();
+            if (Listed(list, "isv0")) DecodedMmio();
+            if (Listed(list, "psci")) Psci();
+            if (Listed(list, "walk")) Walk();
+            if (Listed(list, "hvc")) UnknownHypercalls();
+        }
+
+        // tests=all, or a comma-separated list of names.
+        private static bool Listed(ReadOnlySpan<byte> list, string name)
+        {
+            if (Fdt.BytesEqual(list, "all")) return true;
+            int start = 0;
+            for (int i = 0; i <= list.Length; i++)
+            {
+                if (i == list.Length || list[i] == ',')
+                {
+                    if (Fdt.BytesEqual(list.Slice(start, i - start), name)) return true;
+                    start = i + 1;
+                }
+            }
+            return false;
+        }
+
+        private static void Verdict(string name, bool pass)
+        {
+            Console.Write("TEST ");
+            Console.Write(name);
+            Console.Write(pass ? " PASS " : " FAIL ");
+        }
+
+        // Every byte written to the UART data register is one MMIO exit.
+        private static void Uart()
+        {
+            ulong before = Hvc.Counter(HypercallAbi.Counter.MmioExits);
+            Console.Line("uart-probe: hello from EL1");
+            ulong exits = Hvc.Counter(HypercallAbi.Counter.MmioExits) - before;
+            // 27 characters including the newline; reading the counter itself is a hypercall, not MMIO.
+            uint flags = Hypervisor.Arch.Mmio.Read32(Console.UartBase + 0x18);
+            bool txEmpty = (flags & (1 << 7)) != 0;
+            Verdict("uart", exits == 27 && txEmpty);
+            Console.Write("mmio_exits=");
+            Console.Dec(exits);
+            Console.Write(" fr=");
+            Console.Hex(flags);
+            Console.Put('\n');
+        }
+
+        // RAM pages are mapped on first touch; each one holds what was written.
+        private static void DemandPaging()
+        {
+            const int Pages = 256;
+            ulong region = Program.Fdt.MemoryBase + (32UL << 20);
+            ulong faultsBefore = Hvc.Counter(HypercallAbi.Counter.Stage2Faults);
+            bool zeroed = true;
+            for (int i = 0; i < Pages; i++)
+            {
+                ulong* p = (ulong*)(region + (ulong)i * 4096);
+                if (p[0] != 0 || p[511] != 0) zeroed = false;
+                for (int j = 0; j < 512; j += 64) p[j] = Pattern(i, j);
+            }
+            bool same = true;
+            for (int i = 0; i < Pages; i++)
+            {
+                ulong* p = (ulong*)(region + (ulong)i * 4096);
+                for (int j = 0; j < 512; j += 64) if (p[j] != Pattern(i, j)) same = false;
+            }
+            ulong faults = Hvc.Counter(HypercallAbi.Counter.Stage2Faults) - faultsBefore;
+            Verdict("demand", same && zeroed && faults == Pages);
+            Console.Write("pages=");
+            Console.Dec(Pages);
+            Console.Write(" stage2_faults=");
+            Console.Dec(faults);
+            Console.Write(zeroed ? " zeroed=yes" : " zeroed=NO");
+            Console.Line(same ? " readback=ok" : " readback=MISMATCH");
+        }
+
+        private static ulong Pattern(int page, int word) => 0x5eed000000000000UL ^ ((ulong)page << 16) ^ (ulong)word;
+
+        // The hypervisor moves one IPA to a new frame. The guest, whose TLB
+        // holds GVA -> old HPA, must see the new contents at once: this fails
+        // if the hypervisor's TLB maintenance leaves out TLBI VMALLE1IS.
+        private static void RemapVisible()
+        {
+            ulong* gva = (ulong*)(Mmu.WindowGva + 3 * 4096);
+            ulong gpa = Mmu.WindowGpa(3);
+            const ulong Old = 0x0101010101010101, New = 0xabcdef0123456789;
+            for (int i = 0; i < 512; i++) gva[i] = Old;
+            ulong warm = 0;
+            for (int i = 0; i < 512; i++) warm += gva[i];   // the TLB now holds the translation
+            var r = Hvc.Call(HypercallAbi.TestRemap, gpa, New);
+            ulong seen0 = gva[0], seen511 = gva[511];
+            Verdict("remap", (long)r.X0 == HypercallAbi.Ok && seen0 == New && seen511 == New && warm == unchecked(Old * 512));
+            Console.Write("gva=");
+            Console.Hex((ulong)gva);
+            Console.Write(" gpa=");
+            Console.Hex(gpa);
+            Console.Write(" saw=");
+            Console.Hex(seen0);
+            Console.Put('\n');
+        }
+
+        // An IPA that is neither RAM nor a device: the hypervisor injects a
+        // synchronous external abort, which this guest catches in its vectors.
+        private static void AbortOutsideRam()
+        {
+            Traps.Expect();
+            ulong v = Cpu.Load64(Mmu.HoleGva + 0x123 * 8);
+            uint ec = (uint)(Traps.LastEsr >> 26) & 0x3f;
+            uint fsc = (uint)Traps.LastEsr & 0x3f;
+            bool ok = Traps.Taken == 1 && ec == 0x25 && fsc == 0x10 && Traps.LastFar == Mmu.HoleGva + 0x123 * 8;
+            Traps.Expect();
+            Cpu.Store64(Mmu.HoleGva, v);
+            bool wnr = ((Traps.LastEsr >> 6) & 1) == 1;
+            ok = ok && Traps.Taken == 1 && wnr;
+            Traps.Armed = false;
+            Verdict("abort", ok);
+            Console.Write("esr=");
+            Console.Hex(Traps.LastEsr);
+            Console.Write(" far=");
+            Console.Hex(Traps.LastFar);
+            Console.Write(" aborts=");
+            Console.Dec(Hvc.Counter(HypercallAbi.Counter.InjectedAborts));
+            Console.Put('\n');
+        }
+
+        // Load/store pair and writeback forms give the hypervisor no syndrome
+        // (ISV=0): it must fetch and decode the instruction itself.
+        private static void DecodedMmio()
+        {
+            Console.Write("isv0: ");
+            Cpu.StorePair32(Console.UartBase, 'X', 0);          // DR <- 'X', RSR/ECR <- 0
+            ulong next = Cpu.StorePostIndex32(Console.UartBase, 'Y');
+            Console.Put('\n');
+            ulong pair = Cpu.LoadPairPreIndex32(Console.UartBase + 0x18 + 8); // FR and ILPR
+            uint fr = (uint)pair;
+            bool ok = next == Console.UartBase + 4 && (fr & (1 << 7)) != 0;
+            Verdict("isv0", ok);
+            Console.Write("post_index_base=");
+            Console.Hex(next);
+            Console.Write(" fr=");
+            Console.Hex(fr);
+            Console.Put('\n');
+        }
+
+        private static void Psci()
+        {
+            bool ok = true;
+            ok &= Expect("version", Hvc.Call(PsciAbi.Version).X0, PsciAbi.Version1_1);
+            ok &= Expect("features(version)", Hvc.Call(PsciAbi.Features, PsciAbi.Version).X0, 0);
+            ok &= Expect("features(cpu_on)", Hvc.Call(PsciAbi.Features, PsciAbi.CpuOn64).X0, 0);
+            ok &= Expect("features(bogus)", Hvc.Call(PsciAbi.Features, 0x8400DEAD).X0, unchecked((ulong)PsciAbi.NotSupportedCode));
+            ok &= Expect("cpu_on(0)", Hvc.Call(PsciAbi.CpuOn64, 0, 0x40080000, 0).X0, unchecked((ulong)PsciAbi.AlreadyOn));
+            ok &= Expect("cpu_on(5)", Hvc.Call(PsciAbi.CpuOn64, 5, 0x40080000, 0).X0, unchecked((ulong)PsciAbi.InvalidParameters));
+            ok &= Expect("affinity(0)", Hvc.Call(PsciAbi.AffinityInfo64, 0, 0).X0, PsciAbi.AffinityOn);
+            ok &= Expect("affinity(7)", Hvc.Call(PsciAbi.AffinityInfo64, 7, 0).X0, unchecked((ulong)PsciAbi.InvalidParameters));
+            ok &= Expect("unknown", Hvc.Call(0x8400FFFF).X0, unchecked((ulong)PsciAbi.NotSupportedCode));
+            ok &= Expect("smc version", Hvc.Smc(PsciAbi.Version).X0, PsciAbi.Version1_1);
+            ok &= Expect("smc unknown", Hvc.Smc(0x8400FFFF).X0, unchecked((ulong)PsciAbi.NotSupportedCode));
+            Verdict("psci", ok);
+            Console.Line("calls=11");
+        }
+
+        private static void UnknownHypercalls()
+        {
+            bool ok = true;
+            ok &= Expect("vendor unknown", Hvc.Call(HypercallAbi.VendorBase + 0x1234).X0, unchecked((ulong)HypercallAbi.NotSupported));
+            ok &= Expect("null", Hvc.Call(HypercallAbi.Null).X0, 0);
+            ok &= Expect("counter bogus", Hvc.Call(HypercallAbi.ReadCounter, 999).X0, unchecked((ulong)HypercallAbi.InvalidParameter));
+            ok &= Expect("remap outside RAM", Hvc.Call(HypercallAbi.TestRemap, 0x20000000, 1).X0, unchecked((ulong)HypercallAbi.InvalidParameter));
+            ok &= Expect("remap unaligned", Hvc.Call(HypercallAbi.TestRemap, Mmu.WindowGpa(1) + 8, 1).X0, unchecked((ulong)HypercallAbi.InvalidParameter));
+            ok &= Expect("console bad gpa", Hvc.Call(HypercallAbi.ConsoleWrite, 0x20000000, 16).X0, unchecked((ulong)HypercallAbi.InvalidParameter));
+            ok &= Expect("walk unmapped", Hvc.Call(HypercallAbi.WalkAddress, 0x0000_1000_0000_0000).X0, unchecked((ulong)HypercallAbi.InvalidParameter));
+            Verdict("hvc", ok);
+            Console.Line("calls=7");
+        }
+
+        private static bool Expect(string what, ulong got, ulong want)
+        {
+            if (got == want) return true;
+            Console.Write("  ");
+            Console.Write(what);
+            Console.Write(": got ");
+            Console.Hex(got);
+            Console.Write(" want ");
+            Console.Hex(want);
+            Console.Put('\n');
+            return false;
+        }
+
+        // GVA -> GPA -> HPA for a window page, as the hypervisor walks it: the
+        // three addresses differ, and the access count matches the table shapes.
+        private static void Walk()
+        {
+            ulong gva = Mmu.WindowGva + 5 * 4096 + 0x128;
+            ulong* p = (ulong*)gva;
+            *p = 42; // make sure stage 2 maps the page
+            var r = Hvc.Call(HypercallAbi.WalkAddress, gva);
+            ulong expectedGpa = Mmu.WindowGpa(5) + 0x128;
+            // Stage 1 has four levels. Each stage-1 table address is a GPA that
+            // stage 2 translates first; the guest image (and its tables) sits in
+            // a 2 MiB stage-2 block (2 reads), the window page in a 4 KiB page
+            // (3 reads: stage 2 starts at level 1). 4 * (2 + 1) + 3 = 15.
+            const ulong ExpectedAccesses = 15;
+            bool ok = (long)r.X0 == HypercallAbi.Ok && r.X1 == expectedGpa && r.X2 != r.X1 && r.X2 != gva
+                      && (r.X2 & 0xfff) == 0x128 && r.X3 == ExpectedAccesses;
+            Verdict("walk", ok);
+            Console.Write("gva=");
+            Console.Hex(gva);
+            Console.Write(" gpa=");
+            Console.Hex(r.X1);
+            Console.Write(" hpa=");
+            Console.Hex(r.X2);
+            Console.Write(" accesses=");
+            Console.Dec(r.X3);
+            Console.Put('\n');
+        }
+    }
+}

@@ -1,0 +1,38 @@
+namespace Hypervisor.Arch
+{
+    // HCR_EL2, the Hypervisor Configuration Register: which guest actions trap
+    // to EL2 and how the guest's world is set up. Every bit the hypervisor sets
+    // is here, with the reason (Arm ARM D19.2.48 "HCR_EL2").
+    public static class Hcr
+    {
+        public const ulong VM = 1UL << 0;    // stage-2 translation on for EL1&0: the heart of it
+        public const ulong SWIO = 1UL << 1;  // data cache invalidate by set/way becomes clean+invalidate:
+                                             // a guest must not discard lines that hold another VM's dirty data
+        public const ulong FMO = 1UL << 3;   // physical FIQs go to EL2, the guest sees virtual FIQs
+        public const ulong IMO = 1UL << 4;   // physical IRQs go to EL2, the guest sees virtual IRQs
+        public const ulong AMO = 1UL << 5;   // physical SErrors go to EL2, the guest sees virtual SErrors
+        public const ulong FB = 1UL << 9;    // the guest's TLB/cache maintenance is broadcast inner-shareable,
+                                             // so it stays correct if its vCPU moves between CPUs
+        public const ulong BSU_Inner = 1UL << 10; // the guest's barriers are at least inner-shareable, same reason
+        public const ulong TWI = 1UL << 13;  // trap WFI: an idle guest gives the CPU back
+        public const ulong TWE = 1UL << 14;  // trap WFE: a spinning guest gives the CPU back
+        public const ulong TSC = 1UL << 19;  // trap SMC: the guest must not reach the real firmware at EL3
+        public const ulong TTLB = 1UL << 25; // trap guest TLB maintenance (shadow paging)
+        public const ulong TVM = 1UL << 26;  // trap guest writes to translation registers (shadow paging)
+        public const ulong TRVM = 1UL << 30; // trap guest reads of translation registers (shadow paging)
+        public const ulong RW = 1UL << 31;   // EL1 is AArch64
+
+        // What every VM in stage-2 paging mode runs with.
+        public const ulong GuestDefault = VM | SWIO | FMO | IMO | AMO | FB | BSU_Inner | TWI | TWE | TSC | RW;
+    }
+
+    // SPSR values for entering a guest.
+    public static class Pstate
+    {
+        public const ulong ModeEl1h = 0b0101;        // EL1, using SP_EL1
+        public const ulong ModeEl1t = 0b0100;        // EL1, using SP_EL0
+        public const ulong ModeEl0t = 0b0000;
+        public const ulong DaifMasked = 0xfUL << 6;  // D, A, I, F all masked, as at reset
+        public const ulong GuestEntry = ModeEl1h | DaifMasked;
+    }
+}

@@ -1,0 +1,109 @@
+using System;
+using Hypervisor.Arch;
+using Hypervisor.Trap;
+using Hypervisor.Vm;
+
+namespace Hypervisor.Mm
+{
+    // A VM's RAM as the hypervisor manages it: frames come from the host pool
+    // on first touch (demand paging), are owned by the VM in the frame table,
+    // and are scrubbed before they go back.
+    public static unsafe class GuestMemory
+    {
+        private const ulong PageMask = 0xfff;
+        private const ulong RamAttributes = Hypervisor.Arch.Stage2.NormalReadWriteExecute;
+
+        // Host-physical address behind `ipa`, or 0 when stage 2 maps nothing there.
+        public static ulong HostAddressOf(VirtualMachine vm, ulong ipa)
+        {
+            if (vm.Stage2.Translate(ipa, out ulong pa, out _, out _) != Stage2Status.Ok) return 0;
+            return pa;
+        }
+
+        // Stage-2 translation fault on RAM: a fresh zeroed frame for that page.
+        // False when the host has no frame left.
+        public static bool MapOnDemand(VirtualMachine vm, ulong ipa)
+        {
+            ulong frame = Kernel.Frames.Allocate(vm.Owner);
+            if (frame == 0) return false;
+            HostMemory.ZeroFrame(frame);
+            if (vm.Stage2.Map4K(ipa & ~PageMask, frame, RamAttributes) != Stage2Status.Ok)
+            {
+                Kernel.Frames.Free(frame, vm.Owner);
+                return false;
+            }
+            vm.Counters[HypercallAbi.Counter.Stage2Faults]++;
+            vm.Counters[HypercallAbi.Counter.PagesMapped]++;
+            Charge(vm, 1);
+            return true;
+        }
+
+        // The test service behind HypercallAbi.TestRemap: the page at `ipa` moves
+        // to a new frame filled with `pattern`; the old frame is scrubbed and freed.
+        public static long RemapToFreshFrame(VirtualMachine vm, ulong ipa, ulong pattern)
+        {
+            if ((ipa & PageMask) != 0 || !vm.IsRam(ipa)) return HypercallAbi.InvalidParameter;
+            ulong frame = Kernel.Frames.Allocate(vm.Owner);
+            if (frame == 0) return HypercallAbi.NoMemory;
+            HostMemory.FillFrame(frame, pattern);
+            ulong old = HostAddressOf(vm, ipa);
+            // Map4K does break-before-make: invalid entry, TLBI, new entry.
+            if (vm.Stage2.Map4K(ipa, frame, RamAttributes) != Stage2Status.Ok)
+            {
+                Kernel.Frames.Free(frame, vm.Owner);
+                return HypercallAbi.NoMemory;
+            }
+            Charge(vm, 1);
+            if (old != 0) Release(vm, old);
+            return HypercallAbi.Ok;
+        }
+
+        // Copies bytes into guest RAM (image loading), mapping pages as needed.
+        public static bool CopyIn(VirtualMachine vm, ulong ipa, ReadOnlySpan<byte> data)
+        {
+            for (int done = 0; done < data.Length;)
+            {
+                ulong at = ipa + (ulong)done;
+                if (!vm.IsRam(at)) return false;
+                ulong hpa = HostAddressOf(vm, at);
+                if (hpa == 0)
+                {
+                    if (!MapOnDemand(vm, at)) return false;
+                    hpa = HostAddressOf(vm, at);
+                }
+                int chunk = (int)Math.Min((ulong)(data.Length - done), 4096 - (at & PageMask));
+                byte* dst = (byte*)hpa;
+                for (int i = 0; i < chunk; i++) dst[i] = data[done + i];
+                done += chunk;
+            }
+            return true;
+        }
+
+        // Scrubs and frees every frame the VM's stage 2 maps (teardown).
+        public static void ReleaseAll(VirtualMachine vm)
+        {
+            Span<ulong> ipas = stackalloc ulong[64];
+            Span<ulong> pas = stackalloc ulong[64];
+            ulong next = 0;
+            while (next < vm.Stage2.IpaLimit)
+            {
+                int n = vm.Stage2.CollectMappings(next, ipas, pas, out next);
+                for (int i = 0; i < n; i++) Release(vm, pas[i]);
+                if (n == 0 && next >= vm.Stage2.IpaLimit) break;
+            }
+        }
+
+        // A frame leaves the VM: zeroed first, so nobody else ever sees its data.
+        private static void Release(VirtualMachine vm, ulong frame)
+        {
+            HostMemory.ZeroFrame(frame);
+            if (Kernel.Frames.Free(frame, vm.Owner) == FrameStatus.Ok) Charge(vm, -1);
+        }
+
+        private static void Charge(VirtualMachine vm, int frames)
+        {
+            vm.FramesOwned = (ulong)((long)vm.FramesOwned + frames);
+            if (vm.FramesOwned > vm.PeakFrames) vm.PeakFrames = vm.FramesOwned;
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using Hypervisor.Arch;
+using Hypervisor.Trap;
+using Hypervisor.Vm;
+
+namespace Hypervisor.Mm
+{
+    // TLB maintenance: one function per kind of change, and the only place in
+    // the kernel that issues TLBI. Each runs with the VM's VMID in VTTBR_EL2,
+    // because TLBI by IPA and by VMALL act on "the current VMID".
+    //
+    //   one stage-2 mapping of a VM changed  -> FlushIpa
+    //   a batch of stage-2 mappings changed  -> FlushIpaStage2Only per page, then FlushStage1
+    //   a VM's whole address space is gone   -> FlushVm
+    public static class Tlb
+    {
+        [RuntimeImport("*", "tlb_flush_ipa")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiIpaThenVmallE1(ulong ipa);
+        [RuntimeImport("*", "tlb_flush_ipa_stage2_only")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiIpa(ulong ipa);
+        [RuntimeImport("*", "tlb_flush_vm_stage1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiVmallE1();
+        [RuntimeImport("*", "tlb_flush_vmid")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiVmallS12E1();
+
+        // TLBI IPAS2E1IS, DSB, TLBI VMALLE1IS, DSB, ISB. The second TLBI is not
+        // optional: the CPU may cache the guest's GVA -> HPA translation as one
+        // combined entry that an IPA-based invalidation does not find.
+        public static void FlushIpa(VirtualMachine vm, ulong ipa)
+        {
+            ulong saved = EnterVmid(vm);
+            TlbiIpaThenVmallE1(ipa);
+            LeaveVmid(saved);
+            vm.Counters[HypercallAbi.Counter.TlbiIpa]++;
+            vm.Counters[HypercallAbi.Counter.TlbiVmallE1]++;
+        }
+
+        public static void FlushIpaStage2Only(VirtualMachine vm, ulong ipa)
+        {
+            ulong saved = EnterVmid(vm);
+            TlbiIpa(ipa);
+            LeaveVmid(saved);
+            vm.Counters[HypercallAbi.Counter.TlbiIpa]++;
+        }
+
+        public static void FlushStage1(VirtualMachine vm)
+        {
+            ulong saved = EnterVmid(vm);
+            TlbiVmallE1();
+            LeaveVmid(saved);
+            vm.Counters[HypercallAbi.Counter.TlbiVmallE1]++;
+        }
+
+        // TLBI VMALLS12E1IS: every stage-1 and stage-2 entry tagged with the VMID.
+        public static void FlushVm(VirtualMachine vm)
+        {
+            ulong saved = EnterVmid(vm);
+            TlbiVmallS12E1();
+            LeaveVmid(saved);
+            vm.Counters[HypercallAbi.Counter.TlbiVmallS12E1]++;
+        }
+
+        private static ulong EnterVmid(VirtualMachine vm)
+        {
+            ulong current = SysReg.ReadVttbrEl2();
+            if (current != vm.Vttbr) SysReg.WriteVttbrEl2(vm.Vttbr);
+            return current;
+        }
+
+        private static void LeaveVmid(ulong saved)
+        {
+            if (SysReg.ReadVttbrEl2() != saved) SysReg.WriteVttbrEl2(saved);
+        }
+    }
+
+    // The stage-2 table code's hook into the function above.
+    public sealed class VmTlb : TlbMaintenance
+    {
+        private readonly VirtualMachine _vm;
+        public VmTlb(VirtualMachine vm) { _vm = vm; }
+        public override void InvalidateIpa(ulong ipa) => Tlb.FlushIpa(_vm, ipa);
+    }
+}

@@ -1,0 +1,143 @@
+using System;
+using Hypervisor.Arch;
+using Hypervisor.Console;
+using Hypervisor.Devices;
+using Hypervisor.Mm;
+using Hypervisor.Vm;
+
+namespace Hypervisor.Trap
+{
+    // Stage-2 aborts: the guest touched an IPA that stage 2 does not map (or
+    // maps without the access it tried). Three answers:
+    //   RAM      -> map a frame on first touch and let the guest retry;
+    //   a device -> emulate the access, step over the instruction;
+    //   anything else -> inject a synchronous external abort into the guest.
+    public static unsafe class DataAborts
+    {
+        public static void Handle(VirtualMachine vm, TrapFrame* frame)
+        {
+            var syndrome = new DataAbortSyndrome(frame->Esr);
+            ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
+
+            if (vm.IsRam(ipa))
+            {
+                if (syndrome.Status.IsTranslation)
+                {
+                    if (!GuestMemory.MapOnDemand(vm, ipa)) Scheduler.StopCurrent("host out of memory on a demand fault");
+                    return;   // ELR unchanged: the guest retries the access
+                }
+                Log.Write("[hv] vm ");
+                Log.Write(vm.Name);
+                Log.Write(": unexpected ");
+                Log.Write(FaultStatusCode.Name(syndrome.StatusCode));
+                Log.Write(" on RAM at IPA ");
+                Log.Hex(ipa);
+                Log.NewLine();
+                Injection.DataAbort(vm, frame, syndrome.IsWrite);
+                return;
+            }
+
+            MmioDevice device = vm.FindDevice(ipa);
+            if (device == null || syndrome.OnStage1TableWalk || syndrome.CacheMaintenance)
+            {
+                // Not RAM, no device, or the guest's page tables point at MMIO.
+                Injection.DataAbort(vm, frame, syndrome.IsWrite);
+                return;
+            }
+            vm.Counters[HypercallAbi.Counter.MmioExits]++;
+            if (!EmulateMmio(vm, frame, device, syndrome, ipa)) Injection.DataAbort(vm, frame, syndrome.IsWrite);
+        }
+
+        // Instruction fetch from an unmapped IPA: RAM is mapped on demand (a guest
+        // runs code it has just loaded); fetching from anything else aborts.
+        public static void HandleInstructionFetch(VirtualMachine vm, TrapFrame* frame)
+        {
+            var syndrome = new DataAbortSyndrome(frame->Esr);
+            ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
+            if (vm.IsRam(ipa) && syndrome.Status.IsTranslation)
+            {
+                if (!GuestMemory.MapOnDemand(vm, ipa)) Scheduler.StopCurrent("host out of memory on a demand fault");
+                return;
+            }
+            Injection.InstructionAbort(vm, frame);
+        }
+
+        private static bool EmulateMmio(VirtualMachine vm, TrapFrame* frame, MmioDevice device, DataAbortSyndrome syndrome, ulong ipa)
+        {
+            var registers = new Span<ulong>(frame->X, 31);
+            LoadStoreInstruction access;
+            ulong firstIpa = ipa;
+            ulong sp = StackPointer(frame);
+
+            if (syndrome.IsInstructionSyndromeValid)
+            {
+                // ISV=1: the syndrome names size, register and direction.
+                access = MmioEmulation.FromSyndrome(syndrome);
+                if (!access.IsSupported) return false;
+            }
+            else
+            {
+                // ISV=0 (pairs, writeback forms): read the instruction itself.
+                if (!FetchInstruction(vm, frame->Elr, out uint instruction)) return false;
+                access = LoadStoreDecoder.Decode(instruction);
+                if (!access.IsSupported || !MmioEmulation.AgreesWithSyndrome(access, syndrome)) return false;
+                // FAR may name the second element of a pair: find the first.
+                if (MmioEmulation.ComputeAddress(access, registers, sp, out ulong firstVa) != EmulationStatus.Done) return false;
+                firstIpa = ipa - (frame->Far - firstVa);
+            }
+
+            ulong offset = firstIpa - device.Base;
+            ulong first = 0, second = 0;
+            if (access.IsStore)
+            {
+                if (MmioEmulation.ReadStoreData(access, registers, out first, out second) != EmulationStatus.Done) return false;
+                if (!device.Write(vm, offset, access.AccessSize, first)) return false;
+                if (access.RegisterCount == 2 && !device.Write(vm, offset + (ulong)access.AccessSize, access.AccessSize, second)) return false;
+            }
+            else
+            {
+                if (!device.Read(vm, offset, access.AccessSize, out first)) return false;
+                if (access.RegisterCount == 2 && !device.Read(vm, offset + (ulong)access.AccessSize, access.AccessSize, out second)) return false;
+            }
+            if (MmioEmulation.Finish(access, registers, ref sp, first, second) != EmulationStatus.Done) return false;
+            SetStackPointer(frame, sp);
+            frame->Elr += 4;
+            return true;
+        }
+
+        // The instruction at the guest's PC: a GVA, translated through the
+        // guest's own tables (when its MMU is on) and then through stage 2.
+        private static bool FetchInstruction(VirtualMachine vm, ulong pc, out uint instruction)
+        {
+            instruction = 0;
+            ulong hpa;
+            if ((SysReg.ReadSctlrEl1() & 1) == 0)
+            {
+                hpa = GuestMemory.HostAddressOf(vm, pc);
+            }
+            else
+            {
+                GuestTranslationRegisters regs;
+                regs.Ttbr0El1 = SysReg.ReadTtbr0El1();
+                regs.Ttbr1El1 = SysReg.ReadTtbr1El1();
+                regs.TcrEl1 = SysReg.ReadTcrEl1();
+                Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];
+                if (TwoStageWalker.Translate(vm.Stage2, regs, pc, steps, out TwoStageResult result) != TwoStageStatus.Ok) return false;
+                hpa = result.Hpa;
+            }
+            if (hpa == 0 || (hpa & 3) != 0) return false;
+            instruction = *(uint*)hpa;
+            return true;
+        }
+
+        // The guest's SP as the instruction sees it: SP_EL1 at EL1h, else SP_EL0.
+        private static ulong StackPointer(TrapFrame* frame) =>
+            (frame->Spsr & 0xf) == Pstate.ModeEl1h ? SysReg.ReadSpEl1() : frame->SpEl0;
+
+        private static void SetStackPointer(TrapFrame* frame, ulong sp)
+        {
+            if ((frame->Spsr & 0xf) == Pstate.ModeEl1h) SysReg.WriteSpEl1(sp);
+            else frame->SpEl0 = sp;
+        }
+    }
+}

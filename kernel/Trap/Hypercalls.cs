@@ -1,0 +1,72 @@
+using Hypervisor.Arch;
+using Hypervisor.Console;
+using Hypervisor.Mm;
+using Hypervisor.Vm;
+
+namespace Hypervisor.Trap
+{
+    // HVC #0 (and trapped SMC #0) from a guest, by SMCCC function id in x0:
+    // PSCI (power), the standard SMCCC version query, and the hypervisor's own
+    // vendor calls (HypercallAbi). Every unknown id gets NOT_SUPPORTED in x0;
+    // bad arguments get an error code; nothing a guest passes stops anything
+    // but, at worst, that guest.
+    public static unsafe class Hypercalls
+    {
+        public static void Handle(VirtualMachine vm, TrapFrame* frame)
+        {
+            vm.Counters[HypercallAbi.Counter.Hypercalls]++;
+            ulong fid = frame->X[0];
+            if ((fid & 0xff000000) == HypercallAbi.VendorBase) Vendor(vm, frame, fid);
+            else if (fid == PsciAbi.SmcccVersion) Return(frame, 0x10001);   // SMCCC 1.1
+            else VirtualPsci.Handle(vm, frame, fid);
+        }
+
+        private static void Vendor(VirtualMachine vm, TrapFrame* frame, ulong fid)
+        {
+            switch (fid)
+            {
+                case HypercallAbi.Null:
+                    Return(frame, 0);
+                    break;
+                case HypercallAbi.ConsoleWrite:
+                    ConsoleWrite(vm, frame);
+                    break;
+                case HypercallAbi.ReadCounter:
+                    ulong id = frame->X[1];
+                    if (id >= HypercallAbi.Counter.Count) Error(frame, HypercallAbi.InvalidParameter);
+                    else { Return(frame, 0); frame->X[1] = vm.Counters[id]; }
+                    break;
+                case HypercallAbi.TestRemap:
+                    Error(frame, GuestMemory.RemapToFreshFrame(vm, frame->X[1], frame->X[2]));
+                    break;
+                case HypercallAbi.WalkAddress:
+                    AddressWalk.ForHypercall(vm, frame);
+                    break;
+                default:
+                    Error(frame, HypercallAbi.NotSupported);
+                    break;
+            }
+        }
+
+        // x1 = GPA, x2 = length (at most a page): the bytes go out as "[name] ..." lines.
+        private static void ConsoleWrite(VirtualMachine vm, TrapFrame* frame)
+        {
+            ulong gpa = frame->X[1], length = frame->X[2];
+            if (length > 4096 || !vm.IsRam(gpa) || !vm.IsRam(gpa + length - 1) || length == 0)
+            {
+                Error(frame, HypercallAbi.InvalidParameter);
+                return;
+            }
+            for (ulong i = 0; i < length; i++)
+            {
+                ulong hpa = GuestMemory.HostAddressOf(vm, gpa + i);
+                byte b = hpa == 0 ? (byte)0 : *(byte*)hpa;
+                vm.Uart.Write(vm, 0, 1, b);
+            }
+            Return(frame, length);
+        }
+
+        public static void Return(TrapFrame* frame, ulong value) => frame->X[0] = value;
+        public static void Error(TrapFrame* frame, long status) => frame->X[0] = (ulong)status;
+    }
+}

@@ -1,0 +1,62 @@
+using Hypervisor.Arch;
+using Hypervisor.Trap;
+using Hypervisor.Vm;
+
+namespace Hypervisor.Trap
+{
+    // Making the guest take an exception, as the hardware would have: the answer
+    // to any access or instruction the hypervisor will not complete. The guest's
+    // own vector table then handles it; the hypervisor never panics for it.
+    //
+    // The guest's EL1 registers are live in the CPU while we run (the hypervisor
+    // never uses EL1), so ESR/FAR/ELR/SPSR_EL1 are written directly; ELR_EL2 and
+    // SPSR_EL2 in the frame are redirected to the guest's vector.
+    public static unsafe class Injection
+    {
+        private const ulong IlBit = 1UL << 25;                // 32-bit instruction
+        private const uint SyncExternalAbort = 0x10;          // DFSC/IFSC
+        private const ulong ModeMask = 0xf;
+
+        public static void DataAbort(VirtualMachine vm, TrapFrame* frame, bool write)
+        {
+            uint ec = FromEl0(frame) ? ExceptionClass.DataAbortLowerEl : ExceptionClass.DataAbortSameEl;
+            ulong iss = SyncExternalAbort | (write ? 1UL << 6 : 0);
+            Deliver(vm, frame, ec, iss, frame->Far);
+        }
+
+        public static void InstructionAbort(VirtualMachine vm, TrapFrame* frame)
+        {
+            uint ec = FromEl0(frame) ? ExceptionClass.InstructionAbortLowerEl : ExceptionClass.InstructionAbortSameEl;
+            Deliver(vm, frame, ec, SyncExternalAbort, frame->Far);
+        }
+
+        public static void UndefinedInstruction(VirtualMachine vm, TrapFrame* frame)
+        {
+            Deliver(vm, frame, ExceptionClass.Unknown, 0, 0);
+        }
+
+        private static bool FromEl0(TrapFrame* frame) => (frame->Spsr & ModeMask) == Pstate.ModeEl0t;
+
+        // Vector offset inside VBAR_EL1 for a synchronous exception, chosen by
+        // where the guest was: EL1 on SP_EL0 -> 0x000, EL1 on SP_EL1 -> 0x200,
+        // EL0 (AArch64) -> 0x400.
+        private static ulong VectorOffset(TrapFrame* frame)
+        {
+            ulong mode = frame->Spsr & ModeMask;
+            if (mode == Pstate.ModeEl1t) return 0x000;
+            if (mode == Pstate.ModeEl1h) return 0x200;
+            return 0x400;
+        }
+
+        private static void Deliver(VirtualMachine vm, TrapFrame* frame, uint ec, ulong iss, ulong far)
+        {
+            SysReg.WriteEsrEl1(((ulong)ec << 26) | IlBit | iss);
+            SysReg.WriteFarEl1(far);
+            SysReg.WriteElrEl1(frame->Elr);
+            SysReg.WriteSpsrEl1(frame->Spsr);
+            frame->Elr = SysReg.ReadVbarEl1() + VectorOffset(frame);
+            frame->Spsr = Pstate.GuestEntry;
+            vm.Counters[HypercallAbi.Counter.InjectedAborts]++;
+        }
+    }
+}

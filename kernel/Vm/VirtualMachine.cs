@@ -1,0 +1,68 @@
+using System;
+using Hypervisor.Devices;
+using Hypervisor.Mm;
+using Hypervisor.Trap;
+
+namespace Hypervisor.Vm
+{
+    public enum VmState { Created, Running, Stopped }
+
+    // One guest: its memory (a stage-2 address space with its own VMID), its
+    // single vCPU's saved state, its devices and its counters.
+    public sealed class VirtualMachine
+    {
+        public const ulong GuestRamBase = 0x40000000;   // as on QEMU virt, so standard guests run unmodified
+        public const int MaxDevices = 4;
+
+        public readonly int Index;
+        public readonly ushort Owner;                   // frame-owner tag of its RAM frames
+        public readonly byte[] NameBytes;
+        public readonly ulong RamBase = GuestRamBase;
+        public readonly ulong RamSize;
+
+        public VmState State;
+        public Stage2Table Stage2;
+        public ulong Stage2Root;                        // PA of the 8 KiB concatenated level-1 root
+        public uint Stage2RootFrames;
+        public ushort Vmid;
+        public ulong Vttbr;
+        public ulong Vtcr;
+        public ulong Hcr;
+
+        public readonly ulong[] Counters = new ulong[HypercallAbi.Counter.Count];
+        public readonly MmioDevice[] Devices = new MmioDevice[MaxDevices];
+        public int DeviceCount;
+        public VirtualPl011 Uart;
+        public HostPageTableMemory TableMemory;
+
+        public ulong EntryPoint;
+        public ulong DtbIpa;
+        public ulong FramesOwned;
+        public ulong PeakFrames;
+
+        public VirtualMachine(int index, ReadOnlySpan<byte> name, ulong ramSize)
+        {
+            Index = index;
+            Owner = (ushort)(FrameOwner.FirstVm + index);
+            NameBytes = new byte[name.Length];
+            for (int i = 0; i < name.Length; i++) NameBytes[i] = name[i];
+            RamSize = ramSize;
+        }
+
+        public ReadOnlySpan<byte> Name => NameBytes;
+
+        public bool IsRam(ulong ipa) => ipa >= RamBase && ipa - RamBase < RamSize;
+
+        public void AddDevice(MmioDevice device)
+        {
+            if (DeviceCount < MaxDevices) Devices[DeviceCount++] = device;
+        }
+
+        public MmioDevice FindDevice(ulong ipa)
+        {
+            for (int i = 0; i < DeviceCount; i++)
+                if (Devices[i].Contains(ipa)) return Devices[i];
+            return null;
+        }
+    }
+}

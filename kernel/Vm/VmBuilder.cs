@@ -1,0 +1,234 @@
+using System;
+using Hypervisor.Arch;
+using Hypervisor.Boot;
+using Hypervisor.Console;
+using Hypervisor.Devices;
+using Hypervisor.Mm;
+
+namespace Hypervisor.Vm
+{
+    // Creates the VMs the guest bundle describes: the bundle is the initrd QEMU
+    // (or a boot loader) hands the hypervisor, a newc cpio with vms.conf and
+    // the guest images. A bad line or a missing image costs that VM only.
+    public static unsafe class VmBuilder
+    {
+        private const int IpaBits = 40;
+        private const int MaxSegments = 8;
+        private const int DtbBufferSize = 64 * 1024;
+
+        private static Stage2Layout s_layout;
+        private static byte[] s_dtb;
+        private static byte[] s_dtbStrings;
+
+        public static void CreateFromBundle(in FdtInfo host)
+        {
+            if (!host.HasInitrd)
+                return;
+            var bundle = new ReadOnlySpan<byte>((void*)host.InitrdStart, (int)(host.InitrdEnd - host.InitrdStart));
+            CpioStatus found = Cpio.Find(bundle, "vms.conf", out CpioEntry confEntry);
+            if (found != CpioStatus.Ok)
+            {
+                Log.Write("[hv] guest bundle: no vms.conf (");
+                Log.Write(Cpio.Message(found));
+                Log.Line(")");
+                return;
+            }
+            ReadOnlySpan<byte> conf = Cpio.EntryData(bundle, confEntry);
+
+            Stage2LayoutStatus layoutStatus = Stage2Layout.Compute(IpaBits, (uint)(SysReg.ReadIdAa64Mmfr0El1() & 0xf), false, out s_layout);
+            if (layoutStatus != Stage2LayoutStatus.Ok)
+            {
+                Log.Line("[hv] this CPU cannot give guests a 40-bit IPA space; no VMs");
+                return;
+            }
+            s_dtb = new byte[DtbBufferSize];
+            s_dtbStrings = new byte[4096];
+
+            var specs = new VmSpec[VmConfig.MaxVms];
+            var errors = new VmConfigError[32];
+            VmConfigResult parsed = VmConfig.Parse(conf, specs, errors, out HvSettings settings);
+            for (int i = 0; i < parsed.ErrorCount && i < errors.Length; i++)
+            {
+                Log.Write("[hv] vms.conf:");
+                Log.Dec((ulong)errors[i].Line);
+                Log.Write(": ");
+                Log.Write(VmConfig.Message(errors[i].Kind));
+                if (!errors[i].Token.IsEmpty)
+                {
+                    Log.Write(" '");
+                    Log.Write(errors[i].Token.Of(conf));
+                    Log.Write("'");
+                }
+                Log.Line("; line ignored");
+            }
+            for (int i = 0; i < parsed.VmCount; i++) Create(specs[i], conf, bundle);
+        }
+
+        private static void Create(in VmSpec spec, ReadOnlySpan<byte> conf, ReadOnlySpan<byte> bundle)
+        {
+            ReadOnlySpan<byte> name = spec.Name.Of(conf);
+            ReadOnlySpan<byte> imageName = BaseName(spec.Image.Of(conf));
+            if (Cpio.Find(bundle, imageName, out CpioEntry imageEntry) != CpioStatus.Ok)
+            {
+                Refuse(spec, name, "image not in the bundle: ", imageName);
+                return;
+            }
+            ulong available = (ulong)Kernel.Frames.FreeFrames * FrameAllocator.FrameSize;
+            if (spec.MemoryBytes > available)
+            {
+                Refuse(spec, name, "more memory than the host has free", default);
+                return;
+            }
+            ReadOnlySpan<byte> image = Cpio.EntryData(bundle, imageEntry);
+            Span<GuestSegment> segments = stackalloc GuestSegment[MaxSegments];
+            GuestImageStatus imageStatus = GuestImage.Describe(image, spec.Kind, VirtualMachine.GuestRamBase, spec.MemoryBytes, segments, out GuestImageInfo info);
+            if (imageStatus != GuestImageStatus.Ok)
+            {
+                Refuse(spec, name, GuestImage.Message(imageStatus), default);
+                return;
+            }
+
+            var vm = new VirtualMachine(Scheduler.Count, name, spec.MemoryBytes);
+            if (!BuildAddressSpace(vm) || !Load(vm, image, segments, info) || !WriteDeviceTree(vm, spec.Args.Of(conf)))
+            {
+                Refuse(spec, name, "not enough host memory to build it", default);
+                VmTeardown.Destroy(vm);
+                return;
+            }
+            vm.EntryPoint = info.Entry;
+            vm.Uart = new VirtualPl011(VirtualPl011.DefaultBase);
+            vm.AddDevice(vm.Uart);
+            Scheduler.Add(vm);
+
+            Log.Write("[hv] vm ");
+            Log.Write(name);
+            Log.Write(": mem=");
+            Log.Size(spec.MemoryBytes);
+            Log.Write(" image=");
+            Log.Write(imageName);
+            Log.Write(" (");
+            Log.Write(KindName(info.Kind));
+            Log.Write(", entry ");
+            Log.Hex(info.Entry);
+            Log.Write(") args=\"");
+            Log.Write(spec.Args.Of(conf));
+            Log.Line("\"");
+        }
+
+        // Stage-2 root (two concatenated level-1 tables: 8 KiB, 8 KiB aligned),
+        // VMID, and the first 2 MiB of RAM as one block where the host has a
+        // free, aligned 2 MiB run (the image and device tree go there).
+        private static bool BuildAddressSpace(VirtualMachine vm)
+        {
+            uint rootFrames = (uint)(s_layout.RootTableBytes / FrameAllocator.FrameSize);
+            ulong root = Kernel.Frames.AllocateContiguous(rootFrames, rootFrames, FrameOwner.Hypervisor);
+            if (root == 0) return false;
+            vm.Stage2RootFrames = rootFrames;
+            for (ulong off = 0; off < s_layout.RootTableBytes; off += FrameAllocator.FrameSize) HostMemory.ZeroFrame(root + off);
+            vm.Stage2Root = root;
+            vm.Vmid = (ushort)(vm.Index + 1);
+            vm.Vtcr = s_layout.Vtcr;
+            vm.Vttbr = Stage2Layout.Vttbr(root, vm.Vmid);
+            vm.Hcr = Hcr.GuestDefault;
+            vm.TableMemory = new HostPageTableMemory(Kernel.Frames);
+            vm.Stage2 = new Stage2Table(vm.TableMemory, new VmTlb(vm), root);
+
+            if (vm.RamSize >= Stage2Table.BlockSize)
+            {
+                ulong block = Kernel.Frames.AllocateContiguous(512, 512, vm.Owner);
+                if (block != 0)
+                {
+                    for (ulong off = 0; off < Stage2Table.BlockSize; off += FrameAllocator.FrameSize) HostMemory.ZeroFrame(block + off);
+                    if (vm.Stage2.Map2M(vm.RamBase, block, Hypervisor.Arch.Stage2.NormalReadWriteExecute) != Stage2Status.Ok)
+                    {
+                        for (ulong off = 0; off < Stage2Table.BlockSize; off += FrameAllocator.FrameSize) Kernel.Frames.Free(block + off, vm.Owner);
+                        return false;
+                    }
+                    vm.FramesOwned += 512;
+                    vm.PeakFrames = vm.FramesOwned;
+                }
+            }
+            return true;
+        }
+
+        private static bool Load(VirtualMachine vm, ReadOnlySpan<byte> image, Span<GuestSegment> segments, in GuestImageInfo info)
+        {
+            for (int i = 0; i < info.SegmentCount; i++)
+            {
+                GuestSegment s = segments[i];
+                // Memory beyond the file part (.bss) is already zero: every
+                // frame a VM gets is zeroed first.
+                if (!GuestMemory.CopyIn(vm, s.PhysicalAddress, image.Slice((int)s.FileOffset, (int)s.FileSize))) return false;
+            }
+            return true;
+        }
+
+        // The guest's device tree goes at the start of its RAM.
+        private static bool WriteDeviceTree(VirtualMachine vm, ReadOnlySpan<byte> bootargs)
+        {
+            GuestDtbSpec spec = default;
+            spec.MemoryBase = vm.RamBase;
+            spec.MemorySize = vm.RamSize;
+            spec.CpuCount = 1;
+            if (GuestDtb.Build(s_dtb, spec, bootargs, out int size) != FdtWriteStatus.Ok) return false;
+            vm.DtbIpa = vm.RamBase;
+            return GuestMemory.CopyIn(vm, vm.DtbIpa, new ReadOnlySpan<byte>(s_dtb).Slice(0, size));
+        }
+
+        private static void Refuse(in VmSpec spec, ReadOnlySpan<byte> name, string reason, ReadOnlySpan<byte> detail)
+        {
+            Log.Write("[hv] vms.conf:");
+            Log.Dec((ulong)spec.Line);
+            Log.Write(": vm ");
+            Log.Write(name);
+            Log.Write(" not started: ");
+            Log.Write(reason);
+            Log.Write(detail);
+            Log.NewLine();
+        }
+
+        // scripts/mkbundle stores files under their base names.
+        private static ReadOnlySpan<byte> BaseName(ReadOnlySpan<byte> path)
+        {
+            int start = 0;
+            for (int i = 0; i < path.Length; i++) if (path[i] == '/') start = i + 1;
+            return path.Slice(start);
+        }
+
+        private static string KindName(GuestKind kind)
+        {
+            if (kind == GuestKind.Elf) return "elf";
+            if (kind == GuestKind.LinuxImage) return "arm64 Image";
+            return "raw";
+        }
+    }
+
+    // A VM's memory goes back to the host: every frame scrubbed and freed, its
+    // stage-2 tables freed, its TLB entries gone.
+    public static class VmTeardown
+    {
+        public static void Destroy(VirtualMachine vm)
+        {
+            if (vm.Stage2 == null && vm.Stage2Root != 0)
+            {
+                for (uint i = 0; i < vm.Stage2RootFrames; i++) Kernel.Frames.Free(vm.Stage2Root + i * FrameAllocator.FrameSize, FrameOwner.Hypervisor);
+            }
+            if (vm.Stage2 != null)
+            {
+                // First the TLB: after this no CPU can reach the frames through
+                // this VMID, so they may go to someone else.
+                Tlb.FlushVm(vm);
+                GuestMemory.ReleaseAll(vm);
+                vm.Stage2.Destroy(out _);
+                for (uint i = 0; i < vm.Stage2RootFrames; i++)
+                {
+                    ulong frame = vm.Stage2Root + i * FrameAllocator.FrameSize;
+                    HostMemory.ZeroFrame(frame);
+                    Kernel.Frames.Free(frame, FrameOwner.Hypervisor);
+                }
+                vm.Stage2 = null;
+            }
+            vm.State = VmState.Stopped;
+        }
+    }
+}
