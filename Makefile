@@ -55,7 +55,9 @@ $(BUILD)/kernel.dll: $(KERNEL_SRC) | check-build-tools
 	dotnet $(CSC) $(CSC_FLAGS) -out:$@ $(KERNEL_SRC)
 
 $(BUILD)/kernel.o: $(BUILD)/kernel.dll $(ILC)
-	$(ILC) $< -o $@ --systemmodule:kernel $(ILC_FLAGS)
+	$(ILC) $< -o $@.tmp --systemmodule:kernel $(ILC_FLAGS)
+	scripts/check-fp-registers $@.tmp
+	mv $@.tmp $@
 
 $(BUILD)/boot/%.o: boot/%.s boot/asm.inc | check-build-tools
 	@mkdir -p $(BUILD)/boot

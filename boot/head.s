@@ -39,10 +39,12 @@ primary_entry:
     cmp     x1, #2
     b.ne    not_el2
 
-    // Stack for CPU 0: the top of its slot in __stacks.
+    // Stack for CPU 0: its slot in __stacks. The top FRAME_SIZE bytes are
+    // kept free for the guest register frame (boot/vectors.s, hv_guest_frame):
+    // a VM exit saves the guest's registers exactly there.
     adrp    x1, __stacks
     add     x1, x1, :lo12:__stacks
-    mov     x2, #CPU_STACK_SIZE
+    mov     x2, #(CPU_STACK_SIZE - FRAME_SIZE)
     add     sp, x1, x2
 
     // Clear .bss (page aligned at both ends by linker.ld).

@@ -10,10 +10,11 @@
 // ERET goes back to wherever ELR_EL2/SPSR_EL2 now point.
 //
 // The world switch is this path. A guest's general registers, PC (ELR_EL2) and
-// PSTATE (SPSR_EL2) live in the frame while the hypervisor runs; its FP/SIMD
-// registers too, since C# code uses them. Its EL1 system registers stay in the
-// CPU: the hypervisor never uses EL1 itself, so they only move when another VM
-// is scheduled (kernel/Vm/El1Context.cs).
+// PSTATE (SPSR_EL2) live in the frame while the hypervisor runs. Of its FP/SIMD
+// registers only q16/q17 need saving here: they are all the compiled C# code
+// uses (checked at build time); the rest, like its EL1 system registers, stay
+// in the CPU because the hypervisor never touches them. They only move when
+// another VM gets the CPU.
 
 .include "asm.inc"
 
@@ -84,29 +85,10 @@ hyp_trap:
     bl      hv_trap
     b       restore_gprs_and_eret
 
-// A VM exit: also save the guest's FP/SIMD state.
+// A VM exit: also save the two SIMD registers C# code may use.
 guest_exit:
     save_gprs_and_syndrome
-    add     x2, sp, #FRAME_Q
-    stp     q0, q1, [x2, #0]
-    stp     q2, q3, [x2, #32]
-    stp     q4, q5, [x2, #64]
-    stp     q6, q7, [x2, #96]
-    stp     q8, q9, [x2, #128]
-    stp     q10, q11, [x2, #160]
-    stp     q12, q13, [x2, #192]
-    stp     q14, q15, [x2, #224]
-    stp     q16, q17, [x2, #256]
-    stp     q18, q19, [x2, #288]
-    stp     q20, q21, [x2, #320]
-    stp     q22, q23, [x2, #352]
-    stp     q24, q25, [x2, #384]
-    stp     q26, q27, [x2, #416]
-    stp     q28, q29, [x2, #448]
-    stp     q30, q31, [x2, #480]
-    mrs     x2, fpsr
-    mrs     x3, fpcr
-    stp     x2, x3, [sp, #FRAME_FPSR]
+    stp     q16, q17, [sp, #FRAME_Q16]
     mov     x0, sp
     bl      hv_trap
     // fall through
@@ -114,26 +96,7 @@ guest_exit:
 // Enter (or re-enter) the guest whose frame is at sp. hv_enter_guest jumps
 // here with sp set to a frame C# filled in, for a vCPU's first entry.
 guest_resume:
-    add     x2, sp, #FRAME_Q
-    ldp     q0, q1, [x2, #0]
-    ldp     q2, q3, [x2, #32]
-    ldp     q4, q5, [x2, #64]
-    ldp     q6, q7, [x2, #96]
-    ldp     q8, q9, [x2, #128]
-    ldp     q10, q11, [x2, #160]
-    ldp     q12, q13, [x2, #192]
-    ldp     q14, q15, [x2, #224]
-    ldp     q16, q17, [x2, #256]
-    ldp     q18, q19, [x2, #288]
-    ldp     q20, q21, [x2, #320]
-    ldp     q22, q23, [x2, #352]
-    ldp     q24, q25, [x2, #384]
-    ldp     q26, q27, [x2, #416]
-    ldp     q28, q29, [x2, #448]
-    ldp     q30, q31, [x2, #480]
-    ldp     x2, x3, [sp, #FRAME_FPSR]
-    msr     fpsr, x2
-    msr     fpcr, x3
+    ldp     q16, q17, [sp, #FRAME_Q16]
 
 restore_gprs_and_eret:
     ldr     x2, [sp, #FRAME_SP_EL0]

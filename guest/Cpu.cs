@@ -13,6 +13,7 @@ namespace Guest
         [RuntimeImport("*", "write_mair_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteMair(ulong v);
         [RuntimeImport("*", "write_pmcr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WritePmcr(ulong v);
         [RuntimeImport("*", "write_pmcntenset_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WritePmcntenset(ulong v);
+        [RuntimeImport("*", "write_pmccfiltr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WritePmccfiltr(ulong v);
         [RuntimeImport("*", "read_pmccntr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCycles();
         [RuntimeImport("*", "read_cntvct_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadVirtualCount();
         [RuntimeImport("*", "read_currentel")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCurrentEl();
@@ -23,6 +24,8 @@ namespace Guest
         [RuntimeImport("*", "mmio_store_pair")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void StorePair32(ulong address, uint a, uint b);
         [RuntimeImport("*", "mmio_store_post_index")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong StorePostIndex32(ulong address, uint value);
         [RuntimeImport("*", "mmio_load_pair_pre_index")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong LoadPairPreIndex32(ulong addressPlus8);
+        [RuntimeImport("*", "mmio_store_simd")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void StoreSimd128(ulong address, ulong value);
+        [RuntimeImport("*", "fp_survives_exits")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong FpSurvivesExits(ulong uart);
         [RuntimeImport("*", "load64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Load64(ulong address);
         [RuntimeImport("*", "store64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store64(ulong address, ulong value);
     }

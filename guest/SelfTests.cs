@@ -19,6 +19,8 @@ namespace Guest
             if (Listed(list, "psci")) Psci();
             if (Listed(list, "walk")) Walk();
             if (Listed(list, "hvc")) UnknownHypercalls();
+            if (Listed(list, "badmmio")) UnemulatableMmio();
+            if (Listed(list, "fpregs")) FpRegistersSurvive();
         }
 
         // tests=all, or a comma-separated list of names.
@@ -188,6 +190,44 @@ namespace Guest
             ok &= Expect("walk unmapped", Hvc.Call(HypercallAbi.WalkAddress, 0x0000_1000_0000_0000).X0, unchecked((ulong)HypercallAbi.InvalidParameter));
             Verdict("hvc", ok);
             Console.Line("calls=7");
+        }
+
+        // Accesses to a device that the hypervisor cannot or will not complete:
+        // a SIMD store (nothing to decode into a device write) and a 64-bit
+        // access to a 32-bit UART register. Each must come back as an abort
+        // the guest catches, and the guest carries on.
+        private static void UnemulatableMmio()
+        {
+            ulong abortsBefore = Hvc.Counter(HypercallAbi.Counter.InjectedAborts);
+            Traps.Expect();
+            Cpu.StoreSimd128(Console.UartBase, 0x41);
+            bool simd = Traps.Taken == 1 && ((Traps.LastEsr >> 26) & 0x3f) == 0x25 && Traps.LastFar == Console.UartBase;
+            Traps.Expect();
+            Cpu.Store64(Console.UartBase + 0x38, 0);
+            bool wide = Traps.Taken == 1 && ((Traps.LastEsr >> 26) & 0x3f) == 0x25;
+            Traps.Armed = false;
+            ulong injected = Hvc.Counter(HypercallAbi.Counter.InjectedAborts) - abortsBefore;
+            Verdict("badmmio", simd && wide && injected == 2);
+            Console.Write("simd=");
+            Console.Write(simd ? "abort" : "WRONG");
+            Console.Write(" wide=");
+            Console.Write(wide ? "abort" : "WRONG");
+            Console.Write(" injected=");
+            Console.Dec(injected);
+            Console.Put('\n');
+        }
+
+        // The world switch saves only what the hypervisor itself clobbers: all
+        // 32 SIMD registers must still hold the guest's values after exits.
+        private static void FpRegistersSurvive()
+        {
+            Console.Write("fpregs: ");
+            ulong changed = Cpu.FpSurvivesExits(Console.UartBase);
+            Console.Put('\n');
+            Verdict("fpregs", changed == 0);
+            Console.Write("changed_mask=");
+            Console.Hex(changed);
+            Console.Put('\n');
         }
 
         private static bool Expect(string what, ulong got, ulong want)

@@ -22,6 +22,7 @@ write_\reg:
     accessors pmcr_el0
     accessors pmcntenset_el0
     accessors pmccntr_el0
+    accessors pmccfiltr_el0
     accessors cntvct_el0
     accessors currentel
 
@@ -90,4 +91,49 @@ load64:
     .global store64
 store64:
     str     x1, [x0]
+    ret
+
+// A SIMD store: no general-purpose register to decode, so the hypervisor
+// cannot emulate it against a device and must inject an abort.
+    .global mmio_store_simd
+mmio_store_simd:
+    fmov    d0, x1
+    str     q0, [x0]
+    ret
+
+// fp_survives_exits(uart): puts a distinct value in each of v0-v31, makes a
+// hypercall and an MMIO write (two VM exits), and returns a bit mask of the
+// registers whose value changed (0 when the world switch preserved them all).
+    .global fp_survives_exits
+fp_survives_exits:
+    stp     d8, d9, [sp, #-64]!
+    stp     d10, d11, [sp, #16]
+    stp     d12, d13, [sp, #32]
+    stp     d14, d15, [sp, #48]
+    mov     x9, x0
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    mov     x1, #(0x101 * (\n + 1))
+    dup     v\n\().2d, x1
+    .endr
+    ldr     x0, =0xC6000000          // the null hypercall
+    hvc     #0
+    mov     w1, #'.'
+    str     w1, [x9]                 // an MMIO exit
+    mov     x0, #0
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    mov     x1, #(0x101 * (\n + 1))
+    mov     x2, v\n\().d[1]
+    cmp     x1, x2
+    mov     x2, v\n\().d[0]
+    ccmp    x1, x2, #0, eq
+    b.eq    1f
+    mov     x3, #1
+    lsl     x3, x3, #\n
+    orr     x0, x0, x3
+1:
+    .endr
+    ldp     d10, d11, [sp, #16]
+    ldp     d12, d13, [sp, #32]
+    ldp     d14, d15, [sp, #48]
+    ldp     d8, d9, [sp], #64
     ret

@@ -12,12 +12,10 @@ namespace Hypervisor.Arch
         public ulong Far;       // faulting virtual address (aborts)
         public ulong Hpfar;     // faulting IPA >> 12, in bits [43:4] (stage-2 aborts)
         public ulong SpEl0;
-        public ulong Fpsr;
-        public ulong Fpcr;
-        private ulong _pad;
-        public fixed ulong Q[64]; // q0-q31, saved for VM exits only
+        public fixed ulong Q16[2];  // the guest's q16 and q17 (VM exits only): the
+        public fixed ulong Q17[2];  // only SIMD registers compiled C# code uses
 
-        public const int Size = 832;
+        public const int Size = 336;
     }
 
     // Which of the 16 vector entries was taken (boot/vectors.S).
