@@ -50,6 +50,7 @@ namespace Hypervisor
 
             Hypervisor.Vm.Summary.FreeFramesAtStart = Frames.FreeFrames;
             Hypervisor.Vm.Summary.HeapAtStart = Hypervisor.Runtime.Heap.BytesInUse;
+            Hypervisor.Vm.Scheduler.Init();
             Hypervisor.Vm.VmBuilder.CreateFromBundle(s_fdt);
             if (Hypervisor.Vm.Scheduler.Count == 0)
             {

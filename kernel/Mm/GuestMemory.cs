@@ -32,8 +32,8 @@ namespace Hypervisor.Mm
                 Kernel.Frames.Free(frame, vm.Owner);
                 return false;
             }
-            vm.Counters[HypercallAbi.Counter.Stage2Faults]++;
-            vm.Counters[HypercallAbi.Counter.PagesMapped]++;
+            vm.Counters.Stage2Faults++;
+            vm.Counters.PagesMapped++;
             Charge(vm, 1);
             return true;
         }

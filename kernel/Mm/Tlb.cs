@@ -28,8 +28,8 @@ namespace Hypervisor.Mm
             ulong saved = EnterVmid(vm);
             TlbiIpaThenVmallE1(ipa);
             LeaveVmid(saved);
-            vm.Counters[HypercallAbi.Counter.TlbiIpa]++;
-            vm.Counters[HypercallAbi.Counter.TlbiVmallE1]++;
+            vm.Counters.TlbiIpa++;
+            vm.Counters.TlbiVmallE1++;
         }
 
         public static void FlushIpaStage2Only(VirtualMachine vm, ulong ipa)
@@ -37,7 +37,7 @@ namespace Hypervisor.Mm
             ulong saved = EnterVmid(vm);
             TlbiIpa(ipa);
             LeaveVmid(saved);
-            vm.Counters[HypercallAbi.Counter.TlbiIpa]++;
+            vm.Counters.TlbiIpa++;
         }
 
         public static void FlushStage1(VirtualMachine vm)
@@ -45,7 +45,7 @@ namespace Hypervisor.Mm
             ulong saved = EnterVmid(vm);
             TlbiVmallE1();
             LeaveVmid(saved);
-            vm.Counters[HypercallAbi.Counter.TlbiVmallE1]++;
+            vm.Counters.TlbiVmallE1++;
         }
 
         // TLBI VMALLS12E1IS: every stage-1 and stage-2 entry tagged with the VMID.
@@ -54,7 +54,7 @@ namespace Hypervisor.Mm
             ulong saved = EnterVmid(vm);
             TlbiVmallS12E1();
             LeaveVmid(saved);
-            vm.Counters[HypercallAbi.Counter.TlbiVmallS12E1]++;
+            vm.Counters.TlbiVmallS12E1++;
         }
 
         private static ulong EnterVmid(VirtualMachine vm)

@@ -44,7 +44,7 @@ namespace Hypervisor.Trap
                 Injection.DataAbort(vm, frame, syndrome.IsWrite);
                 return;
             }
-            vm.Counters[HypercallAbi.Counter.MmioExits]++;
+            vm.Counters.MmioExits++;
             if (!EmulateMmio(vm, frame, device, syndrome, ipa)) Injection.DataAbort(vm, frame, syndrome.IsWrite);
         }
 
@@ -64,27 +64,17 @@ namespace Hypervisor.Trap
 
         private static bool EmulateMmio(VirtualMachine vm, TrapFrame* frame, MmioDevice device, DataAbortSyndrome syndrome, ulong ipa)
         {
-            var registers = new Span<ulong>(frame->X, 31);
-            LoadStoreInstruction access;
-            ulong firstIpa = ipa;
-            ulong sp = StackPointer(frame);
+            if (syndrome.IsInstructionSyndromeValid) return EmulateWithSyndrome(vm, frame, device, syndrome, ipa);
 
-            if (syndrome.IsInstructionSyndromeValid)
-            {
-                // ISV=1: the syndrome names size, register and direction.
-                access = MmioEmulation.FromSyndrome(syndrome);
-                if (!access.IsSupported) return false;
-            }
-            else
-            {
-                // ISV=0 (pairs, writeback forms): read the instruction itself.
-                if (!FetchInstruction(vm, frame->Elr, out uint instruction)) return false;
-                access = LoadStoreDecoder.Decode(instruction);
-                if (!access.IsSupported || !MmioEmulation.AgreesWithSyndrome(access, syndrome)) return false;
-                // FAR may name the second element of a pair: find the first.
-                if (MmioEmulation.ComputeAddress(access, registers, sp, out ulong firstVa) != EmulationStatus.Done) return false;
-                firstIpa = ipa - (frame->Far - firstVa);
-            }
+            // ISV=0 (pairs, writeback forms): read the instruction itself.
+            var registers = new Span<ulong>(frame->X, 31);
+            ulong sp = StackPointer(frame);
+            if (!FetchInstruction(vm, frame->Elr, out uint instruction)) return false;
+            LoadStoreInstruction access = LoadStoreDecoder.Decode(instruction);
+            if (!access.IsSupported || !MmioEmulation.AgreesWithSyndrome(access, syndrome)) return false;
+            // FAR may name the second element of a pair: find the first.
+            if (MmioEmulation.ComputeAddress(access, registers, sp, out ulong firstVa) != EmulationStatus.Done) return false;
+            ulong firstIpa = ipa - (frame->Far - firstVa);
 
             ulong offset = firstIpa - device.Base;
             ulong first = 0, second = 0;
@@ -101,6 +91,29 @@ namespace Hypervisor.Trap
             }
             if (MmioEmulation.Finish(access, registers, ref sp, first, second) != EmulationStatus.Done) return false;
             SetStackPointer(frame, sp);
+            frame->Elr += 4;
+            return true;
+        }
+
+        // ISV=1, the common case: the syndrome names the access size, the
+        // register and the direction; there is no base register to update.
+        private static bool EmulateWithSyndrome(VirtualMachine vm, TrapFrame* frame, MmioDevice device, DataAbortSyndrome syndrome, ulong ipa)
+        {
+            if (syndrome.CacheMaintenance) return false;
+            int size = syndrome.AccessSize;
+            int rt = syndrome.RegisterNumber;       // 31 is XZR here
+            ulong offset = ipa - device.Base;
+            if (syndrome.IsWrite)
+            {
+                ulong value = rt == 31 ? 0 : MmioEmulation.TruncateToSize(frame->X[rt], size);
+                if (!device.Write(vm, offset, size, value)) return false;
+            }
+            else
+            {
+                if (!device.Read(vm, offset, size, out ulong raw)) return false;
+                if (rt != 31)
+                    frame->X[rt] = MmioEmulation.ExtendLoadedValue(raw, size, syndrome.SignExtend, syndrome.Register64Bit ? 64 : 32);
+            }
             frame->Elr += 4;
             return true;
         }

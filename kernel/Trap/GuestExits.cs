@@ -13,7 +13,7 @@ namespace Hypervisor.Trap
         public static void Handle(TrapFrame* frame, ulong kind)
         {
             VirtualMachine vm = Scheduler.Current;
-            vm.Counters[HypercallAbi.Counter.Exits]++;
+            vm.Counters.Exits++;
 
             if (!VectorKind.IsSynchronous(kind))
             {

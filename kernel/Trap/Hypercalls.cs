@@ -14,7 +14,7 @@ namespace Hypervisor.Trap
     {
         public static void Handle(VirtualMachine vm, TrapFrame* frame)
         {
-            vm.Counters[HypercallAbi.Counter.Hypercalls]++;
+            vm.Counters.Hypercalls++;
             ulong fid = frame->X[0];
             if ((fid & 0xff000000) == HypercallAbi.VendorBase) Vendor(vm, frame, fid);
             else if (fid == PsciAbi.SmcccVersion) Return(frame, 0x10001);   // SMCCC 1.1
@@ -32,9 +32,8 @@ namespace Hypervisor.Trap
                     ConsoleWrite(vm, frame);
                     break;
                 case HypercallAbi.ReadCounter:
-                    ulong id = frame->X[1];
-                    if (id >= HypercallAbi.Counter.Count) Error(frame, HypercallAbi.InvalidParameter);
-                    else { Return(frame, 0); frame->X[1] = vm.Counters[id]; }
+                    if (vm.Counters.TryGet(frame->X[1], out ulong value)) { Return(frame, 0); frame->X[1] = value; }
+                    else Error(frame, HypercallAbi.InvalidParameter);
                     break;
                 case HypercallAbi.TestRemap:
                     Error(frame, GuestMemory.RemapToFreshFrame(vm, frame->X[1], frame->X[2]));

@@ -56,7 +56,7 @@ namespace Hypervisor.Trap
             SysReg.WriteSpsrEl1(frame->Spsr);
             frame->Elr = SysReg.ReadVbarEl1() + VectorOffset(frame);
             frame->Spsr = Pstate.GuestEntry;
-            vm.Counters[HypercallAbi.Counter.InjectedAborts]++;
+            vm.Counters.InjectedAborts++;
         }
     }
 }

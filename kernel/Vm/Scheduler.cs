@@ -14,12 +14,17 @@ namespace Hypervisor.Vm
     {
         public const int MaxVms = 64;
         public static VirtualMachine Current;
-        private static readonly VirtualMachine[] s_vms = new VirtualMachine[MaxVms];
+        // Set up by Init, not by a static initializer: a type with a static
+        // constructor gets a "has it run yet?" check on every access, and
+        // Current is read on every VM exit.
+        private static VirtualMachine[] s_vms;
         private static int s_count;
         private static int s_next;
 
         public static int Count => s_count;
         public static VirtualMachine At(int i) => s_vms[i];
+
+        public static void Init() => s_vms = new VirtualMachine[MaxVms];
 
         public static bool Add(VirtualMachine vm)
         {

@@ -31,17 +31,17 @@ namespace Hypervisor.Vm
         // STAT vm=a exits=... stage2_faults=... mmio=... hvc=... tlbi_ipa=... ...
         public static void PrintVm(VirtualMachine vm)
         {
-            ulong[] c = vm.Counters;
+            VmCounters c = vm.Counters;
             Log.Write("STAT vm=");
             Log.Write(vm.Name);
-            Log.Stat("exits", c[HypercallAbi.Counter.Exits]);
-            Log.Stat("stage2_faults", c[HypercallAbi.Counter.Stage2Faults]);
-            Log.Stat("mmio_exits", c[HypercallAbi.Counter.MmioExits]);
-            Log.Stat("hypercalls", c[HypercallAbi.Counter.Hypercalls]);
-            Log.Stat("injected_aborts", c[HypercallAbi.Counter.InjectedAborts]);
-            Log.Stat("tlbi_ipas2e1is", c[HypercallAbi.Counter.TlbiIpa]);
-            Log.Stat("tlbi_vmalle1is", c[HypercallAbi.Counter.TlbiVmallE1]);
-            Log.Stat("tlbi_vmalls12e1is", c[HypercallAbi.Counter.TlbiVmallS12E1]);
+            Log.Stat("exits", c.Exits);
+            Log.Stat("stage2_faults", c.Stage2Faults);
+            Log.Stat("mmio_exits", c.MmioExits);
+            Log.Stat("hypercalls", c.Hypercalls);
+            Log.Stat("injected_aborts", c.InjectedAborts);
+            Log.Stat("tlbi_ipas2e1is", c.TlbiIpa);
+            Log.Stat("tlbi_vmalle1is", c.TlbiVmallE1);
+            Log.Stat("tlbi_vmalls12e1is", c.TlbiVmallS12E1);
             Log.Stat("frames_peak", vm.PeakFrames);
             Log.NewLine();
         }

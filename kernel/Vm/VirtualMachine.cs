@@ -29,7 +29,7 @@ namespace Hypervisor.Vm
         public ulong Vtcr;
         public ulong Hcr;
 
-        public readonly ulong[] Counters = new ulong[HypercallAbi.Counter.Count];
+        public readonly VmCounters Counters = new VmCounters();
         public readonly MmioDevice[] Devices = new MmioDevice[MaxDevices];
         public int DeviceCount;
         public VirtualPl011 Uart;

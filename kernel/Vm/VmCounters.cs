@@ -1,0 +1,39 @@
+using Hypervisor.Trap;
+
+namespace Hypervisor.Vm
+{
+    // What one VM has cost the hypervisor, counted where it happens. A guest
+    // reads them by number (HypercallAbi.Counter); the summary prints them.
+    // Plain fields, not an array: increments on exit paths stay single
+    // instructions without bounds checks.
+    public sealed class VmCounters
+    {
+        public ulong Exits;
+        public ulong Stage2Faults;       // RAM pages mapped on first touch
+        public ulong MmioExits;
+        public ulong Hypercalls;
+        public ulong TlbiIpa;            // TLBI IPAS2E1IS
+        public ulong TlbiVmallE1;        // TLBI VMALLE1IS
+        public ulong TlbiVmallS12E1;     // TLBI VMALLS12E1IS
+        public ulong InjectedAborts;
+        public ulong PagesMapped;
+
+        // By HypercallAbi.Counter id; false for an unknown id.
+        public bool TryGet(ulong id, out ulong value)
+        {
+            switch (id)
+            {
+                case HypercallAbi.Counter.Exits: value = Exits; return true;
+                case HypercallAbi.Counter.Stage2Faults: value = Stage2Faults; return true;
+                case HypercallAbi.Counter.MmioExits: value = MmioExits; return true;
+                case HypercallAbi.Counter.Hypercalls: value = Hypercalls; return true;
+                case HypercallAbi.Counter.TlbiIpa: value = TlbiIpa; return true;
+                case HypercallAbi.Counter.TlbiVmallE1: value = TlbiVmallE1; return true;
+                case HypercallAbi.Counter.TlbiVmallS12E1: value = TlbiVmallS12E1; return true;
+                case HypercallAbi.Counter.InjectedAborts: value = InjectedAborts; return true;
+                case HypercallAbi.Counter.PagesMapped: value = PagesMapped; return true;
+                default: value = 0; return false;
+            }
+        }
+    }
+}
