@@ -32,7 +32,7 @@ GUEST_OBJ  := $(patsubst guest/boot/%.s,$(BUILD)/guest/%.o,$(GUEST_ASM))
 BOOT_SRC   := $(wildcard boot/*.s)
 BOOT_OBJ   := $(patsubst boot/%.s,$(BUILD)/boot/%.o,$(BOOT_SRC))
 
-.PHONY: all deps run test unit debug clean check-build-tools check-run-tools
+.PHONY: all deps run test unit bench debug clean check-build-tools check-run-tools
 
 all: $(BUILD)/hypervisor.bin $(BUILD)/guest.elf $(BUILD)/guest.bin
 
@@ -98,6 +98,10 @@ debug: all | check-run-tools
 test: all | check-run-tools
 	@set -o pipefail; dotnet test tests/tests.csproj --nologo -v quiet --logger "console;verbosity=normal" 2>&1 \
 	    | tee $(BUILD)/test.log; status=$$?; scripts/test-summary $(BUILD)/test.log; exit $$status
+
+# Instruction-exact figures under -icount shift=0 (not part of make test).
+bench: all | check-run-tools
+	scripts/bench
 
 unit:
 	dotnet test tests/tests.csproj --nologo -v quiet --filter "Category!=Integration"
