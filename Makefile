@@ -28,14 +28,14 @@ KERNEL_SRC := $(shell find kernel -name '*.cs' -not -path '*/obj/*' -not -path '
 GUEST_SRC  := $(shell find guest -name '*.cs' -not -path '*/obj/*' -not -path '*/bin/*') \
               $(wildcard kernel/Runtime/*.cs) kernel/Boot/Fdt.cs kernel/Boot/BootArgs.cs \
               kernel/Arch/Mmio.cs kernel/Trap/HypercallAbi.cs
-GUEST_ASM  := $(wildcard guest/boot/*.s)
+GUEST_ASM  := $(filter-out guest/boot/image_header.s,$(wildcard guest/boot/*.s))
 GUEST_OBJ  := $(patsubst guest/boot/%.s,$(BUILD)/guest/%.o,$(GUEST_ASM))
 BOOT_SRC   := $(wildcard boot/*.s)
 BOOT_OBJ   := $(patsubst boot/%.s,$(BUILD)/boot/%.o,$(BOOT_SRC))
 
 .PHONY: all deps run test unit bench debug clean check-build-tools check-run-tools
 
-all: $(BUILD)/hypervisor.bin $(BUILD)/guest.elf $(BUILD)/guest.bin
+all: $(BUILD)/hypervisor.bin $(BUILD)/guest.elf $(BUILD)/guest.bin $(BUILD)/guest.img
 
 deps:
 	scripts/install-deps
@@ -86,6 +86,13 @@ $(BUILD)/guest.elf: $(GUEST_OBJ) $(BUILD)/boot/runtime.o $(BUILD)/guest.o guest/
 	$(LD) -T guest/linker.ld -nostdlib -static -o $@ $(GUEST_OBJ) $(BUILD)/boot/runtime.o $(BUILD)/guest.o
 
 $(BUILD)/guest.bin: $(BUILD)/guest.elf
+	$(OBJCOPY) -O binary $< $@
+
+# The same guest as an arm64 Image, to exercise the Image loader.
+$(BUILD)/guest-image.elf: $(GUEST_OBJ) $(BUILD)/guest/image_header.o $(BUILD)/boot/runtime.o $(BUILD)/guest.o guest/linker-image.ld
+	$(LD) -T guest/linker-image.ld -nostdlib -static -o $@ $(BUILD)/guest/image_header.o $(GUEST_OBJ) $(BUILD)/boot/runtime.o $(BUILD)/guest.o
+
+$(BUILD)/guest.img: $(BUILD)/guest-image.elf
 	$(OBJCOPY) -O binary $< $@
 
 run: all | check-run-tools

@@ -105,6 +105,20 @@ namespace Hypervisor.Tests.Integration
         }
 
         [Fact]
+        public void Arm64ImageIsLoadedTwoMegabytesUpAndWalksWithoutTheBlock()
+        {
+            string conf = GuestConfig.Write("vm i mem=64M image=$IMG args=\"tests=uart,walk,hvc\"\n");
+            var r = Qemu.Run(new[] { conf });
+            Assert.Contains("(arm64 Image, entry 0x0000000040200000)", r.Require("[hv] vm i: mem="));
+            Assert.StartsWith("[i] TEST uart PASS", r.Require("[i] TEST uart"));
+            // Its page tables lie outside the first 2 MiB block: 4 * (3 + 1) + 3.
+            Assert.StartsWith("[i] TEST walk PASS", r.Require("[i] TEST walk"));
+            Assert.EndsWith("accesses=19", r.Require("[i] TEST walk"));
+            r.Require("[i] console-write: via hypercall");
+            Assert.StartsWith("[i] TEST hvc PASS", r.Require("[i] TEST hvc"));
+        }
+
+        [Fact]
         public void BadConfigLinesAreReportedAndTheOtherVmsStillRun()
         {
             string conf = GuestConfig.Write(
