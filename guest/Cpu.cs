@@ -26,6 +26,9 @@ namespace Guest
         [RuntimeImport("*", "mmio_load_pair_pre_index")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong LoadPairPreIndex32(ulong addressPlus8);
         [RuntimeImport("*", "mmio_store_simd")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void StoreSimd128(ulong address, ulong value);
         [RuntimeImport("*", "fp_survives_exits")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong FpSurvivesExits(ulong uart);
+        [RuntimeImport("*", "cpu_wfi")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WaitForInterrupt();
+        [RuntimeImport("*", "cpu_undefined")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Undefined();
+        [RuntimeImport("*", "write_vbar_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteVbar(ulong v);
         [RuntimeImport("*", "load64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Load64(ulong address);
         [RuntimeImport("*", "store64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store64(ulong address, ulong value);
     }

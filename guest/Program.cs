@@ -45,8 +45,41 @@ namespace Guest
 
             ReadOnlySpan<byte> tests = BootArgs.Get(args, "tests", out bool any);
             if (any) SelfTests.Run(tests);
-            if (BootArgs.Get(args, "bench", out bool bench).Length >= 0 && bench) Bench.Run();
+            RunRole(args);
+            BootArgs.Get(args, "bench", out bool bench);
+            if (bench) Bench.Run();
+            BootArgs.Get(args, "reset", out bool reset);
+            if (reset) Reset();
             PowerOff();
+        }
+
+        // role=secret|snoop|own|spin|undef|hvcfuzz: multi-VM tests (IsolationTests.cs).
+        private static void RunRole(ReadOnlySpan<byte> args)
+        {
+            ReadOnlySpan<byte> role = BootArgs.Get(args, "role", out bool any);
+            if (!any) return;
+            if (Hypervisor.Boot.Fdt.BytesEqual(role, "secret")) IsolationTests.Secret();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "snoop")) IsolationTests.Snoop(BootArgs.Is(args, "wait", "alone"));
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "own")) IsolationTests.Own(ParseNumber(BootArgs.Get(args, "seed", out _)));
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "spin")) IsolationTests.Spin();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "undef")) IsolationTests.BrokenVectors();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "hvcfuzz")) IsolationTests.HypercallFuzz();
+            else Fail("unknown role");
+        }
+
+        private static ulong ParseNumber(ReadOnlySpan<byte> digits)
+        {
+            ulong v = 0;
+            for (int i = 0; i < digits.Length && digits[i] >= '0' && digits[i] <= '9'; i++) v = v * 10 + (ulong)(digits[i] - '0');
+            return v;
+        }
+
+        // Asks to be started again from the image (PSCI SYSTEM_RESET).
+        public static void Reset()
+        {
+            Console.Line("guest done: SYSTEM_RESET");
+            Hvc.Call(PsciAbi.SystemReset);
+            while (true) { }
         }
 
         public static void PowerOff()

@@ -48,16 +48,18 @@ namespace Hypervisor
 
             DeliberateFault(bootargs);
 
+            Gic.Init(s_fdt.GicDistributor, s_fdt.GicRedistributor);
             Hypervisor.Vm.Summary.FreeFramesAtStart = Frames.FreeFrames;
-            Hypervisor.Vm.Summary.HeapAtStart = Hypervisor.Runtime.Heap.BytesInUse;
-            Hypervisor.Vm.Scheduler.Init();
             Hypervisor.Vm.VmBuilder.CreateFromBundle(s_fdt);
             if (Hypervisor.Vm.Scheduler.Count == 0)
             {
                 Log.Line("[hv] no VMs to run; powering off");
                 Psci.PowerOff();
             }
-            Hypervisor.Vm.Scheduler.RunNext();
+            // Taken after the VMs are built (their objects stay for the summary):
+            // anything allocated from here on would be a leak on some path.
+            Hypervisor.Vm.Summary.HeapAtStart = Hypervisor.Runtime.Heap.BytesInUse;
+            Hypervisor.Vm.Scheduler.Start();
         }
 
         private static ReadOnlySpan<byte> DeviceTree(ulong address)

@@ -137,3 +137,19 @@ fp_survives_exits:
     ldp     d14, d15, [sp, #48]
     ldp     d8, d9, [sp], #64
     ret
+
+    .global cpu_wfi
+cpu_wfi:
+    wfi
+    ret
+
+    .global cpu_undefined
+cpu_undefined:
+    udf     #0
+    ret
+
+    .global write_vbar_el1
+write_vbar_el1:
+    msr     vbar_el1, x0
+    isb
+    ret

@@ -23,6 +23,8 @@ namespace Hypervisor.Boot
         public ulong MemorySize;
         public int CpuCount;
         public ulong UartBase;
+        public ulong GicDistributor;     // GICv3 GICD frame (0 when absent)
+        public ulong GicRedistributor;   // first GICR frame
         public bool HasInitrd;
         public ulong InitrdStart;
         public ulong InitrdEnd;
@@ -145,6 +147,14 @@ namespace Hypervisor.Boot
                     if (rootAddressCells == 0 || rootAddressCells > 2 || length < rootAddressCells * 4) return FdtStatus.BadStructure;
                     info.UartBase = ReadCells(value, 0, (int)rootAddressCells);
                 }
+                else if (here == NodeKind.Gic && BytesEqual(propName, "reg") && info.GicDistributor == 0)
+                {
+                    // reg = <GICD base, size, GICR base, size, ...>
+                    int cells = (int)(rootAddressCells + rootSizeCells);
+                    if (rootAddressCells == 0 || rootAddressCells > 2 || rootSizeCells > 2) return FdtStatus.BadStructure;
+                    if (length >= cells * 4) info.GicDistributor = ReadCells(value, 0, (int)rootAddressCells);
+                    if (length >= cells * 8) info.GicRedistributor = ReadCells(value, cells * 4, (int)rootAddressCells);
+                }
                 else if (here == NodeKind.Chosen)
                 {
                     if (BytesEqual(propName, "bootargs"))
@@ -172,7 +182,7 @@ namespace Hypervisor.Boot
 
         private static class NodeKind
         {
-            public const byte Other = 0, Memory = 1, Chosen = 2, Cpus = 3, Cpu = 4, Uart = 5;
+            public const byte Other = 0, Memory = 1, Chosen = 2, Cpus = 3, Cpu = 4, Uart = 5, Gic = 6;
         }
 
         private static byte ClassifyTopLevel(ReadOnlySpan<byte> name)
@@ -184,6 +194,8 @@ namespace Hypervisor.Boot
             // string would be stricter, but the node name is what QEMU and
             // firmware both use for the primary UART.
             if (StartsWith(name, "pl011@")) return NodeKind.Uart;
+            // QEMU virt's interrupt controller: intc@8000000.
+            if (StartsWith(name, "intc@")) return NodeKind.Gic;
             return NodeKind.Other;
         }
 

@@ -34,6 +34,9 @@ namespace Hypervisor.Boot
         public bool Balloon;
         public int Cpus;
         public ulong BootBalloonBytes;   // 0: none
+        // Restarts from the image allowed after the guest asks for PSCI
+        // SYSTEM_RESET; a reset beyond them stops the VM. -1: unlimited.
+        public int MaxResets;
 
         public bool HasInitrd => Initrd.Length > 0;
     }
@@ -81,7 +84,9 @@ namespace Hypervisor.Boot
     // vm keys: the name first ([a-z0-9_-], 1..15), then mem (required; K/M/G),
     // image (required), initrd, args (quoted or one word), kind (elf|image|raw),
     // paging (stage2|shadow|direct), balloon (on|off), cpus (1..8),
-    // boot_balloon (a size below mem). hv keys: slice_ms (1..1000), vmid_bits (1..16).
+    // boot_balloon (a size below mem), resets (0..1000000 restarts after a
+    // guest's SYSTEM_RESET; absent: unlimited). hv keys: slice_ms (1..1000),
+    // vmid_bits (1..16).
     // A '#' at the start of a word (outside quotes) starts a comment. A line with
     // any error is rejected as a whole and reported with its number; the other
     // lines still count, so one typo does not keep every VM from starting.
@@ -92,11 +97,13 @@ namespace Hypervisor.Boot
         public const int MaxNameLength = 15;
         public const ulong PageSize = 4096;
         public const int DefaultSliceMs = 10;
+        public const int MaxResetsLimit = 1000000;
+        public const int UnlimitedResets = -1;
 
         // Bits of the seen-keys mask, to catch a key given twice on one line.
         private const int KeyMem = 1, KeyImage = 2, KeyInitrd = 4, KeyArgs = 8, KeyKind = 16,
                           KeyPaging = 32, KeyBalloon = 64, KeyCpus = 128, KeyBootBalloon = 256,
-                          KeySlice = 512, KeyVmidBits = 1024;
+                          KeySlice = 512, KeyVmidBits = 1024, KeyResets = 2048;
 
         public static VmConfigResult Parse(ReadOnlySpan<byte> text, Span<VmSpec> vms, Span<VmConfigError> errors, out HvSettings hv)
         {
@@ -183,6 +190,7 @@ namespace Hypervisor.Boot
         {
             vm.Paging = PagingMode.Stage2;
             vm.Cpus = 1;
+            vm.MaxResets = UnlimitedResets;
             line.SkipSpaces();
             int nameStart = line.Pos;
             int nameLength = line.AtEndOrComment ? 0 : line.SkipWord();
@@ -238,6 +246,9 @@ namespace Hypervisor.Boot
                         if (!ParseSize(v, out vm.BootBalloonBytes)) return Fail(ref error, VmConfigErrorKind.BadSize, value);
                         bootBalloonValue = value;
                         break;
+                    case KeyResets:
+                        if (!ParseNumber(v, 0, MaxResetsLimit, out vm.MaxResets)) return Fail(ref error, VmConfigErrorKind.BadNumber, value);
+                        break;
                 }
             }
 
@@ -279,6 +290,7 @@ namespace Hypervisor.Boot
             if (Fdt.BytesEqual(key, "balloon")) return KeyBalloon;
             if (Fdt.BytesEqual(key, "cpus")) return KeyCpus;
             if (Fdt.BytesEqual(key, "boot_balloon")) return KeyBootBalloon;
+            if (Fdt.BytesEqual(key, "resets")) return KeyResets;
             return 0;
         }
 

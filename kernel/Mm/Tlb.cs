@@ -15,6 +15,8 @@ namespace Hypervisor.Mm
     //   a VM's whole address space is gone   -> FlushVm
     public static class Tlb
     {
+        public static ulong Rollovers;   // VMID generations ended with TLBI ALLE1IS (kernel/Vm/Scheduler.cs)
+
         [RuntimeImport("*", "tlb_flush_ipa")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiIpaThenVmallE1(ulong ipa);
         [RuntimeImport("*", "tlb_flush_ipa_stage2_only")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiIpa(ulong ipa);
         [RuntimeImport("*", "tlb_flush_vm_stage1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiVmallE1();

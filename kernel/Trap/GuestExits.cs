@@ -17,9 +17,13 @@ namespace Hypervisor.Trap
 
             if (!VectorKind.IsSynchronous(kind))
             {
-                // No interrupt is enabled at the physical GIC yet, so an IRQ/FIQ
-                // here is spurious; an SError is the guest's fault.
-                if ((kind & 3) == 3) Scheduler.StopCurrent("SError from guest");
+                if ((kind & 3) == 3)
+                {
+                    Scheduler.StopCurrent("SError from guest");
+                    return;
+                }
+                vm.Counters.ExitsIrq++;
+                PhysicalInterrupt(frame);
                 return;
             }
 
@@ -27,30 +31,39 @@ namespace Hypervisor.Trap
             switch (ec)
             {
                 case ExceptionClass.Hvc64:
+                    vm.Counters.ExitsHvc++;
                     Hypercalls.Handle(vm, frame);
                     break;
                 case ExceptionClass.Smc64:
                     // A trapped SMC (HCR_EL2.TSC) returns to the SMC itself: step over it.
+                    vm.Counters.ExitsSmc++;
                     frame->Elr += 4;
                     Hypercalls.Handle(vm, frame);
                     break;
                 case ExceptionClass.DataAbortLowerEl:
+                    vm.Counters.ExitsDataAbort++;
                     DataAborts.Handle(vm, frame);
                     break;
                 case ExceptionClass.InstructionAbortLowerEl:
+                    vm.Counters.ExitsInstructionAbort++;
                     DataAborts.HandleInstructionFetch(vm, frame);
                     break;
                 case ExceptionClass.WfiWfe:
-                    // Nothing else to run on this CPU yet: the guest continues.
+                    // The guest has nothing to do until an interrupt: a good
+                    // moment to let another VM run.
+                    vm.Counters.ExitsWfx++;
                     frame->Elr += 4;
+                    if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
                     break;
                 case ExceptionClass.SysReg64:
                 case ExceptionClass.Unknown:
                     // Nothing is configured to trap system registers; if the
                     // guest gets here it used something this VM does not offer.
+                    vm.Counters.ExitsSysReg++;
                     Injection.UndefinedInstruction(vm, frame);
                     break;
                 default:
+                    vm.Counters.ExitsOther++;
                     Log.Write("[hv] vm ");
                     Log.Write(vm.Name);
                     Log.Write(": unhandled exit ");
@@ -61,6 +74,17 @@ namespace Hypervisor.Trap
                     Scheduler.StopCurrent("unhandled exit");
                     break;
             }
+        }
+
+        // A physical IRQ taken while a guest ran (HCR_EL2.IMO). The only one
+        // enabled is the EL2 timer: the running VM's slice is over.
+        private static void PhysicalInterrupt(TrapFrame* frame)
+        {
+            uint intid = Gic.Acknowledge();
+            if (intid == Gic.SpuriousIntid) return;
+            if (intid == Gic.HypTimerIntid)
+                Scheduler.Yield(frame);          // re-arms the timer before the EOI below
+            Gic.EndOfInterrupt(intid);
         }
     }
 }

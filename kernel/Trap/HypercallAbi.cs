@@ -16,6 +16,7 @@ namespace Hypervisor.Trap
         public const ulong ReadCounter = VendorBase + 2;   // x1 = Counter.* -> x0 = status, x1 = value
         public const ulong TestRemap = VendorBase + 3;     // x1 = IPA (page), x2 = 64-bit fill pattern -> x0 = status
         public const ulong WalkAddress = VendorBase + 4;   // x1 = GVA -> x0 = status, x1 = GPA, x2 = HPA, x3 = memory accesses
+        public const ulong RunningVms = VendorBase + 5;    // -> x0 = 0, x1 = VMs not yet stopped (this one included)
 
         // Status values in x0 (negative, as PSCI does).
         public const long Ok = 0;

@@ -41,6 +41,10 @@ namespace Hypervisor.Trap
                 case HypercallAbi.WalkAddress:
                     AddressWalk.ForHypercall(vm, frame);
                     break;
+                case HypercallAbi.RunningVms:
+                    Return(frame, 0);
+                    frame->X[1] = (ulong)Scheduler.LiveVms();
+                    break;
                 default:
                     Error(frame, HypercallAbi.NotSupported);
                     break;

@@ -50,11 +50,19 @@ namespace Hypervisor.Trap
 
         private static void Deliver(VirtualMachine vm, TrapFrame* frame, uint ec, ulong iss, ulong far)
         {
+            ulong vector = SysReg.ReadVbarEl1() + VectorOffset(frame);
+            if (frame->Elr == vector)
+            {
+                // The fault is at the guest's own exception vector: injecting
+                // would send it straight back here, forever.
+                Scheduler.StopCurrent("guest exception loop: its exception vector itself faults");
+                return;
+            }
             SysReg.WriteEsrEl1(((ulong)ec << 26) | IlBit | iss);
             SysReg.WriteFarEl1(far);
             SysReg.WriteElrEl1(frame->Elr);
             SysReg.WriteSpsrEl1(frame->Spsr);
-            frame->Elr = SysReg.ReadVbarEl1() + VectorOffset(frame);
+            frame->Elr = vector;
             frame->Spsr = Pstate.GuestEntry;
             vm.Counters.InjectedAborts++;
         }

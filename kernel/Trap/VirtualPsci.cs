@@ -6,7 +6,7 @@ namespace Hypervisor.Trap
     // PSCI as a guest sees it (Arm DEN 0022, reached with HVC because the
     // guest's device tree says method = "hvc"). A VM has one vCPU for now: it
     // is on, CPU_ON for it says ALREADY_ON and for any other id
-    // INVALID_PARAMETERS. SYSTEM_OFF and SYSTEM_RESET stop this VM only.
+    // INVALID_PARAMETERS. SYSTEM_OFF stops this VM only; SYSTEM_RESET starts it again from its image.
     public static unsafe class VirtualPsci
     {
         public static void Handle(VirtualMachine vm, TrapFrame* frame, ulong fid)
@@ -36,7 +36,7 @@ namespace Hypervisor.Trap
                     Scheduler.StopCurrent("SYSTEM_OFF");
                     break;
                 case PsciAbi.SystemReset:
-                    Scheduler.StopCurrent("SYSTEM_RESET");
+                    Scheduler.ResetCurrent();
                     break;
                 default:
                     Hypercalls.Error(frame, PsciAbi.NotSupportedCode);

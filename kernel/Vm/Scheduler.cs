@@ -7,24 +7,42 @@ using Hypervisor.Trap;
 
 namespace Hypervisor.Vm
 {
-    // Which VM runs. For now VMs run one after another on the boot CPU, each
-    // until it stops; when none is left the hypervisor prints its summary and
-    // powers the machine off.
+    // Round-robin time slices on the boot CPU. A VM runs until its slice ends
+    // (the EL2 timer, CNTHP), it waits (WFI/WFE) or it stops; then the next
+    // runnable VM gets the CPU. When none is left the hypervisor prints its
+    // summary and powers the machine off.
     public static unsafe class Scheduler
     {
         public const int MaxVms = 64;
         public static VirtualMachine Current;
-        // Set up by Init, not by a static initializer: a type with a static
+        public static VmidAllocator Vmids;
+        public static ulong Switches;
+
+        // Set up by Init, not by static initializers: a type with a static
         // constructor gets a "has it run yet?" check on every access, and
         // Current is read on every VM exit.
         private static VirtualMachine[] s_vms;
         private static int s_count;
-        private static int s_next;
+        private static ulong s_sliceTicks;
+
+        [RuntimeImport("*", "hv_enter_guest")][MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void EnterGuest(TrapFrame* frame);
+
+        [RuntimeImport("*", "hv_guest_frame")][MethodImpl(MethodImplOptions.InternalCall)]
+        public static extern TrapFrame* LiveFrame();
+
+        [RuntimeImport("*", "tlb_flush_all_el1")][MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void TlbiAllE1();
 
         public static int Count => s_count;
         public static VirtualMachine At(int i) => s_vms[i];
 
-        public static void Init() => s_vms = new VirtualMachine[MaxVms];
+        public static void Init(int vmidBits, int sliceMs)
+        {
+            s_vms = new VirtualMachine[MaxVms];
+            Vmids = new VmidAllocator(vmidBits);
+            s_sliceTicks = SysReg.ReadCntfrqEl0() / 1000 * (ulong)sliceMs;
+        }
 
         public static bool Add(VirtualMachine vm)
         {
@@ -33,83 +51,96 @@ namespace Hypervisor.Vm
             return true;
         }
 
-        // Starts the next VM that has not run yet. Never returns.
-        public static void RunNext()
+        // Puts the first runnable VM on the CPU. Never returns.
+        public static void Start()
         {
-            while (s_next < s_count)
+            VirtualMachine first = NextRunnable(null);
+            if (first == null) Summary.PrintAndPowerOff();
+            RunFresh(first);
+        }
+
+        // The slice is over (timer IRQ) or the guest waits (WFI/WFE): the next
+        // runnable VM, if any, gets the CPU; `live` is the exit's frame.
+        public static void Yield(TrapFrame* live)
+        {
+            VirtualMachine next = NextRunnable(Current);
+            if (next != null && next != Current)
             {
-                VirtualMachine vm = s_vms[s_next++];
-                if (vm.State != VmState.Created) continue;
-                Current = vm;
-                vm.State = VmState.Running;
-                VmEntry.Enter(vm);
+                Current.Context.SaveFrom(live);
+                Current.State = VmState.Runnable;
+                Load(next, live);
             }
-            Current = null;
-            Summary.PrintAndPowerOff();
+            HypTimer.Arm(s_sliceTicks);
         }
 
         // Ends the running VM (its own request or a fatal error) and moves on.
-        // Called from inside a VM exit; the exit's stack frame is abandoned.
+        // Called from inside a VM exit, whose stack frame is abandoned.
         public static void StopCurrent(string reason)
         {
             VirtualMachine vm = Current;
+            Current = null;
             vm.Uart.Flush(vm);
             Log.Write("[hv] vm ");
             Log.Write(vm.Name);
             Log.Write(" stopped: ");
             Log.Line(reason);
             VmTeardown.Destroy(vm);
-            RunNext();
+            Start();
         }
-    }
 
-    // Puts a VM's vCPU on this CPU for the first time.
-    public static unsafe class VmEntry
-    {
-        [RuntimeImport("*", "hv_enter_guest")][MethodImpl(MethodImplOptions.InternalCall)]
-        private static extern void EnterGuest(TrapFrame* frame);
-
-        [RuntimeImport("*", "hv_guest_frame")][MethodImpl(MethodImplOptions.InternalCall)]
-        public static extern TrapFrame* GuestFrame();
-
-        // SCTLR_EL1 as after reset: MMU and caches off, RES1 bits set.
-        private const ulong SctlrEl1Reset = 0x30d00800;
-
-        public static void Enter(VirtualMachine vm)
+        // PSCI SYSTEM_RESET: the VM starts again from its image with fresh
+        // memory, unless its vms.conf `resets=` allowance is used up.
+        public static void ResetCurrent()
         {
-            // The EL2 controls of this VM's world.
+            VirtualMachine vm = Current;
+            if (vm.MaxResets >= 0 && vm.Resets >= (ulong)vm.MaxResets)
+            {
+                StopCurrent("SYSTEM_RESET (resets= allowance used up)");
+                return;
+            }
+            vm.Uart.Flush(vm);
+            vm.Resets++;
+            Current = null;
+            if (!VmBuilder.Rebuild(vm))
+            {
+                Current = vm;
+                StopCurrent("SYSTEM_RESET: not enough host memory to rebuild");
+                return;
+            }
+            RunFresh(vm);
+        }
+
+        private static void RunFresh(VirtualMachine vm)
+        {
+            TrapFrame* live = LiveFrame();
+            Load(vm, live);
+            HypTimer.Arm(s_sliceTicks);
+            EnterGuest(live);
+        }
+
+        // Makes `vm` the running VM: its VMID checked (and renewed if its
+        // generation is gone), its EL2 controls and its saved state loaded.
+        // No TLB flush: TLB entries carry the VMID, so the next VM cannot hit
+        // the previous one's translations.
+        private static void Load(VirtualMachine vm, TrapFrame* live)
+        {
+            EnsureVmid(vm);
             SysReg.WriteVtcrEl2(vm.Vtcr);
             SysReg.WriteVttbrEl2(vm.Vttbr);
             SysReg.WriteHcrEl2(vm.Hcr);
-            SysReg.WriteCnthctlEl2(3);                       // EL1 may read the physical counter and use its timer
-            SysReg.WriteCntvoffEl2(SysReg.ReadCntpctEl0());  // the guest's virtual time starts at 0
-            SysReg.WriteVpidrEl2(SysReg.ReadMidrEl1());
-            SysReg.WriteVmpidrEl2((1UL << 31) | (uint)0);    // vCPU 0, uniprocessor bit clear
-            SysReg.WriteMdcrEl2((SysReg.ReadPmcrEl0() >> 11) & 0x1f); // the guest gets all PMU counters (HPMN = N)
+            SysReg.WriteCntvoffEl2(vm.CntvOffset);
+            SysReg.WriteVmpidrEl2(1UL << 31);          // vCPU 0
+            vm.Context.RestoreInto(live);
+            vm.State = VmState.Running;
+            Current = vm;
+            Switches++;
+            if (!vm.Announced) Announce(vm);
+        }
 
-            // The EL1 registers as a freshly reset CPU has them.
-            SysReg.WriteSctlrEl1(SctlrEl1Reset);
-            SysReg.WriteTcrEl1(0);
-            SysReg.WriteTtbr0El1(0);
-            SysReg.WriteTtbr1El1(0);
-            SysReg.WriteMairEl1(0);
-            SysReg.WriteVbarEl1(0);
-            SysReg.WriteCpacrEl1(0);
-            SysReg.WriteSpEl1(0);
-            SysReg.WriteContextidrEl1(0);
-            SysReg.WriteTpidrEl1(0);
-            SysReg.WriteTpidrEl0(0);
-            SysReg.WriteTpidrroEl0(0);
-            SysReg.WriteCntkctlEl1(0);
-            SysReg.WriteCntvCtlEl0(0);
-
-            TrapFrame* frame = GuestFrame();
-            byte* raw = (byte*)frame;
-            for (int i = 0; i < TrapFrame.Size; i++) raw[i] = 0;
-            frame->X[0] = vm.DtbIpa;                      // Linux boot protocol: x0 = device tree
-            frame->Elr = vm.EntryPoint;
-            frame->Spsr = Pstate.GuestEntry;
-
+        // [hv] vm a: VTCR_EL2=... VTTBR_EL2=... (VMID n) HCR_EL2=... entry=...
+        private static void Announce(VirtualMachine vm)
+        {
+            vm.Announced = true;
             Log.Write("[hv] vm ");
             Log.Write(vm.Name);
             Log.Write(": VTCR_EL2=");
@@ -123,7 +154,48 @@ namespace Hypervisor.Vm
             Log.Write(" entry=");
             Log.Hex(vm.EntryPoint);
             Log.NewLine();
-            EnterGuest(frame);
+        }
+
+        // VMIDs are handed out lazily per generation (kernel/Vm/VmidAllocator.cs).
+        // A new generation means every VMID may now name a different VM, so
+        // every TLB entry of EL1&0 goes: TLBI ALLE1IS.
+        private static void EnsureVmid(VirtualMachine vm)
+        {
+            if (Vmids.IsCurrent(vm.VmidTag)) return;
+            vm.Vmid = Vmids.Assign(ref vm.VmidTag, out bool flushAll);
+            vm.Vttbr = Stage2Layout.Vttbr(vm.Stage2Root, vm.Vmid);
+            if (flushAll)
+            {
+                TlbiAllE1();
+                Tlb.Rollovers++;
+            }
+        }
+
+        // Round-robin: the first runnable VM after `after` (wrapping), or
+        // `after` itself when it is the only one still runnable.
+        private static VirtualMachine NextRunnable(VirtualMachine after)
+        {
+            int start = after == null ? 0 : after.Index + 1;
+            for (int i = 0; i < s_count; i++)
+            {
+                VirtualMachine vm = s_vms[(start + i) % s_count];
+                if (vm.State == VmState.Runnable || vm.State == VmState.Running) return vm;
+            }
+            return null;
+        }
+
+        public static int LiveVms()
+        {
+            int n = 0;
+            for (int i = 0; i < s_count; i++) if (s_vms[i].State != VmState.Stopped) n++;
+            return n;
+        }
+
+        public static bool OthersRunnable()
+        {
+            for (int i = 0; i < s_count; i++)
+                if (s_vms[i] != Current && s_vms[i].State == VmState.Runnable) return true;
+            return false;
         }
     }
 }

@@ -20,10 +20,15 @@ namespace Hypervisor.Vm
             Log.Dec((ulong)Scheduler.Count);
             Log.Stat("frames_free_start", FreeFramesAtStart);
             Log.Stat("frames_free_end", f.FreeFrames);
+            Log.Stat("heap_used_start", HeapAtStart);
             Log.Stat("heap_used_end", Hypervisor.Runtime.Heap.BytesInUse);
+            Log.Stat("vm_switches", Scheduler.Switches);
+            Log.Stat("vmid_rollovers", Tlb.Rollovers);
             Log.NewLine();
             if (f.FreeFrames != FreeFramesAtStart)
                 Log.Line("[hv] WARNING: frames leaked");
+            if (Hypervisor.Runtime.Heap.BytesInUse != HeapAtStart)
+                Log.Line("[hv] WARNING: heap grew while VMs ran");
             Log.Line("[hv] all VMs stopped; powering off");
             Psci.PowerOff();
         }
@@ -35,6 +40,14 @@ namespace Hypervisor.Vm
             Log.Write("STAT vm=");
             Log.Write(vm.Name);
             Log.Stat("exits", c.Exits);
+            Log.Stat("exits_hvc", c.ExitsHvc);
+            Log.Stat("exits_smc", c.ExitsSmc);
+            Log.Stat("exits_dabt", c.ExitsDataAbort);
+            Log.Stat("exits_iabt", c.ExitsInstructionAbort);
+            Log.Stat("exits_wfx", c.ExitsWfx);
+            Log.Stat("exits_sysreg", c.ExitsSysReg);
+            Log.Stat("exits_irq", c.ExitsIrq);
+            Log.Stat("exits_other", c.ExitsOther);
             Log.Stat("stage2_faults", c.Stage2Faults);
             Log.Stat("mmio_exits", c.MmioExits);
             Log.Stat("hypercalls", c.Hypercalls);
@@ -43,6 +56,7 @@ namespace Hypervisor.Vm
             Log.Stat("tlbi_vmalle1is", c.TlbiVmallE1);
             Log.Stat("tlbi_vmalls12e1is", c.TlbiVmallS12E1);
             Log.Stat("frames_peak", vm.PeakFrames);
+            Log.Stat("resets", vm.Resets);
             Log.NewLine();
         }
     }

@@ -5,7 +5,7 @@ using Hypervisor.Trap;
 
 namespace Hypervisor.Vm
 {
-    public enum VmState { Created, Running, Stopped }
+    public enum VmState { Created, Runnable, Running, Stopped }
 
     // One guest: its memory (a stage-2 address space with its own VMID), its
     // single vCPU's saved state, its devices and its counters.
@@ -21,6 +21,10 @@ namespace Hypervisor.Vm
         public readonly ulong RamSize;
 
         public VmState State;
+        public bool Announced;                          // its registers were logged on first entry
+        public readonly VcpuContext Context = new VcpuContext();
+        public ulong VmidTag;                           // generation << 16 | VMID (VmidAllocator)
+        public ulong CntvOffset;                        // CNTVOFF_EL2: the guest's virtual time starts at 0
         public Stage2Table Stage2;
         public ulong Stage2Root;                        // PA of the 8 KiB concatenated level-1 root
         public uint Stage2RootFrames;
@@ -37,6 +41,15 @@ namespace Hypervisor.Vm
 
         public ulong EntryPoint;
         public ulong DtbIpa;
+
+        // What it was built from, to build it again on SYSTEM_RESET: the image
+        // stays in the guest bundle, which the hypervisor keeps.
+        public ulong ImageAddress;
+        public int ImageLength;
+        public Hypervisor.Boot.GuestKind Kind;
+        public byte[] BootArgs;
+        public int MaxResets;                           // -1: no limit
+        public ulong Resets;
         public ulong FramesOwned;
         public ulong PeakFrames;
 

@@ -18,12 +18,14 @@ namespace Hypervisor.Vm
 
         private static Stage2Layout s_layout;
         private static byte[] s_dtb;
-        private static byte[] s_dtbStrings;
 
         public static void CreateFromBundle(in FdtInfo host)
         {
             if (!host.HasInitrd)
+            {
+                Scheduler.Init(VmidBits(0), VmConfig.DefaultSliceMs);
                 return;
+            }
             var bundle = new ReadOnlySpan<byte>((void*)host.InitrdStart, (int)(host.InitrdEnd - host.InitrdStart));
             CpioStatus found = Cpio.Find(bundle, "vms.conf", out CpioEntry confEntry);
             if (found != CpioStatus.Ok)
@@ -31,22 +33,31 @@ namespace Hypervisor.Vm
                 Log.Write("[hv] guest bundle: no vms.conf (");
                 Log.Write(Cpio.Message(found));
                 Log.Line(")");
+                Scheduler.Init(VmidBits(0), VmConfig.DefaultSliceMs);
                 return;
             }
             ReadOnlySpan<byte> conf = Cpio.EntryData(bundle, confEntry);
 
-            Stage2LayoutStatus layoutStatus = Stage2Layout.Compute(IpaBits, (uint)(SysReg.ReadIdAa64Mmfr0El1() & 0xf), false, out s_layout);
+            var specs = new VmSpec[VmConfig.MaxVms];
+            var errors = new VmConfigError[32];
+            VmConfigResult parsed = VmConfig.Parse(conf, specs, errors, out HvSettings settings);
+            int vmidBits = VmidBits(settings.VmidBits);
+            Scheduler.Init(vmidBits, settings.SliceMs > 0 ? settings.SliceMs : VmConfig.DefaultSliceMs);
+
+            Stage2LayoutStatus layoutStatus = Stage2Layout.Compute(IpaBits, (uint)(SysReg.ReadIdAa64Mmfr0El1() & 0xf), vmidBits > 8, out s_layout);
             if (layoutStatus != Stage2LayoutStatus.Ok)
             {
                 Log.Line("[hv] this CPU cannot give guests a 40-bit IPA space; no VMs");
                 return;
             }
             s_dtb = new byte[DtbBufferSize];
-            s_dtbStrings = new byte[4096];
-
-            var specs = new VmSpec[VmConfig.MaxVms];
-            var errors = new VmConfigError[32];
-            VmConfigResult parsed = VmConfig.Parse(conf, specs, errors, out HvSettings settings);
+            Log.Write("[hv] vmid=");
+            Log.Dec((ulong)vmidBits);
+            Log.Write("-bit");
+            Log.Write(vmidBits > 8 ? " (VTCR_EL2.VS=1)" : " (VTCR_EL2.VS=0)");
+            Log.Write(" slice_ms=");
+            Log.Dec((ulong)(settings.SliceMs > 0 ? settings.SliceMs : VmConfig.DefaultSliceMs));
+            Log.NewLine();
             for (int i = 0; i < parsed.ErrorCount && i < errors.Length; i++)
             {
                 Log.Write("[hv] vms.conf:");
@@ -89,13 +100,19 @@ namespace Hypervisor.Vm
             }
 
             var vm = new VirtualMachine(Scheduler.Count, name, spec.MemoryBytes);
-            if (!BuildAddressSpace(vm) || !Load(vm, image, segments, info) || !WriteDeviceTree(vm, spec.Args.Of(conf)))
+            fixed (byte* p = image) vm.ImageAddress = (ulong)p;
+            vm.ImageLength = image.Length;
+            vm.Kind = spec.Kind;
+            ReadOnlySpan<byte> args = spec.Args.Of(conf);
+            vm.BootArgs = new byte[args.Length];
+            for (int i = 0; i < args.Length; i++) vm.BootArgs[i] = args[i];
+            vm.MaxResets = spec.MaxResets;
+            if (!CreateRootTable(vm) || !Build(vm))
             {
                 Refuse(spec, name, "not enough host memory to build it", default);
                 VmTeardown.Destroy(vm);
                 return;
             }
-            vm.EntryPoint = info.Entry;
             vm.Uart = new VirtualPl011(VirtualPl011.DefaultBase);
             vm.AddDevice(vm.Uart);
             Scheduler.Add(vm);
@@ -115,10 +132,33 @@ namespace Hypervisor.Vm
             Log.Line("\"");
         }
 
-        // Stage-2 root (two concatenated level-1 tables: 8 KiB, 8 KiB aligned),
-        // VMID, and the first 2 MiB of RAM as one block where the host has a
-        // free, aligned 2 MiB run (the image and device tree go there).
-        private static bool BuildAddressSpace(VirtualMachine vm)
+        // Memory, image, device tree and a reset vCPU: at creation and again on
+        // every SYSTEM_RESET (after VmTeardown.ReleaseMemory). Allocates no
+        // heap memory, so resetting a VM forever does not grow the heap.
+        public static bool Rebuild(VirtualMachine vm)
+        {
+            VmTeardown.ReleaseMemory(vm);
+            return Build(vm);
+        }
+
+        private static bool Build(VirtualMachine vm)
+        {
+            var image = new ReadOnlySpan<byte>((void*)vm.ImageAddress, vm.ImageLength);
+            Span<GuestSegment> segments = stackalloc GuestSegment[MaxSegments];
+            if (GuestImage.Describe(image, vm.Kind, vm.RamBase, vm.RamSize, segments, out GuestImageInfo info) != GuestImageStatus.Ok)
+                return false;
+            if (!MapFirstBlock(vm) || !Load(vm, image, segments, info) || !WriteDeviceTree(vm, vm.BootArgs))
+                return false;
+            vm.EntryPoint = info.Entry;
+            vm.Context.Reset(vm.EntryPoint, vm.DtbIpa);
+            vm.CntvOffset = SysReg.ReadCntpctEl0();
+            vm.State = VmState.Runnable;
+            return true;
+        }
+
+        // Stage-2 root: two concatenated level-1 tables, 8 KiB, 8 KiB aligned.
+        // The VMID comes later, lazily, when the VM first runs.
+        private static bool CreateRootTable(VirtualMachine vm)
         {
             uint rootFrames = (uint)(s_layout.RootTableBytes / FrameAllocator.FrameSize);
             ulong root = Kernel.Frames.AllocateContiguous(rootFrames, rootFrames, FrameOwner.Hypervisor);
@@ -126,13 +166,19 @@ namespace Hypervisor.Vm
             vm.Stage2RootFrames = rootFrames;
             for (ulong off = 0; off < s_layout.RootTableBytes; off += FrameAllocator.FrameSize) HostMemory.ZeroFrame(root + off);
             vm.Stage2Root = root;
-            vm.Vmid = (ushort)(vm.Index + 1);
             vm.Vtcr = s_layout.Vtcr;
-            vm.Vttbr = Stage2Layout.Vttbr(root, vm.Vmid);
+            vm.Vttbr = Stage2Layout.Vttbr(root, 0);
             vm.Hcr = Hcr.GuestDefault;
             vm.TableMemory = new HostPageTableMemory(Kernel.Frames);
             vm.Stage2 = new Stage2Table(vm.TableMemory, new VmTlb(vm), root);
+            return true;
+        }
 
+        // The first 2 MiB of RAM as one stage-2 block where the host has a free,
+        // aligned 2 MiB run (the image and device tree go there); otherwise
+        // those pages are mapped one by one like the rest.
+        private static bool MapFirstBlock(VirtualMachine vm)
+        {
             if (vm.RamSize >= Stage2Table.BlockSize)
             {
                 ulong block = Kernel.Frames.AllocateContiguous(512, 512, vm.Owner);
@@ -145,10 +191,18 @@ namespace Hypervisor.Vm
                         return false;
                     }
                     vm.FramesOwned += 512;
-                    vm.PeakFrames = vm.FramesOwned;
+                    if (vm.FramesOwned > vm.PeakFrames) vm.PeakFrames = vm.FramesOwned;
                 }
             }
             return true;
+        }
+
+        // The VMID width: what ID_AA64MMFR1_EL1.VMIDBits offers (8 or 16), or
+        // narrower when `hv vmid_bits=N` asks (tests force rollovers that way).
+        private static int VmidBits(int configured)
+        {
+            int hardware = ((SysReg.ReadIdAa64Mmfr1El1() >> 4) & 0xf) == 2 ? 16 : 8;
+            return configured > 0 && configured < hardware ? configured : hardware;
         }
 
         private static bool Load(VirtualMachine vm, ReadOnlySpan<byte> image, Span<GuestSegment> segments, in GuestImageInfo info)
@@ -207,27 +261,35 @@ namespace Hypervisor.Vm
     // stage-2 tables freed, its TLB entries gone.
     public static class VmTeardown
     {
+        // Guest memory and stage-2 tables; the root table, the VM object and
+        // its VMID stay (SYSTEM_RESET builds the VM again on them).
+        public static void ReleaseMemory(VirtualMachine vm)
+        {
+            if (vm.Stage2 == null) return;
+            // First the TLB: after this no CPU can reach the frames through
+            // this VMID, so they may go to someone else.
+            if (vm.Vmid != 0) Tlb.FlushVm(vm);
+            GuestMemory.ReleaseAll(vm);
+            vm.Stage2.Destroy(out _);
+        }
+
+        // Everything: memory, tables, root, VMID. The VM object stays for the summary.
         public static void Destroy(VirtualMachine vm)
         {
-            if (vm.Stage2 == null && vm.Stage2Root != 0)
+            ReleaseMemory(vm);
+            if (vm.Stage2Root != 0)
             {
-                for (uint i = 0; i < vm.Stage2RootFrames; i++) Kernel.Frames.Free(vm.Stage2Root + i * FrameAllocator.FrameSize, FrameOwner.Hypervisor);
-            }
-            if (vm.Stage2 != null)
-            {
-                // First the TLB: after this no CPU can reach the frames through
-                // this VMID, so they may go to someone else.
-                Tlb.FlushVm(vm);
-                GuestMemory.ReleaseAll(vm);
-                vm.Stage2.Destroy(out _);
                 for (uint i = 0; i < vm.Stage2RootFrames; i++)
                 {
                     ulong frame = vm.Stage2Root + i * FrameAllocator.FrameSize;
                     HostMemory.ZeroFrame(frame);
                     Kernel.Frames.Free(frame, FrameOwner.Hypervisor);
                 }
-                vm.Stage2 = null;
+                vm.Stage2Root = 0;
             }
+            vm.Stage2 = null;
+            if (Scheduler.Vmids != null) Scheduler.Vmids.Release(ref vm.VmidTag);
+            vm.Vmid = 0;
             vm.State = VmState.Stopped;
         }
     }

@@ -18,6 +18,9 @@ namespace Hypervisor.Vm
         public ulong InjectedAborts;
         public ulong PagesMapped;
 
+        // Exits by class, for the summary.
+        public ulong ExitsHvc, ExitsSmc, ExitsDataAbort, ExitsInstructionAbort, ExitsWfx, ExitsSysReg, ExitsIrq, ExitsOther;
+
         // By HypercallAbi.Counter id; false for an unknown id.
         public bool TryGet(ulong id, out ulong value)
         {

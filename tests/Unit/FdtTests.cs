@@ -23,6 +23,8 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(bytes, info.MemorySize);
             Assert.Equal(smp, info.CpuCount);
             Assert.Equal(0x09000000UL, info.UartBase);
+            Assert.Equal(0x08000000UL, info.GicDistributor);
+            Assert.Equal(0x080a0000UL, info.GicRedistributor);
             Assert.Equal("fault=null console=hv", Bootargs(blob, info));
             Assert.False(info.HasInitrd);
             Assert.Equal((uint)blob.Length, info.TotalSize);

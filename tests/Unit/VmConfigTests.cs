@@ -55,6 +55,7 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(1, a.Cpus);
             Assert.False(a.HasInitrd);
             Assert.Equal(0UL, a.BootBalloonBytes);
+            Assert.Equal(VmConfig.UnlimitedResets, a.MaxResets);
 
             VmSpec b = p.Vms[1];
             Assert.Equal(5, b.Line);
@@ -138,6 +139,14 @@ namespace Hypervisor.Tests.Unit
         [InlineData("vm a mem=64M image=g cpus=two", VmConfigErrorKind.BadNumber, "two")]
         [InlineData("vm a mem=64M image=g boot_balloon=64M", VmConfigErrorKind.BootBalloonTooLarge, "64M")]
         [InlineData("vm a mem=64M image=g boot_balloon=3", VmConfigErrorKind.BadSize, "3")]
+        [InlineData("vm a mem=64M image=g resets=-1", VmConfigErrorKind.BadNumber, "-1")]
+        [InlineData("vm a mem=64M image=g resets=1000001", VmConfigErrorKind.BadNumber, "1000001")]
+        [InlineData("vm a mem=64M image=g resets=9999999999", VmConfigErrorKind.BadNumber, "9999999999")]
+        [InlineData("vm a mem=64M image=g resets=many", VmConfigErrorKind.BadNumber, "many")]
+        [InlineData("vm a mem=64M image=g resets=3x", VmConfigErrorKind.BadNumber, "3x")]
+        [InlineData("vm a mem=64M image=g resets=", VmConfigErrorKind.EmptyValue, "resets")]
+        [InlineData("vm a mem=64M image=g resets=1 resets=2", VmConfigErrorKind.DuplicateKey, "resets")]
+        [InlineData("hv resets=1", VmConfigErrorKind.UnknownKey, "resets")]
         [InlineData("hv vmid_bits=17", VmConfigErrorKind.BadNumber, "17")]
         [InlineData("hv slice_ms=0", VmConfigErrorKind.BadNumber, "0")]
         [InlineData("hv slice_ms=1 slice_ms=2", VmConfigErrorKind.DuplicateKey, "slice_ms")]
@@ -155,6 +164,21 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal("first", p.Str(p.Vms[0].Name));
             Assert.Equal("last", p.Str(p.Vms[1].Name));
             Assert.Equal(4, p.Vms[1].Line);
+        }
+
+        [Theory]
+        [InlineData("resets=0", 0)]              // the first SYSTEM_RESET already stops the VM
+        [InlineData("resets=1", 1)]
+        [InlineData("resets=007", 7)]
+        [InlineData("resets=1000000", 1000000)]
+        [InlineData("", -1)]                     // absent: unlimited
+        public void ReadsTheResetsLimit(string key, int expected)
+        {
+            var p = Parse("vm a mem=64M image=g " + key + " args=x\nvm b mem=64M image=g\n");
+            Assert.Equal(0, p.Result.ErrorCount);
+            Assert.Equal(2, p.Result.VmCount);
+            Assert.Equal(expected, p.Vms[0].MaxResets);
+            Assert.Equal(VmConfig.UnlimitedResets, p.Vms[1].MaxResets);
         }
 
         [Fact]

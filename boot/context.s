@@ -1,0 +1,103 @@
+// Moving a vCPU's state in and out of the CPU when another VM gets it. Only
+// here, not on every exit: the hypervisor itself never uses EL1 or the SIMD
+// registers other than q16/q17, so they stay in the CPU while it handles exits.
+
+// El1State (kernel/Vm/VcpuContext.cs), one 8-byte slot each, in this order.
+.macro el1_registers op
+    \op sctlr_el1, 0
+    \op tcr_el1, 8
+    \op ttbr0_el1, 16
+    \op ttbr1_el1, 24
+    \op mair_el1, 32
+    \op amair_el1, 40
+    \op vbar_el1, 48
+    \op contextidr_el1, 56
+    \op tpidr_el1, 64
+    \op tpidr_el0, 72
+    \op tpidrro_el0, 80
+    \op sp_el1, 88
+    \op elr_el1, 96
+    \op spsr_el1, 104
+    \op esr_el1, 112
+    \op far_el1, 120
+    \op afsr0_el1, 128
+    \op afsr1_el1, 136
+    \op par_el1, 144
+    \op cpacr_el1, 152
+    \op cntkctl_el1, 160
+    \op cntv_ctl_el0, 168
+    \op cntv_cval_el0, 176
+    \op csselr_el1, 184
+    \op mdscr_el1, 192
+.endm
+
+.macro save_one reg, off
+    mrs     x1, \reg
+    str     x1, [x0, #\off]
+.endm
+
+.macro restore_one reg, off
+    ldr     x1, [x0, #\off]
+    msr     \reg, x1
+.endm
+
+    .text
+    .global el1_save
+el1_save:
+    el1_registers save_one
+    ret
+
+    .global el1_restore
+el1_restore:
+    el1_registers restore_one
+    isb
+    ret
+
+// FpState: q0-q31 (512 bytes), then FPSR, FPCR.
+    .global fp_save
+fp_save:
+    stp     q0, q1, [x0, #0]
+    stp     q2, q3, [x0, #32]
+    stp     q4, q5, [x0, #64]
+    stp     q6, q7, [x0, #96]
+    stp     q8, q9, [x0, #128]
+    stp     q10, q11, [x0, #160]
+    stp     q12, q13, [x0, #192]
+    stp     q14, q15, [x0, #224]
+    stp     q16, q17, [x0, #256]
+    stp     q18, q19, [x0, #288]
+    stp     q20, q21, [x0, #320]
+    stp     q22, q23, [x0, #352]
+    stp     q24, q25, [x0, #384]
+    stp     q26, q27, [x0, #416]
+    stp     q28, q29, [x0, #448]
+    stp     q30, q31, [x0, #480]
+    mrs     x1, fpsr
+    mrs     x2, fpcr
+    add     x0, x0, #512
+    stp     x1, x2, [x0]
+    ret
+
+    .global fp_restore
+fp_restore:
+    ldp     q0, q1, [x0, #0]
+    ldp     q2, q3, [x0, #32]
+    ldp     q4, q5, [x0, #64]
+    ldp     q6, q7, [x0, #96]
+    ldp     q8, q9, [x0, #128]
+    ldp     q10, q11, [x0, #160]
+    ldp     q12, q13, [x0, #192]
+    ldp     q14, q15, [x0, #224]
+    ldp     q16, q17, [x0, #256]
+    ldp     q18, q19, [x0, #288]
+    ldp     q20, q21, [x0, #320]
+    ldp     q22, q23, [x0, #352]
+    ldp     q24, q25, [x0, #384]
+    ldp     q26, q27, [x0, #416]
+    ldp     q28, q29, [x0, #448]
+    ldp     q30, q31, [x0, #480]
+    add     x0, x0, #512
+    ldp     x1, x2, [x0]
+    msr     fpsr, x1
+    msr     fpcr, x2
+    ret

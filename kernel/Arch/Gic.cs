@@ -1,0 +1,95 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using Hypervisor.Console;
+
+namespace Hypervisor.Arch
+{
+    // The physical GICv3, owned by the hypervisor. For now it delivers one
+    // interrupt: the EL2 physical timer (CNTHP, PPI 10 = INTID 26) that ends a
+    // VM's time slice. With HCR_EL2.IMO set, a physical IRQ that arrives while a
+    // guest runs is taken to EL2 whatever the guest's PSTATE.I says, so even a
+    // guest spinning with interrupts masked gets preempted.
+    //
+    // Distributor (GICD) and redistributor (GICR) are memory-mapped; the CPU
+    // interface is the ICC_* system registers (boot/gic.s).
+    public static class Gic
+    {
+        public const uint HypTimerIntid = 26;
+        public const uint SpuriousIntid = 1023;
+
+        private const ulong GicdCtlr = 0x0000;
+        private const uint GicdCtlrRwp = 1u << 31;
+        private const uint GicdCtlrAreNs = 1u << 4, GicdCtlrEnableGrp1A = 1u << 1;
+
+        private const ulong GicrWaker = 0x0014;
+        private const uint WakerProcessorSleep = 1u << 1, WakerChildrenAsleep = 1u << 2;
+        private const ulong SgiBase = 0x10000;               // second 64 KiB frame of a redistributor
+        private const ulong GicrIgroupr0 = SgiBase + 0x0080;
+        private const ulong GicrIsenabler0 = SgiBase + 0x0100;
+        private const ulong GicrIpriorityr = SgiBase + 0x0400;
+
+        [RuntimeImport("*", "read_icc_sre_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIccSreEl2();
+        [RuntimeImport("*", "write_icc_sre_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccSreEl2(ulong v);
+        [RuntimeImport("*", "write_icc_pmr_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccPmrEl1(ulong v);
+        [RuntimeImport("*", "write_icc_bpr1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccBpr1El1(ulong v);
+        [RuntimeImport("*", "write_icc_ctlr_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccCtlrEl1(ulong v);
+        [RuntimeImport("*", "write_icc_igrpen1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccIgrpen1El1(ulong v);
+        [RuntimeImport("*", "read_icc_iar1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIccIar1El1();
+        [RuntimeImport("*", "write_icc_eoir1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccEoir1El1(ulong v);
+
+        public static bool Present { get; private set; }
+
+        public static void Init(ulong distributor, ulong redistributor)
+        {
+            if (distributor == 0 || redistributor == 0)
+            {
+                Log.Line("[hv] no GICv3 in the device tree: no time slices (run QEMU with gic-version=3)");
+                return;
+            }
+            // Distributor: affinity routing on, group 1 (non-secure) enabled.
+            Mmio.Write32(distributor + GicdCtlr, GicdCtlrAreNs | GicdCtlrEnableGrp1A);
+            while ((Mmio.Read32(distributor + GicdCtlr) & GicdCtlrRwp) != 0) { }
+
+            // This CPU's redistributor: wake it, then enable the timer PPI in group 1.
+            uint waker = Mmio.Read32(redistributor + GicrWaker);
+            Mmio.Write32(redistributor + GicrWaker, waker & ~WakerProcessorSleep);
+            while ((Mmio.Read32(redistributor + GicrWaker) & WakerChildrenAsleep) != 0) { }
+            Mmio.Write32(redistributor + GicrIgroupr0, Mmio.Read32(redistributor + GicrIgroupr0) | (1u << (int)HypTimerIntid));
+            uint prio = Mmio.Read32(redistributor + GicrIpriorityr + (HypTimerIntid & ~3u));
+            int shift = (int)(HypTimerIntid & 3) * 8;
+            prio = (prio & ~(0xffu << shift)) | (0x80u << shift);
+            Mmio.Write32(redistributor + GicrIpriorityr + (HypTimerIntid & ~3u), prio);
+            Mmio.Write32(redistributor + GicrIsenabler0, 1u << (int)HypTimerIntid);
+
+            // CPU interface through system registers (SRE), all priorities
+            // unmasked, group 1 on, EOI both drops priority and deactivates.
+            WriteIccSreEl2(ReadIccSreEl2() | 1 | (1 << 3));
+            WriteIccPmrEl1(0xff);
+            WriteIccBpr1El1(0);
+            WriteIccCtlrEl1(0);
+            WriteIccIgrpen1El1(1);
+            Present = true;
+        }
+
+        public static uint Acknowledge() => (uint)ReadIccIar1El1() & 0xffffff;
+        public static void EndOfInterrupt(uint intid) => WriteIccEoir1El1(intid);
+    }
+
+    // The EL2 physical timer (CNTHP): the scheduler's tick.
+    public static class HypTimer
+    {
+        [RuntimeImport("*", "write_cnthp_tval_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteTval(ulong v);
+        [RuntimeImport("*", "write_cnthp_ctl_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCtl(ulong v);
+
+        private const ulong Enable = 1;
+
+        // Fires (INTID 26) after `ticks` of the system counter.
+        public static void Arm(ulong ticks)
+        {
+            WriteTval(ticks);
+            WriteCtl(Enable);
+        }
+
+        public static void Stop() => WriteCtl(0);
+    }
+}

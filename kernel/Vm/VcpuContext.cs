@@ -1,0 +1,93 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using Hypervisor.Arch;
+
+namespace Hypervisor.Vm
+{
+    // A vCPU's EL1 system registers (order fixed by boot/context.s).
+    public struct El1State
+    {
+        public ulong Sctlr, Tcr, Ttbr0, Ttbr1, Mair, Amair, Vbar, Contextidr;
+        public ulong TpidrEl1, TpidrEl0, TpidrroEl0, SpEl1, ElrEl1, SpsrEl1, EsrEl1, FarEl1;
+        public ulong Afsr0, Afsr1, Par, Cpacr, Cntkctl, CntvCtl, CntvCval, Csselr, Mdscr;
+    }
+
+    // q0-q31, FPSR, FPCR (order fixed by boot/context.s).
+    public unsafe struct FpState
+    {
+        public fixed ulong Q[64];
+        public ulong Fpsr, Fpcr;
+    }
+
+    // Everything of a vCPU that is not in the CPU while another VM runs:
+    //   Frame: general registers, PC, PSTATE, SP_EL0, q16/q17 (what an exit saves),
+    //   El1:   the EL1 system registers (its MMU setup, vectors, timer, ...),
+    //   Fp:    the SIMD/FP registers.
+    // The EL2 view of the VM (VTTBR/VTCR/HCR) lives in VirtualMachine.
+    public sealed unsafe class VcpuContext
+    {
+        public TrapFrame Frame;
+        public El1State El1;
+        public FpState Fp;
+
+        [RuntimeImport("*", "el1_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void El1Save(El1State* s);
+        [RuntimeImport("*", "el1_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void El1Restore(El1State* s);
+        [RuntimeImport("*", "fp_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void FpSave(FpState* s);
+        [RuntimeImport("*", "fp_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void FpRestore(FpState* s);
+
+        // SCTLR_EL1 as after reset: MMU and caches off, RES1 bits set.
+        private const ulong SctlrEl1Reset = 0x30d00800;
+
+        // As a CPU comes out of reset into the guest's entry point, with
+        // x0 = its device tree (the arm64 Linux boot protocol).
+        public void Reset(ulong entry, ulong dtb)
+        {
+            fixed (TrapFrame* f = &Frame)
+            {
+                byte* raw = (byte*)f;
+                for (int i = 0; i < TrapFrame.Size; i++) raw[i] = 0;
+                f->X[0] = dtb;
+                f->Elr = entry;
+                f->Spsr = Pstate.GuestEntry;
+            }
+            El1 = default;
+            El1.Sctlr = SctlrEl1Reset;
+            fixed (FpState* fp = &Fp)
+            {
+                for (int i = 0; i < 64; i++) fp->Q[i] = 0;
+                fp->Fpsr = 0;
+                fp->Fpcr = 0;
+            }
+        }
+
+        // The CPU's guest state (live frame + registers) into this context.
+        public void SaveFrom(TrapFrame* live)
+        {
+            fixed (TrapFrame* f = &Frame) *f = *live;
+            fixed (El1State* e = &El1) El1Save(e);
+            fixed (FpState* fp = &Fp)
+            {
+                FpSave(fp);
+                // q16/q17 in the CPU now hold hypervisor values; the guest's are in the frame.
+                fp->Q[32] = live->Q16[0]; fp->Q[33] = live->Q16[1];
+                fp->Q[34] = live->Q17[0]; fp->Q[35] = live->Q17[1];
+            }
+        }
+
+        // This context into the CPU; the exit path's return restores `live`.
+        public void RestoreInto(TrapFrame* live)
+        {
+            fixed (El1State* e = &El1) El1Restore(e);
+            fixed (FpState* fp = &Fp)
+            {
+                FpRestore(fp);
+                fixed (TrapFrame* f = &Frame)
+                {
+                    *live = *f;
+                    live->Q16[0] = fp->Q[32]; live->Q16[1] = fp->Q[33];
+                    live->Q17[0] = fp->Q[34]; live->Q17[1] = fp->Q[35];
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+namespace Hypervisor.Vm
+{
+    // VMIDs with generations (the scheme of KVM's arch/arm64/kvm/vmid.c).
+    //
+    // Why VMIDs: the TLB tags every stage-2 (and combined stage-1+2) entry with
+    // the VMID from VTTBR_EL2, so switching VMs needs no TLB flush as long as
+    // each VM has its own VMID. The hardware offers 8 or 16 bits
+    // (ID_AA64MMFR1_EL1.VMIDBits), so there may be more VMs than VMIDs.
+    //
+    // Why generations: instead of taking a VMID away from one VM to give it to
+    // another (which needs a per-VMID flush and bookkeeping of who is
+    // resident), every VMID handed out belongs to a generation. When the
+    // current generation has no free VMID left, a new generation starts: all
+    // VMIDs become free at once, one TLBI ALLE1IS throws away every entry tagged
+    // with an old VMID, and each VM picks up a fresh VMID the next time it is
+    // entered. VM entry only has to compare the generation (IsCurrent), which is
+    // one shift and one compare.
+    //
+    // A VM keeps one tag: (generation << 16) | vmid, 0 = never assigned. The
+    // shift is 16 whatever the width, so a tag reads the same on every machine.
+    // The generation starts at 1, so the tag 0 is never current. 48 bits of
+    // generation remain in a tag: at one rollover per 10 ms time slice that is
+    // about 89,000 years before it would wrap.
+    //
+    // VMID 0 is never handed out: it is the hypervisor's own "no VM" value
+    // (VTTBR_EL2 holds it while no guest runs), so a generation has
+    // 2^width - 1 usable VMIDs.
+    //
+    // Several CPUs (not needed yet). KVM keeps, per physical CPU, the VMID that
+    // is running there ("active") and a "reserved" copy. A rollover can happen on
+    // one CPU while other CPUs are running guests that cannot be stopped to pick
+    // a new VMID, so at a rollover KVM marks every CPU's active (or reserved)
+    // VMID as used again in the fresh bitmap and keeps it reserved: a VM that is
+    // running elsewhere keeps its number across the rollover and no other VM can
+    // be given that number. When such a VM is next assigned, KVM finds its old
+    // number in the reserved set and moves the reservation into the new
+    // generation instead of taking a new VMID. Entry takes a lock-free fast path
+    // (the generation matches and the CPU's active slot is set) and only the
+    // slow path takes a spin lock.
+    // This version may leave all of that out because one vCPU runs at a time:
+    // Assign runs on the entry path of the VM that is about to run, after the
+    // previous one has exited, so at a rollover no VM is running on any CPU, and
+    // the one about to run is the one being assigned. Every other VM gets a new
+    // VMID when it is entered next, because its tag is no longer current.
+    //
+    // No allocation after the constructor: Assign and Release run on the VM
+    // switch path. A "next" cursor makes the common case O(1): VMIDs are handed
+    // out in order, and a search scans 64 VMIDs per bitmap word.
+    public sealed class VmidAllocator
+    {
+        public const int MinBits = 1;
+        public const int MaxBits = 16;
+        public const int TagShift = 16;                 // tag = generation << TagShift | vmid
+        public const ulong VmidMask = (1UL << TagShift) - 1;
+        public const ushort NoVmid = 0;                 // reserved: "no VM"
+        private const int BitmapWords = (1 << MaxBits) / 64;   // 1024 words = 65536 bits
+
+        private readonly ulong[] _used;   // bit v set: VMID v is taken in this generation
+        private readonly int _width;
+        private readonly int _capacity;   // 2^width - 1: VMIDs 1..capacity
+        private ulong _generation;
+        private ulong _rollovers;
+        private int _inUse;
+        private int _next;                // where the next search starts (1..capacity)
+
+        // bits outside 1..16 are clamped into that range (never throw): the
+        // caller reads the width back from Width. The hypervisor passes 8 or 16
+        // from the hardware, or a smaller vmid_bits from vms.conf.
+        public VmidAllocator(int bits)
+        {
+            if (bits < MinBits) bits = MinBits;
+            if (bits > MaxBits) bits = MaxBits;
+            _width = bits;
+            _capacity = (1 << bits) - 1;
+            // Always sized for 16 bits, so the bitmap is the same object whatever
+            // the hardware offers and no bounds need recomputing.
+            _used = new ulong[BitmapWords];
+            _generation = 1;
+            ClearBitmap();
+        }
+
+        public int Width => _width;
+        public int Capacity => _capacity;
+        public ulong Generation => _generation;
+        public ulong Rollovers => _rollovers;
+        // VMIDs taken in the current generation. VMs whose tags are from an older
+        // generation are not counted: they no longer hold a VMID.
+        public int VmidsInUse => _inUse;
+
+        public static ushort VmidOf(ulong tag) => (ushort)(tag & VmidMask);
+        public static ulong GenerationOf(ulong tag) => tag >> TagShift;
+
+        // Checked on every VM entry: may the VM run with the VMID in its tag?
+        public bool IsCurrent(ulong tag) =>
+            (tag >> TagShift) == _generation && (tag & VmidMask) != NoVmid;
+
+        // The VMID the VM must run with. A current tag keeps its VMID. Otherwise
+        // the VM gets a free VMID of this generation; if there is none, a new
+        // generation starts and flushAll is true: before entering the guest the
+        // caller must do TLBI ALLE1IS, DSB ISH, ISB, because the TLB may still
+        // hold entries tagged with VMIDs of the old generation, which are about
+        // to be handed to other VMs.
+        public ushort Assign(ref ulong tag, out bool flushAll)
+        {
+            flushAll = false;
+            if (IsCurrent(tag)) return VmidOf(tag);
+
+            // From the cursor to the end, then from 1 up to the cursor: VMIDs
+            // released earlier in this generation are reused before a rollover.
+            int vmid = FindFree(_next, _capacity + 1);
+            if (vmid == NoVmid) vmid = FindFree(1, _next);
+            if (vmid == NoVmid)
+            {
+                NewGeneration();
+                flushAll = true;
+                vmid = 1;   // the bitmap is empty now
+            }
+
+            _used[vmid >> 6] |= 1UL << (vmid & 63);
+            _inUse++;
+            _next = vmid + 1 > _capacity ? 1 : vmid + 1;
+            tag = (_generation << TagShift) | (uint)vmid;
+            return (ushort)vmid;
+        }
+
+        // The VM is gone. Its VMID becomes free in this generation, so the
+        // caller must already have removed its TLB entries (TLBI VMALLS12E1IS
+        // under that VMID): the next VM given this number must not find them.
+        // A tag of an older generation holds no bit in the bitmap. The tag is
+        // cleared either way, so a second Release does nothing.
+        public void Release(ref ulong tag)
+        {
+            if (IsCurrent(tag))
+            {
+                int vmid = VmidOf(tag);
+                _used[vmid >> 6] &= ~(1UL << (vmid & 63));
+                _inUse--;
+            }
+            tag = 0;
+        }
+
+        private void NewGeneration()
+        {
+            _generation++;
+            _rollovers++;
+            ClearBitmap();
+            _inUse = 0;
+        }
+
+        private void ClearBitmap()
+        {
+            for (int i = 0; i < _used.Length; i++) _used[i] = 0;
+            _used[0] = 1;   // VMID 0 is never free
+            _next = 1;
+        }
+
+        // The lowest free VMID in [from, to), or 0 when there is none. Whole
+        // words of 64 taken VMIDs are skipped with one compare each.
+        private int FindFree(int from, int to)
+        {
+            if (from >= to) return NoVmid;
+            int word = from >> 6;
+            int lastWord = (to - 1) >> 6;
+            // Bits below `from` in the first word do not count: treat them as taken.
+            ulong free = ~_used[word] & (~0UL << (from & 63));
+            while (true)
+            {
+                if (word == lastWord)
+                {
+                    int bitsInLast = to - (lastWord << 6);   // 1..64
+                    if (bitsInLast < 64) free &= (1UL << bitsInLast) - 1;
+                    return free == 0 ? NoVmid : (word << 6) + LowestSetBit(free);
+                }
+                if (free != 0) return (word << 6) + LowestSetBit(free);
+                word++;
+                free = ~_used[word];
+            }
+        }
+
+        // Index of the lowest 1 bit of a non-zero word, by halving: 6 steps
+        // (the kernel's corelib has no BitOperations.TrailingZeroCount).
+        private static int LowestSetBit(ulong x)
+        {
+            int n = 0;
+            if ((x & 0xFFFFFFFFUL) == 0) { n += 32; x >>= 32; }
+            if ((x & 0xFFFFUL) == 0) { n += 16; x >>= 16; }
+            if ((x & 0xFFUL) == 0) { n += 8; x >>= 8; }
+            if ((x & 0xFUL) == 0) { n += 4; x >>= 4; }
+            if ((x & 0x3UL) == 0) { n += 2; x >>= 2; }
+            if ((x & 0x1UL) == 0) { n += 1; }
+            return n;
+        }
+    }
+}
