@@ -127,12 +127,14 @@ namespace Guest
             while (true) { }
         }
 
-        // Hostile: no vector table, then an undefined instruction. The guest's
-        // own exception entry faults again and again; the hypervisor must stop
-        // this VM, not loop in it forever.
+        // Hostile: MMU off, no vector table, then an undefined instruction. The
+        // guest's exception entry (address 0x200) is no RAM: fetching it is a
+        // stage-2 abort, whose injected abort enters the same vector again. The
+        // hypervisor must stop this VM rather than loop in it forever.
         public static void BrokenVectors()
         {
-            Console.Line("undef: VBAR_EL1=0, then UDF");
+            Console.Line("undef: MMU off, VBAR_EL1=0, then UDF");
+            Cpu.WriteSctlr(0x30d00800);
             Cpu.WriteVbar(0);
             Cpu.Undefined();
         }

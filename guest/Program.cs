@@ -46,8 +46,9 @@ namespace Guest
             ReadOnlySpan<byte> tests = BootArgs.Get(args, "tests", out bool any);
             if (any) SelfTests.Run(tests);
             RunRole(args);
-            BootArgs.Get(args, "bench", out bool bench);
-            if (bench) Bench.Run();
+            ReadOnlySpan<byte> benchKind = BootArgs.Get(args, "bench", out bool bench);
+            if (bench && Hypervisor.Boot.Fdt.BytesEqual(benchKind, "switch")) Bench.VmSwitch();
+            else if (bench) Bench.Run();
             BootArgs.Get(args, "reset", out bool reset);
             if (reset) Reset();
             PowerOff();

@@ -67,7 +67,7 @@ namespace Guest
         private static void DemandPaging()
         {
             const int Pages = 256;
-            ulong region = Program.Fdt.MemoryBase + (32UL << 20);
+            ulong region = Program.Fdt.MemoryBase + Program.Fdt.MemorySize - (1UL << 20);  // the top MiB of RAM
             ulong faultsBefore = Hvc.Counter(HypercallAbi.Counter.Stage2Faults);
             bool zeroed = true;
             for (int i = 0; i < Pages; i++)

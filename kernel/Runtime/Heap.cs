@@ -42,11 +42,17 @@ namespace Hypervisor.Runtime
             while (size-- > 0) *b++ = 0;
         }
 
+        // memmove semantics. Struct copies the compiler cannot unroll land here
+        // (a vCPU's register frame on every VM switch), so whole words are
+        // moved when both sides are 8-byte aligned.
         public static void Copy(byte* dst, byte* src, ulong size)
         {
             if (dst <= src || dst >= src + size)
             {
-                for (ulong i = 0; i < size; i++) dst[i] = src[i];
+                ulong i = 0;
+                if ((((ulong)dst | (ulong)src) & 7) == 0)
+                    for (; i + 8 <= size; i += 8) *(ulong*)(dst + i) = *(ulong*)(src + i);
+                for (; i < size; i++) dst[i] = src[i];
             }
             else
             {
