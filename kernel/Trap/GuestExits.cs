@@ -13,7 +13,6 @@ namespace Hypervisor.Trap
         public static void Handle(TrapFrame* frame, ulong kind)
         {
             VirtualMachine vm = Scheduler.Current;
-            vm.Counters.Exits++;
 
             if (!VectorKind.IsSynchronous(kind))
             {

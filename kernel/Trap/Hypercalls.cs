@@ -14,7 +14,6 @@ namespace Hypervisor.Trap
     {
         public static void Handle(VirtualMachine vm, TrapFrame* frame)
         {
-            vm.Counters.Hypercalls++;
             ulong fid = frame->X[0];
             if ((fid & 0xff000000) == HypercallAbi.VendorBase) Vendor(vm, frame, fid);
             else if (fid == PsciAbi.SmcccVersion) Return(frame, 0x10001);   // SMCCC 1.1

@@ -8,18 +8,20 @@ namespace Hypervisor.Vm
     // instructions without bounds checks.
     public sealed class VmCounters
     {
-        public ulong Exits;
         public ulong Stage2Faults;       // RAM pages mapped on first touch
         public ulong MmioExits;
-        public ulong Hypercalls;
         public ulong TlbiIpa;            // TLBI IPAS2E1IS
         public ulong TlbiVmallE1;        // TLBI VMALLE1IS
         public ulong TlbiVmallS12E1;     // TLBI VMALLS12E1IS
         public ulong InjectedAborts;
         public ulong PagesMapped;
 
-        // Exits by class, for the summary.
+        // Exits by class: one increment per exit, in GuestExits.
         public ulong ExitsHvc, ExitsSmc, ExitsDataAbort, ExitsInstructionAbort, ExitsWfx, ExitsSysReg, ExitsIrq, ExitsOther;
+
+        // Totals are sums, not counted twice on the exit path.
+        public ulong Exits => ExitsHvc + ExitsSmc + ExitsDataAbort + ExitsInstructionAbort + ExitsWfx + ExitsSysReg + ExitsIrq + ExitsOther;
+        public ulong Hypercalls => ExitsHvc + ExitsSmc;
 
         // By HypercallAbi.Counter id; false for an unknown id.
         public bool TryGet(ulong id, out ulong value)

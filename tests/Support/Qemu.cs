@@ -15,6 +15,7 @@ namespace Hypervisor.Tests.Support
         public IReadOnlyList<string> Lines { get; init; }
         public int ExitCode { get; init; }
         public bool TimedOut { get; init; }
+        public bool StoppedByTest { get; init; }
         public TimeSpan Elapsed { get; init; }
 
         public string Tail(int n = 40) =>
@@ -29,6 +30,8 @@ namespace Hypervisor.Tests.Support
             Assert.True(line != null, $"no line starting with '{prefix}'. Last lines:\n{Tail()}");
             return line;
         }
+
+        public bool Has(string prefix) => Line(prefix) != null;
 
         // key=value pairs of the first STAT line that has `key`.
         public long Stat(string key)
@@ -49,7 +52,9 @@ namespace Hypervisor.Tests.Support
     {
         private static readonly SemaphoreSlim s_slots = new SemaphoreSlim(Math.Max(1, Environment.ProcessorCount));
 
-        public static RunResult Run(string[] hvRunArgs, int timeoutSeconds = 60)
+        // stopWhen: a run that never ends by itself (a VM spinning forever) is
+        // ended as soon as the console shows what the test waits for.
+        public static RunResult Run(string[] hvRunArgs, int timeoutSeconds = 60, Func<IReadOnlyList<string>, bool> stopWhen = null)
         {
             string image = Repo.Path("build", "hypervisor.bin");
             Assert.True(File.Exists(image), $"{image} is missing: run `make` (make test builds it first)");
@@ -57,7 +62,7 @@ namespace Hypervisor.Tests.Support
             s_slots.Wait();
             try
             {
-                return RunLocked(hvRunArgs, timeoutSeconds);
+                return RunLocked(hvRunArgs, timeoutSeconds, stopWhen);
             }
             finally
             {
@@ -65,7 +70,7 @@ namespace Hypervisor.Tests.Support
             }
         }
 
-        private static RunResult RunLocked(string[] hvRunArgs, int timeoutSeconds)
+        private static RunResult RunLocked(string[] hvRunArgs, int timeoutSeconds, Func<IReadOnlyList<string>, bool> stopWhen)
         {
             var psi = new ProcessStartInfo(Repo.Path("scripts", "hv-run"))
             {
@@ -87,7 +92,18 @@ namespace Hypervisor.Tests.Support
             p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (lines) lines.Add("stderr: " + e.Data); };
             p.BeginOutputReadLine();
             p.BeginErrorReadLine();
-            bool exited = p.WaitForExit((timeoutSeconds + 15) * 1000);
+            bool exited = false, stopped = false;
+            var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds + 15);
+            while (DateTime.UtcNow < deadline)
+            {
+                if (p.WaitForExit(200)) { exited = true; break; }
+                if (stopWhen != null)
+                {
+                    List<string> snapshot;
+                    lock (lines) snapshot = new List<string>(lines);
+                    if (stopWhen(snapshot)) { stopped = true; break; }
+                }
+            }
             if (!exited)
             {
                 try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
@@ -102,7 +118,8 @@ namespace Hypervisor.Tests.Support
             {
                 Lines = copy,
                 ExitCode = code,
-                TimedOut = !exited || code == 124 || code == 137,
+                StoppedByTest = stopped,
+                TimedOut = (!exited && !stopped) || code == 124 || code == 137,
                 Elapsed = sw.Elapsed,
             };
         }
