@@ -35,7 +35,7 @@ namespace Guest
                 ulong* p = (ulong*)page;
                 for (int i = 0; i < WordsPerPage; i += 8) if (p[i] != (SecretMarker | (pages & 0xffff))) intact = false;
             }
-            Verdict("secret", intact);
+            SelfTests.Verdict("secret", intact);
             Console.Write("pages=");
             Console.Dec(pages);
             Console.Line(intact ? " intact" : " CHANGED");
@@ -74,7 +74,7 @@ namespace Guest
                 else if ((v & MarkerMask) == SecretMarker) secrets++;
             }
             Traps.Armed = false;
-            Verdict("snoop", secrets == 0 && nonZero == 0 && aborts == probes);
+            SelfTests.Verdict("snoop", secrets == 0 && nonZero == 0 && aborts == probes);
             Console.Write("words=");
             Console.Dec(words);
             Console.Write(" secrets_seen=");
@@ -107,7 +107,7 @@ namespace Guest
                     for (int i = 0; i < WordsPerPage; i += 16)
                         if (((ulong*)(region + (ulong)pg * 4096))[i] != Mix(seed, pg, i)) bad++;
             }
-            Verdict("own", bad == 0);
+            SelfTests.Verdict("own", bad == 0);
             Console.Write("seed=");
             Console.Dec(seed);
             Console.Write(" rounds=");
@@ -167,7 +167,7 @@ namespace Guest
                 else if (x0 == -1) notSupported++;
                 else other++;
             }
-            Verdict("hvcfuzz", true);
+            SelfTests.Verdict("hvcfuzz", true);
             Console.Write("ok=");
             Console.Dec(ok);
             Console.Write(" not_supported=");
@@ -185,12 +185,5 @@ namespace Guest
 
         // WFI traps to the hypervisor (HCR_EL2.TWI): the scheduler's cue.
         public static void Yield() => Cpu.WaitForInterrupt();
-
-        private static void Verdict(string name, bool pass)
-        {
-            Console.Write("TEST ");
-            Console.Write(name);
-            Console.Write(pass ? " PASS " : " FAIL ");
-        }
     }
 }

@@ -39,7 +39,8 @@ namespace Guest
             return false;
         }
 
-        private static void Verdict(string name, bool pass)
+        // `TEST <name> PASS|FAIL ` and the caller's detail, the serial-line contract.
+        public static void Verdict(string name, bool pass)
         {
             Console.Write("TEST ");
             Console.Write(name);
