@@ -7,7 +7,7 @@
 
 SHELL       := /bin/bash
 BUILD       := build
-RUN_CONFIG  ?= guest/configs/demo.conf
+RUN_CONFIG  ?= guest/configs/balloon.conf
 ILC_VERSION := 10.0.12
 NUGET_DIR   := $(or $(NUGET_PACKAGES),$(HOME)/.nuget/packages)
 ILC         := $(NUGET_DIR)/runtime.linux-x64.microsoft.dotnet.ilcompiler/$(ILC_VERSION)/tools/ilc

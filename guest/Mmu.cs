@@ -6,6 +6,7 @@ namespace Guest
     // 4 KiB granule, 48-bit VA (TCR_EL1.T0SZ = 16): a four-level walk, as in the
     // lecture's figure. Mappings:
     //   GVA 0x0000_0000_0900_0000 (2 MiB)  -> GPA same, Device-nGnRE (the UART)
+    //   GVA 0x0000_0000_0a00_0000 (2 MiB)  -> GPA same, Device (virtio-mmio)
     //   GVA 0x0000_0000_2000_0000 (2 MiB)  -> GPA same, Device: no RAM, no device
     //                                         there, so accesses must abort
     //   GVA 0x0000_0000_4000_0000 (1 GiB)  -> GPA same, Normal WB (RAM, identity)
@@ -49,6 +50,7 @@ namespace Guest
             l0[0] = (ulong)l1Low | Table;
             l1Low[0] = (ulong)l2Low | Table;
             l2Low[0x09000000 >> 21] = 0x09000000 | DeviceBlock;
+            l2Low[0x0a000000 >> 21] = 0x0a000000 | DeviceBlock;        // virtio-mmio devices
             l2Low[HoleGva >> 21] = HoleGva | DeviceBlock;
             l1Low[ramBase >> 30] = (ramBase & ~((1UL << 30) - 1)) | NormalBlock;
 

@@ -65,6 +65,8 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "spin")) IsolationTests.Spin();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "undef")) IsolationTests.BrokenVectors();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "hvcfuzz")) IsolationTests.HypercallFuzz();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "giver")) BalloonTests.Giver(BootArgs.Is(args, "touch", "1"));
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "taker")) BalloonTests.Taker();
             else Fail("unknown role");
         }
 

@@ -56,6 +56,7 @@ namespace Hypervisor
                 Log.Line("[hv] no VMs to run; powering off");
                 Psci.PowerOff();
             }
+            Hypervisor.Monitor.Monitor.Init();
             // Taken after the VMs are built (their objects stay for the summary):
             // anything allocated from here on would be a leak on some path.
             Hypervisor.Vm.Summary.HeapAtStart = Hypervisor.Runtime.Heap.BytesInUse;

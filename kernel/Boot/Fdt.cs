@@ -25,6 +25,7 @@ namespace Hypervisor.Boot
         public ulong UartBase;
         public ulong GicDistributor;     // GICv3 GICD frame (0 when absent)
         public ulong GicRedistributor;   // first GICR frame
+        public ulong VirtioBase;         // first virtio-mmio device (0 when none)
         public bool HasInitrd;
         public ulong InitrdStart;
         public ulong InitrdEnd;
@@ -147,6 +148,11 @@ namespace Hypervisor.Boot
                     if (rootAddressCells == 0 || rootAddressCells > 2 || length < rootAddressCells * 4) return FdtStatus.BadStructure;
                     info.UartBase = ReadCells(value, 0, (int)rootAddressCells);
                 }
+                else if (here == NodeKind.Virtio && BytesEqual(propName, "reg") && info.VirtioBase == 0)
+                {
+                    if (rootAddressCells == 0 || rootAddressCells > 2 || length < rootAddressCells * 4) return FdtStatus.BadStructure;
+                    info.VirtioBase = ReadCells(value, 0, (int)rootAddressCells);
+                }
                 else if (here == NodeKind.Gic && BytesEqual(propName, "reg") && info.GicDistributor == 0)
                 {
                     // reg = <GICD base, size, GICR base, size, ...>
@@ -182,7 +188,7 @@ namespace Hypervisor.Boot
 
         private static class NodeKind
         {
-            public const byte Other = 0, Memory = 1, Chosen = 2, Cpus = 3, Cpu = 4, Uart = 5, Gic = 6;
+            public const byte Other = 0, Memory = 1, Chosen = 2, Cpus = 3, Cpu = 4, Uart = 5, Gic = 6, Virtio = 7;
         }
 
         private static byte ClassifyTopLevel(ReadOnlySpan<byte> name)
@@ -196,6 +202,7 @@ namespace Hypervisor.Boot
             if (StartsWith(name, "pl011@")) return NodeKind.Uart;
             // QEMU virt's interrupt controller: intc@8000000.
             if (StartsWith(name, "intc@")) return NodeKind.Gic;
+            if (StartsWith(name, "virtio_mmio@")) return NodeKind.Virtio;
             return NodeKind.Other;
         }
 
@@ -212,6 +219,13 @@ namespace Hypervisor.Boot
         {
             for (int i = start; i < b.Length; i++) if (b[i] == 0) return i;
             return -1;
+        }
+
+        public static bool BytesEqual(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+        {
+            if (a.Length != b.Length) return false;
+            for (int i = 0; i < a.Length; i++) if (a[i] != b[i]) return false;
+            return true;
         }
 
         public static bool BytesEqual(ReadOnlySpan<byte> a, string b)

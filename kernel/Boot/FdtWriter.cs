@@ -324,6 +324,9 @@ namespace Hypervisor.Boot
         public bool HasInitrd;
         public ulong InitrdStart;     // guest-physical, end exclusive
         public ulong InitrdEnd;
+        public bool HasVirtio;        // one virtio-mmio device (the balloon)
+        public ulong VirtioBase;
+        public ulong VirtioSize;
     }
 
     // The device tree each guest receives in x0: the small subset of QEMU's
@@ -387,10 +390,21 @@ namespace Hypervisor.Boot
             w.PropertyReg("reg", UartBase, UartSize);
             w.EndNode();
 
+            // A virtio-mmio transport (the balloon). Without a virtual GIC the
+            // guest polls, so the node has no interrupts property yet.
+            if (spec.HasVirtio)
+            {
+                w.BeginNode("virtio_mmio", spec.VirtioBase);
+                w.PropertyString("compatible", "virtio,mmio");
+                w.PropertyReg("reg", spec.VirtioBase, spec.VirtioSize);
+                w.PropertyEmpty("dma-coherent");
+                w.EndNode();
+            }
+
             // Later devices go here, as further top-level nodes before /chosen:
             // timer (compatible "arm,armv8-timer", interrupts), the GICv3
             // intc@8000000 (interrupt-controller, #interrupt-cells, reg, phandle,
-            // then interrupt-parent in the root) and virtio,mmio nodes.
+            // then interrupt-parent in the root) and the virtio nodes' interrupts.
 
             w.BeginNode("chosen");
             w.PropertyBytes("bootargs", bootargs);

@@ -46,6 +46,7 @@ namespace Hypervisor.Boot
     {
         public int SliceMs;              // scheduler time slice
         public int VmidBits;             // 0: as many as the hardware offers
+        public TextRange BalloonMove;    // "from:to:size" (the seed's demo), empty: none
     }
 
     // What is wrong with a rejected line; VmConfig.Message says it in words.
@@ -86,7 +87,7 @@ namespace Hypervisor.Boot
     // paging (stage2|shadow|direct), balloon (on|off), cpus (1..8),
     // boot_balloon (a size below mem), resets (0..1000000 restarts after a
     // guest's SYSTEM_RESET; absent: unlimited). hv keys: slice_ms (1..1000),
-    // vmid_bits (1..16).
+    // vmid_bits (1..16), balloon_move (from:to:size, the balloon demo).
     // A '#' at the start of a word (outside quotes) starts a comment. A line with
     // any error is rejected as a whole and reported with its number; the other
     // lines still count, so one typo does not keep every VM from starting.
@@ -103,7 +104,8 @@ namespace Hypervisor.Boot
         // Bits of the seen-keys mask, to catch a key given twice on one line.
         private const int KeyMem = 1, KeyImage = 2, KeyInitrd = 4, KeyArgs = 8, KeyKind = 16,
                           KeyPaging = 32, KeyBalloon = 64, KeyCpus = 128, KeyBootBalloon = 256,
-                          KeySlice = 512, KeyVmidBits = 1024, KeyResets = 2048;
+                          KeySlice = 512, KeyVmidBits = 1024, KeyResets = 2048,
+                          KeyBalloonMove = 4096;
 
         public static VmConfigResult Parse(ReadOnlySpan<byte> text, Span<VmSpec> vms, Span<VmConfigError> errors, out HvSettings hv)
         {
@@ -270,10 +272,18 @@ namespace Hypervisor.Boot
                 if (!line.ReadKeyValue(out TextRange key, out TextRange value, ref error)) return false;
                 ReadOnlySpan<byte> k = key.Of(line.Text);
                 ReadOnlySpan<byte> v = value.Of(line.Text);
-                int bit = Fdt.BytesEqual(k, "slice_ms") ? KeySlice : Fdt.BytesEqual(k, "vmid_bits") ? KeyVmidBits : 0;
+                int bit = Fdt.BytesEqual(k, "slice_ms") ? KeySlice : Fdt.BytesEqual(k, "vmid_bits") ? KeyVmidBits
+                        : Fdt.BytesEqual(k, "balloon_move") ? KeyBalloonMove : 0;
                 if (bit == 0) return Fail(ref error, VmConfigErrorKind.UnknownKey, key);
                 if ((seen & bit) != 0) return Fail(ref error, VmConfigErrorKind.DuplicateKey, key);
                 seen |= bit;
+                if (bit == KeyBalloonMove)
+                {
+                    // Checked when the VMs exist (kernel/Devices/BalloonPolicy.cs).
+                    if (value.IsEmpty) return Fail(ref error, VmConfigErrorKind.EmptyValue, key);
+                    hv.BalloonMove = value;
+                    continue;
+                }
                 bool ok = bit == KeySlice ? ParseNumber(v, 1, 1000, out hv.SliceMs) : ParseNumber(v, 1, 16, out hv.VmidBits);
                 if (!ok) return Fail(ref error, VmConfigErrorKind.BadNumber, value);
             }

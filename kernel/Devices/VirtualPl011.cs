@@ -6,7 +6,8 @@ namespace Hypervisor.Devices
     // A PL011 UART as the guest sees it at 0x09000000 (ARM DDI 0183). Output
     // is collected per line and printed as "[name] text" on the real console,
     // so the lines of several VMs never mix mid-line. The transmitter is always
-    // ready; there is no console input yet (it arrives with the monitor).
+    // ready. Input comes from the serial console when this VM has the focus
+    // (kernel/Monitor/Monitor.cs) and waits in a small receive FIFO.
     public sealed class VirtualPl011 : MmioDevice
     {
         public const ulong DefaultBase = 0x09000000;
@@ -21,6 +22,9 @@ namespace Hypervisor.Devices
         private readonly byte[] _line = new byte[LineMax];
         private int _length;
         private readonly uint[] _registers = new uint[0x50 / 4]; // control registers read back what was written
+        private const int RxSize = 64;
+        private readonly byte[] _rx = new byte[RxSize];
+        private int _rxHead, _rxCount;
 
         public VirtualPl011(ulong baseAddress) : base(baseAddress, 0x1000) { }
 
@@ -28,8 +32,8 @@ namespace Hypervisor.Devices
         {
             value = 0;
             if (size > 4) return false;
-            if (offset == Flags) value = FlagTxEmpty | FlagRxEmpty;
-            else if (offset == DataRegister) value = 0;
+            if (offset == Flags) value = FlagTxEmpty | (_rxCount == 0 ? FlagRxEmpty : 0);
+            else if (offset == DataRegister) value = Receive();
             else if (offset >= PeriphId0) value = s_ids[(int)((offset - PeriphId0) >> 2) & 7];
             else if (offset < 0x50) value = _registers[offset >> 2];
             return true;
@@ -41,6 +45,23 @@ namespace Hypervisor.Devices
             if (offset == DataRegister) Put(vm, (byte)value);
             else if (offset < 0x50) _registers[offset >> 2] = (uint)value;
             return true;
+        }
+
+        // A byte typed on the serial console for this VM; dropped when the FIFO is full.
+        public void Deliver(byte b)
+        {
+            if (_rxCount == RxSize) return;
+            _rx[(_rxHead + _rxCount) % RxSize] = b;
+            _rxCount++;
+        }
+
+        private uint Receive()
+        {
+            if (_rxCount == 0) return 0;
+            byte b = _rx[_rxHead];
+            _rxHead = (_rxHead + 1) % RxSize;
+            _rxCount--;
+            return b;
         }
 
         private void Put(VirtualMachine vm, byte b)

@@ -58,6 +58,32 @@ namespace Hypervisor.Mm
             return HypercallAbi.Ok;
         }
 
+        // The balloon takes a page back: unmapped (break-before-make with the
+        // batched TLB discipline), scrubbed, freed. False when it was not mapped
+        // (the guest never touched it, so there is no frame to take).
+        public static bool Reclaim(VirtualMachine vm, ulong ipa)
+        {
+            if (vm.Stage2.Unmap4K(ipa & ~PageMask, out ulong frame) != Stage2Status.Ok) return false;
+            Release(vm, frame);
+            return true;
+        }
+
+        // Many stage-2 changes, one stage-1 flush: between BeginBatch and
+        // EndBatch each unmapped page costs one TLBI IPAS2E1IS; EndBatch adds
+        // the DSB + TLBI VMALLE1IS that the combined entries need.
+        public static void BeginBatch(VirtualMachine vm)
+        {
+            vm.Tlb.Batching = true;
+            vm.Tlb.PendingInBatch = 0;
+        }
+
+        public static void EndBatch(VirtualMachine vm)
+        {
+            vm.Tlb.Batching = false;
+            if (vm.Tlb.PendingInBatch != 0) Tlb.FlushStage1(vm);
+            vm.Tlb.PendingInBatch = 0;
+        }
+
         // Copies bytes into guest RAM (image loading), mapping pages as needed.
         public static bool CopyIn(VirtualMachine vm, ulong ipa, ReadOnlySpan<byte> data)
         {

@@ -72,11 +72,27 @@ namespace Hypervisor.Mm
         }
     }
 
-    // The stage-2 table code's hook into the function above.
+    // The stage-2 table code's hook into the functions above. Normally every
+    // changed entry gets the full sequence; inside a batch (the balloon
+    // unmapping hundreds of pages) each gets only its TLBI IPAS2E1IS and the
+    // batch ends with one DSB + TLBI VMALLE1IS (GuestMemory.EndBatch).
     public sealed class VmTlb : TlbMaintenance
     {
         private readonly VirtualMachine _vm;
+        public bool Batching;
+        public ulong PendingInBatch;
+
         public VmTlb(VirtualMachine vm) { _vm = vm; }
-        public override void InvalidateIpa(ulong ipa) => Tlb.FlushIpa(_vm, ipa);
+
+        public override void InvalidateIpa(ulong ipa)
+        {
+            if (!Batching)
+            {
+                Tlb.FlushIpa(_vm, ipa);
+                return;
+            }
+            Tlb.FlushIpaStage2Only(_vm, ipa);
+            PendingInBatch++;
+        }
     }
 }

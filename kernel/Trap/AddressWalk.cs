@@ -28,12 +28,31 @@ namespace Hypervisor.Trap
             frame->X[3] = (ulong)result.MemoryAccesses;
         }
 
+        // The monitor's `walk`: any VM, running or not.
+        public static void Show(VirtualMachine vm, ulong gva)
+        {
+            Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];
+            Walk(vm, gva, steps, out TwoStageResult result);
+            Print(vm, steps, result);
+        }
+
+        // The guest's stage-1 registers are in the CPU while it runs, in its
+        // saved vCPU context otherwise.
         public static TwoStageStatus Walk(VirtualMachine vm, ulong gva, Span<TranslationStep> steps, out TwoStageResult result)
         {
             GuestTranslationRegisters regs;
-            regs.Ttbr0El1 = SysReg.ReadTtbr0El1();
-            regs.Ttbr1El1 = SysReg.ReadTtbr1El1();
-            regs.TcrEl1 = SysReg.ReadTcrEl1();
+            if (vm == Scheduler.Current)
+            {
+                regs.Ttbr0El1 = SysReg.ReadTtbr0El1();
+                regs.Ttbr1El1 = SysReg.ReadTtbr1El1();
+                regs.TcrEl1 = SysReg.ReadTcrEl1();
+            }
+            else
+            {
+                regs.Ttbr0El1 = vm.Context.El1.Ttbr0;
+                regs.Ttbr1El1 = vm.Context.El1.Ttbr1;
+                regs.TcrEl1 = vm.Context.El1.Tcr;
+            }
             return TwoStageWalker.Translate(vm.Stage2, regs, gva, steps, out result);
         }
 

@@ -21,6 +21,13 @@ namespace Hypervisor.Trap
 
             if (vm.IsRam(ipa))
             {
+                if (vm.Balloon != null && vm.Balloon.IsBallooned(ipa))
+                {
+                    // The guest gave this page away: it is not its memory now.
+                    vm.Counters.BalloonedTouches++;
+                    Injection.DataAbort(vm, frame, syndrome.IsWrite);
+                    return;
+                }
                 if (syndrome.Status.IsTranslation)
                 {
                     if (!GuestMemory.MapOnDemand(vm, ipa)) Scheduler.StopCurrent("host out of memory on a demand fault");

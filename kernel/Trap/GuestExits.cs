@@ -82,7 +82,7 @@ namespace Hypervisor.Trap
             uint intid = Gic.Acknowledge();
             if (intid == Gic.SpuriousIntid) return;
             if (intid == Gic.HypTimerIntid)
-                Scheduler.Yield(frame);          // re-arms the timer before the EOI below
+                Scheduler.Yield(frame);              // re-arms the timer before the EOI below
             Gic.EndOfInterrupt(intid);
         }
     }

@@ -63,6 +63,11 @@ namespace Hypervisor.Vm
         // runnable VM, if any, gets the CPU; `live` is the exit's frame.
         public static void Yield(TrapFrame* live)
         {
+            // Housekeeping on every scheduling point (slice end or a guest's
+            // WFI): the serial console and the balloon policy. Cheap when idle.
+            Hypervisor.Monitor.Monitor.Poll();
+            Hypervisor.Devices.BalloonPolicy.Tick();
+
             VirtualMachine next = NextRunnable(Current);
             if (next != null && next != Current)
             {

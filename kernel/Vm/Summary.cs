@@ -1,4 +1,5 @@
 using Hypervisor.Arch;
+using Hypervisor.Devices;
 using Hypervisor.Console;
 using Hypervisor.Mm;
 using Hypervisor.Trap;
@@ -57,6 +58,19 @@ namespace Hypervisor.Vm
             Log.Stat("tlbi_vmalls12e1is", c.TlbiVmallS12E1);
             Log.Stat("frames_peak", vm.PeakFrames);
             Log.Stat("resets", vm.Resets);
+            if (vm.Balloon != null)
+            {
+                VirtioBalloon b = vm.Balloon;
+                Log.Stat("balloon_pages", b.BalloonedPages);
+                Log.Stat("balloon_inflated", b.Inflated);
+                Log.Stat("balloon_deflated", b.Deflated);
+                Log.Stat("balloon_frames_returned", b.FramesReturned);
+                Log.Stat("balloon_bad_pfns", b.BadPfns);
+                Log.Stat("balloon_already", b.AlreadyBallooned);
+                Log.Stat("balloon_not_ballooned", b.NotBallooned);
+                Log.Stat("balloon_malformed", b.MalformedRequests);
+                Log.Stat("ballooned_touches", c.BalloonedTouches);
+            }
             Log.NewLine();
         }
     }

@@ -26,6 +26,7 @@ namespace Hypervisor.Vm
         public ulong VmidTag;                           // generation << 16 | VMID (VmidAllocator)
         public ulong CntvOffset;                        // CNTVOFF_EL2: the guest's virtual time starts at 0
         public Stage2Table Stage2;
+        public VmTlb Tlb;
         public ulong Stage2Root;                        // PA of the 8 KiB concatenated level-1 root
         public uint Stage2RootFrames;
         public ushort Vmid;
@@ -37,6 +38,7 @@ namespace Hypervisor.Vm
         public readonly MmioDevice[] Devices = new MmioDevice[MaxDevices];
         public int DeviceCount;
         public VirtualPl011 Uart;
+        public VirtioBalloon Balloon;                   // null unless balloon=on (or boot_balloon) in vms.conf
         public HostPageTableMemory TableMemory;
 
         public ulong EntryPoint;

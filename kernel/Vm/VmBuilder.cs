@@ -73,6 +73,7 @@ namespace Hypervisor.Vm
                 Log.Line("; line ignored");
             }
             for (int i = 0; i < parsed.VmCount; i++) Create(specs[i], conf, bundle);
+            BalloonPolicy.Configure(settings.BalloonMove.Of(conf));
         }
 
         private static void Create(in VmSpec spec, ReadOnlySpan<byte> conf, ReadOnlySpan<byte> bundle)
@@ -84,8 +85,11 @@ namespace Hypervisor.Vm
                 Refuse(spec, name, "image not in the bundle: ", imageName);
                 return;
             }
+            // Admission: what the VM may use at boot (its memory minus what starts
+            // in the balloon) must be free now. With a balloon, the configured
+            // memory can exceed that: the overcommit the balloon makes safe.
             ulong available = (ulong)Kernel.Frames.FreeFrames * FrameAllocator.FrameSize;
-            if (spec.MemoryBytes > available)
+            if (spec.MemoryBytes - spec.BootBalloonBytes > available)
             {
                 Refuse(spec, name, "more memory than the host has free", default);
                 return;
@@ -107,6 +111,13 @@ namespace Hypervisor.Vm
             vm.BootArgs = new byte[args.Length];
             for (int i = 0; i < args.Length; i++) vm.BootArgs[i] = args[i];
             vm.MaxResets = spec.MaxResets;
+            if (spec.Balloon || spec.BootBalloonBytes != 0)
+            {
+                // The balloon exists before the first build: the device tree
+                // describes it, and its boot target is there from the start.
+                vm.Balloon = new VirtioBalloon(vm, spec.BootBalloonBytes);
+                vm.AddDevice(new VirtioMmioDevice(VirtioMmioDevice.SlotBase(0), VirtioMmioDevice.SlotSpi(0), vm.Balloon, new VmMemoryView(vm)));
+            }
             if (!CreateRootTable(vm) || !Build(vm))
             {
                 Refuse(spec, name, "not enough host memory to build it", default);
@@ -129,7 +140,13 @@ namespace Hypervisor.Vm
             Log.Hex(info.Entry);
             Log.Write(") args=\"");
             Log.Write(spec.Args.Of(conf));
-            Log.Line("\"");
+            Log.Write("\"");
+            if (vm.Balloon != null)
+            {
+                Log.Write(" balloon=on boot_balloon=");
+                Log.Size(spec.BootBalloonBytes);
+            }
+            Log.NewLine();
         }
 
         // Memory, image, device tree and a reset vCPU: at creation and again on
@@ -147,6 +164,7 @@ namespace Hypervisor.Vm
             Span<GuestSegment> segments = stackalloc GuestSegment[MaxSegments];
             if (GuestImage.Describe(image, vm.Kind, vm.RamBase, vm.RamSize, segments, out GuestImageInfo info) != GuestImageStatus.Ok)
                 return false;
+            if (vm.Balloon != null) vm.Balloon.ResetForReboot();
             if (!MapFirstBlock(vm) || !Load(vm, image, segments, info) || !WriteDeviceTree(vm, vm.BootArgs))
                 return false;
             vm.EntryPoint = info.Entry;
@@ -170,7 +188,8 @@ namespace Hypervisor.Vm
             vm.Vttbr = Stage2Layout.Vttbr(root, 0);
             vm.Hcr = Hcr.GuestDefault;
             vm.TableMemory = new HostPageTableMemory(Kernel.Frames);
-            vm.Stage2 = new Stage2Table(vm.TableMemory, new VmTlb(vm), root);
+            vm.Tlb = new VmTlb(vm);
+            vm.Stage2 = new Stage2Table(vm.TableMemory, vm.Tlb, root);
             return true;
         }
 
@@ -224,6 +243,12 @@ namespace Hypervisor.Vm
             spec.MemoryBase = vm.RamBase;
             spec.MemorySize = vm.RamSize;
             spec.CpuCount = 1;
+            if (vm.Balloon != null)
+            {
+                spec.HasVirtio = true;
+                spec.VirtioBase = VirtioMmioDevice.SlotBase(0);
+                spec.VirtioSize = VirtioMmioDevice.WindowSize;
+            }
             if (GuestDtb.Build(s_dtb, spec, bootargs, out int size) != FdtWriteStatus.Ok) return false;
             vm.DtbIpa = vm.RamBase;
             return GuestMemory.CopyIn(vm, vm.DtbIpa, new ReadOnlySpan<byte>(s_dtb).Slice(0, size));

@@ -15,6 +15,7 @@ namespace Hypervisor.Vm
         public ulong TlbiVmallS12E1;     // TLBI VMALLS12E1IS
         public ulong InjectedAborts;
         public ulong PagesMapped;
+        public ulong BalloonedTouches;   // accesses to pages the guest had given to the balloon
 
         // Exits by class: one increment per exit, in GuestExits.
         public ulong ExitsHvc, ExitsSmc, ExitsDataAbort, ExitsInstructionAbort, ExitsWfx, ExitsSysReg, ExitsIrq, ExitsOther;

@@ -1,0 +1,234 @@
+using System;
+using Hypervisor.Console;
+using Hypervisor.Mm;
+using Hypervisor.Vm;
+
+namespace Hypervisor.Devices
+{
+    // The virtio balloon (device id 5): VM-level paging, the last mechanism of
+    // the memory-virtualization lecture. The host sets a target (config
+    // num_pages, in 4 KiB pages); the guest's driver picks pages it will not
+    // use and lists their page numbers on the inflate queue; the hypervisor
+    // unmaps them from stage 2, scrubs the frames and returns them to the host
+    // pool, where another VM's demand faults find them. Deflating hands page
+    // numbers back; they get fresh zeroed frames on next touch.
+    //
+    // Queues: 0 inflate, 1 deflate, 2 stats (VIRTIO_BALLOON_F_STATS_VQ).
+    // DEFLATE_ON_OOM is offered: it asks the guest to deflate before it runs
+    // out of memory, a guest-side policy the device only has to announce.
+    public sealed class VirtioBalloon : VirtioBackend
+    {
+        public const uint FeatureStatsVq = 1u << 1;
+        public const uint FeatureDeflateOnOom = 1u << 2;
+        private const int InflateQueue = 0, DeflateQueue = 1, StatsQueue = 2;
+        private const int PfnBatch = 256;
+
+        private readonly ulong[] _ballooned;      // one bit per page of the VM's RAM
+        private readonly ulong _firstPfn, _pageCount;
+        private readonly uint _bootTarget;
+
+        public uint TargetPages;                  // config num_pages: what the host wants
+        public uint ActualPages;                  // config actual: what the guest says it gave
+        public ulong BalloonedPages;              // what the hypervisor holds
+
+        // What happened, for the monitor and the summary.
+        public ulong Inflated, Deflated, FramesReturned, BadPfns, AlreadyBallooned, NotBallooned, MalformedRequests;
+        public ulong StatFree, StatTotal, StatAvailable, StatUpdates;
+        private bool _statsHeld;
+        private ushort _statsHead;
+
+        public VirtioBalloon(VirtualMachine vm, ulong bootBalloonBytes)
+        {
+            _firstPfn = vm.RamBase >> 12;
+            _pageCount = vm.RamSize >> 12;
+            _ballooned = new ulong[(_pageCount + 63) / 64];
+            _bootTarget = (uint)(bootBalloonBytes >> 12);
+            TargetPages = _bootTarget;
+        }
+
+        public override uint DeviceId => 5;
+        public override ulong DeviceFeatures => FeatureStatsVq | FeatureDeflateOnOom;
+        public override int QueueCount => 3;
+        public override uint ConfigSize => 8;
+
+        // The guest's driver has finished setting the device up (DRIVER_OK).
+        public bool DriverReady => Transport != null && (Transport.Status & 4) != 0;
+
+        public bool IsBallooned(ulong ipa)
+        {
+            ulong pfn = ipa >> 12;
+            if (pfn < _firstPfn || pfn - _firstPfn >= _pageCount) return false;
+            ulong i = pfn - _firstPfn;
+            return (_ballooned[i >> 6] & (1UL << (int)(i & 63))) != 0;
+        }
+
+        public override bool ReadConfig(uint offset, int size, out uint value)
+        {
+            value = 0;
+            if (size != 4) return offset < ConfigSize;   // narrower reads of the le32 fields are not needed
+            if (offset == 0) value = TargetPages;
+            else if (offset == 4) value = ActualPages;
+            return true;
+        }
+
+        public override bool WriteConfig(uint offset, int size, uint value)
+        {
+            if (offset == 4 && size == 4) ActualPages = value;   // num_pages belongs to the host
+            return true;
+        }
+
+        // The host's side: how much memory this VM should give back.
+        public void SetTarget(VirtualMachine vm, ulong bytes)
+        {
+            ulong pages = bytes >> 12;
+            if (pages > _pageCount) pages = _pageCount;
+            // Deflating lets the VM grow: only promise frames the host has.
+            if (pages < BalloonedPages && BalloonedPages - pages > Kernel.Frames.FreeFrames)
+            {
+                Log.Write("[hv] balloon ");
+                Log.Write(vm.Name);
+                Log.Line(": refused, the host does not have that much memory free");
+                return;
+            }
+            TargetPages = (uint)pages;
+            Log.Write("[hv] balloon ");
+            Log.Write(vm.Name);
+            Log.Write(": target ");
+            Log.Dec(pages);
+            Log.Write(" pages (");
+            Log.Size(pages << 12);
+            Log.Write("), in balloon now ");
+            Log.Dec(BalloonedPages);
+            Log.NewLine();
+            SignalConfigChange();
+        }
+
+        public override void OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
+        {
+            Span<VirtqBuffer> buffers = stackalloc VirtqBuffer[4];
+            while (queue.TryPop(out ushort head) == VirtqStatus.Ok)
+            {
+                if (queue.ReadChain(head, buffers, out int count) != VirtqStatus.Ok)
+                {
+                    MalformedRequests++;
+                    queue.PushUsed(head, 0);
+                    continue;
+                }
+                if (queueIndex == StatsQueue)
+                {
+                    ReadStats(buffers.Slice(0, count), memory);
+                    // The device keeps the stats buffer until it wants fresh
+                    // numbers (RequestStats); then the driver refills it.
+                    if (_statsHeld) queue.PushUsed(_statsHead, 0);
+                    _statsHead = head;
+                    _statsHeld = true;
+                    continue;
+                }
+                GuestMemory.BeginBatch(vm);
+                for (int i = 0; i < count; i++)
+                {
+                    if (buffers[i].DeviceWritable) { MalformedRequests++; continue; }
+                    ProcessPfns(vm, queueIndex == InflateQueue, buffers[i], memory);
+                }
+                GuestMemory.EndBatch(vm);
+                queue.PushUsed(head, 0);
+            }
+            SignalUsedBuffers();
+        }
+
+        // Asks the driver for fresh statistics by handing its buffer back.
+        public void RequestStats(VirtualMachine vm)
+        {
+            if (!_statsHeld || Transport == null) return;
+            Virtqueue q = Transport.Queue(StatsQueue);
+            if (q == null) return;
+            q.PushUsed(_statsHead, 0);
+            _statsHeld = false;
+            SignalUsedBuffers();
+        }
+
+        private void ProcessPfns(VirtualMachine vm, bool inflate, VirtqBuffer buffer, GuestMemoryView memory)
+        {
+            Span<byte> raw = stackalloc byte[PfnBatch * 4];
+            ulong count = buffer.Length / 4;
+            for (ulong done = 0; done < count;)
+            {
+                int n = (int)Math.Min(count - done, (ulong)PfnBatch);
+                Span<byte> chunk = raw.Slice(0, n * 4);
+                if (!memory.Read(buffer.Gpa + done * 4, chunk)) { MalformedRequests++; return; }
+                for (int i = 0; i < n; i++)
+                {
+                    uint pfn = GuestMemoryView.LoadU32(chunk, i * 4);
+                    if (inflate) InflateOne(vm, pfn); else DeflateOne(pfn);
+                }
+                done += (ulong)n;
+            }
+        }
+
+        private void InflateOne(VirtualMachine vm, uint pfn)
+        {
+            if (!TryIndex(pfn, out ulong i)) { BadPfns++; return; }
+            ulong bit = 1UL << (int)(i & 63);
+            if ((_ballooned[i >> 6] & bit) != 0) { AlreadyBallooned++; return; }   // also a PFN listed twice
+            _ballooned[i >> 6] |= bit;
+            BalloonedPages++;
+            Inflated++;
+            if (GuestMemory.Reclaim(vm, (ulong)pfn << 12)) FramesReturned++;
+        }
+
+        private void DeflateOne(uint pfn)
+        {
+            if (!TryIndex(pfn, out ulong i)) { BadPfns++; return; }
+            ulong bit = 1UL << (int)(i & 63);
+            if ((_ballooned[i >> 6] & bit) == 0) { NotBallooned++; return; }
+            _ballooned[i >> 6] &= ~bit;
+            BalloonedPages--;
+            Deflated++;
+        }
+
+        private bool TryIndex(uint pfn, out ulong index)
+        {
+            index = (ulong)pfn - _firstPfn;
+            return pfn >= _firstPfn && index < _pageCount;
+        }
+
+        // struct virtio_balloon_stat { le16 tag; le64 val; } packed, 10 bytes each.
+        private void ReadStats(Span<VirtqBuffer> buffers, GuestMemoryView memory)
+        {
+            Span<byte> entry = stackalloc byte[10];
+            for (int b = 0; b < buffers.Length; b++)
+            {
+                if (buffers[b].DeviceWritable) continue;
+                for (uint off = 0; off + 10 <= buffers[b].Length && off < 10 * 16; off += 10)
+                {
+                    if (!memory.Read(buffers[b].Gpa + off, entry)) { MalformedRequests++; return; }
+                    ushort tag = (ushort)(entry[0] | entry[1] << 8);
+                    ulong value = GuestMemoryView.LoadU64(entry, 2);
+                    if (tag == 4) StatFree = value;            // VIRTIO_BALLOON_S_MEMFREE
+                    else if (tag == 5) StatTotal = value;      // VIRTIO_BALLOON_S_MEMTOT
+                    else if (tag == 6) StatAvailable = value;  // VIRTIO_BALLOON_S_AVAIL
+                }
+            }
+            StatUpdates++;
+        }
+
+        // Device reset (driver writes 0 to Status) or VM reset: every page is
+        // the guest's again; the host's target goes back to the boot value.
+        public override void OnReset(VirtualMachine vm)
+        {
+            for (int i = 0; i < _ballooned.Length; i++) _ballooned[i] = 0;
+            BalloonedPages = 0;
+            ActualPages = 0;
+            _statsHeld = false;
+        }
+
+        public void ResetForReboot()
+        {
+            for (int i = 0; i < _ballooned.Length; i++) _ballooned[i] = 0;
+            BalloonedPages = 0;
+            ActualPages = 0;
+            TargetPages = _bootTarget;
+            _statsHeld = false;
+        }
+    }
+}
