@@ -67,6 +67,9 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "hvcfuzz")) IsolationTests.HypercallFuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "giver")) BalloonTests.Giver(BootArgs.Is(args, "touch", "1"));
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "taker")) BalloonTests.Taker();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "balloonfuzz")) BalloonHostile.Hostile();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "ballooncycles")) BalloonHostile.Cycles();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "follow")) BalloonHostile.Follow();
             else Fail("unknown role");
         }
 

@@ -211,6 +211,52 @@ namespace Guest
             Cpu.Barrier();
         }
 
+        // Direct inflate/deflate of given page numbers (the cycle test drives
+        // the device itself instead of following a target).
+        public static bool InflatePfns(uint* pfns, int n) => Move(InflateQueue, pfns, n);
+        public static bool DeflatePfns(uint* pfns, int n) => Move(DeflateQueue, pfns, n);
+
+        private static bool Move(int queue, uint* pfns, int n)
+        {
+            if (n <= 0 || n > PfnsPerRequest) return false;
+            uint* dst = (uint*)s_pfnPage;
+            for (int i = 0; i < n; i++) dst[i] = pfns[i];
+            Submit(queue, s_pfnPage, (uint)(n * 4), false);
+            return true;
+        }
+
+        // For the hostile test: a request made of hand-written descriptors
+        // (slot i gets raw[i]), head in slot 0; waits until the device has
+        // answered it (the device uses even the malformed ones).
+        public struct RawDescriptor { public ulong Addr; public uint Length; public ushort Flags, Next; }
+
+        public static void RawRequest(int queue, RawDescriptor* raw, int count)
+        {
+            ulong page = s_queuePage[queue];
+            for (int i = 0; i < count; i++)
+            {
+                byte* d = (byte*)(page + (ulong)i * 16);
+                *(ulong*)d = raw[i].Addr;
+                *(uint*)(d + 8) = raw[i].Length;
+                *(ushort*)(d + 12) = raw[i].Flags;
+                *(ushort*)(d + 14) = raw[i].Next;
+            }
+            ushort usedBefore = *(ushort*)(page + UsedOffset + 2);
+            ushort idx = s_availIdx[queue];
+            *(ushort*)(page + AvailOffset + 4 + (ulong)(idx % QueueSize) * 2) = 0;
+            Cpu.Barrier();
+            s_availIdx[queue] = (ushort)(idx + 1);
+            *(ushort*)(page + AvailOffset + 2) = (ushort)(idx + 1);
+            Cpu.Barrier();
+            SetReg(QueueNotify, (uint)queue);
+            for (int spin = 0; spin < 1000 && *(ushort*)(page + UsedOffset + 2) == usedBefore; spin++) Cpu.WaitForInterrupt();
+        }
+
+        public static ulong QueuePage(int queue) => s_queuePage[queue];
+        public static ulong PfnPage => s_pfnPage;
+        public static uint ReadRegister(ulong offset) => Reg(offset);
+        public static void WriteRegister(ulong offset, uint value) => SetReg(offset, value);
+
         private static uint Reg(ulong offset) => Mmio.Read32(s_base + offset);
         private static void SetReg(ulong offset, uint value) => Mmio.Write32(s_base + offset, value);
     }

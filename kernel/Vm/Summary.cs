@@ -70,6 +70,15 @@ namespace Hypervisor.Vm
                 Log.Stat("balloon_not_ballooned", b.NotBallooned);
                 Log.Stat("balloon_malformed", b.MalformedRequests);
                 Log.Stat("ballooned_touches", c.BalloonedTouches);
+                if (b.Transport != null)
+                {
+                    ulong malformed = 0;
+                    for (int q = 0; q < b.QueueCount; q++)
+                        if (b.Transport.Queue(q) != null) malformed += b.Transport.Queue(q).Counters.Malformed;
+                    Log.Stat("virtq_malformed", malformed);
+                    Log.Stat("virtio_queue_refused", b.Transport.Counters.QueueConfigureFailed);
+                    Log.Stat("virtio_notify_bad_queue", b.Transport.Counters.NotifyBadQueue);
+                }
             }
             Log.NewLine();
         }

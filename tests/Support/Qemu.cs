@@ -54,7 +54,10 @@ namespace Hypervisor.Tests.Support
 
         // stopWhen: a run that never ends by itself (a VM spinning forever) is
         // ended as soon as the console shows what the test waits for.
-        public static RunResult Run(string[] hvRunArgs, int timeoutSeconds = 60, Func<IReadOnlyList<string>, bool> stopWhen = null)
+        // input: text typed on the serial console, each piece once a line
+        // starting with its prefix has appeared (the monitor tests).
+        public static RunResult Run(string[] hvRunArgs, int timeoutSeconds = 60, Func<IReadOnlyList<string>, bool> stopWhen = null,
+                                    (string afterLinePrefix, string text)[] input = null)
         {
             string image = Repo.Path("build", "hypervisor.bin");
             Assert.True(File.Exists(image), $"{image} is missing: run `make` (make test builds it first)");
@@ -62,7 +65,7 @@ namespace Hypervisor.Tests.Support
             s_slots.Wait();
             try
             {
-                return RunLocked(hvRunArgs, timeoutSeconds, stopWhen);
+                return RunLocked(hvRunArgs, timeoutSeconds, stopWhen, input);
             }
             finally
             {
@@ -70,7 +73,8 @@ namespace Hypervisor.Tests.Support
             }
         }
 
-        private static RunResult RunLocked(string[] hvRunArgs, int timeoutSeconds, Func<IReadOnlyList<string>, bool> stopWhen)
+        private static RunResult RunLocked(string[] hvRunArgs, int timeoutSeconds, Func<IReadOnlyList<string>, bool> stopWhen,
+                                           (string afterLinePrefix, string text)[] input)
         {
             var psi = new ProcessStartInfo(Repo.Path("scripts", "hv-run"))
             {
@@ -87,7 +91,8 @@ namespace Hypervisor.Tests.Support
             var lines = new List<string>();
             var sw = Stopwatch.StartNew();
             using var p = Process.Start(psi);
-            p.StandardInput.Close();
+            int nextInput = 0;
+            if (input == null) p.StandardInput.Close();
             p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (lines) lines.Add(e.Data.TrimEnd('\r')); };
             p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (lines) lines.Add("stderr: " + e.Data); };
             p.BeginOutputReadLine();
@@ -97,6 +102,16 @@ namespace Hypervisor.Tests.Support
             while (DateTime.UtcNow < deadline)
             {
                 if (p.WaitForExit(200)) { exited = true; break; }
+                if (input != null && nextInput < input.Length)
+                {
+                    bool seen;
+                    lock (lines) seen = lines.Exists(l => l.StartsWith(input[nextInput].afterLinePrefix, StringComparison.Ordinal));
+                    if (seen)
+                    {
+                        try { p.StandardInput.Write(input[nextInput].text); p.StandardInput.Flush(); } catch (System.IO.IOException) { }
+                        nextInput++;
+                    }
+                }
                 if (stopWhen != null)
                 {
                     List<string> snapshot;

@@ -1,0 +1,141 @@
+using Hypervisor.Trap;
+
+namespace Guest
+{
+    // Balloon tests that do not follow the rules:
+    //   hostile:  every kind of bad request the device must survive;
+    //   cycles:   1000 inflate/deflate rounds of random sizes on touched pages;
+    //   follow:   follows the host's target (set from the monitor) both ways.
+    public static unsafe class BalloonHostile
+    {
+        private const ulong QueueSel = 0x030, QueueNum = 0x038, QueueReady = 0x044, QueueNotify = 0x050;
+        private const int Inflate = 0, Deflate = 1;
+
+        public static void Hostile()
+        {
+            PagePool.Init();
+            if (!VirtioBalloonDriver.Probe(Program.Fdt.VirtioBase)) { SelfTests.Verdict("balloon-hostile", false); Console.Line("no device"); return; }
+            uint* pfns = stackalloc uint[4];
+            PagePool.TryTake(out uint p);
+            PagePool.TryTake(out uint q);
+            ulong ramEndPfn = (Program.Fdt.MemoryBase + Program.Fdt.MemorySize) >> 12;
+
+            // Page numbers that are not this VM's, twice the same, twice in a row,
+            // and a deflate of a page never inflated.
+            pfns[0] = 0; pfns[1] = 0xffffffff; pfns[2] = (uint)ramEndPfn;
+            VirtioBalloonDriver.InflatePfns(pfns, 3);
+            pfns[0] = p; pfns[1] = p;
+            VirtioBalloonDriver.InflatePfns(pfns, 2);
+            VirtioBalloonDriver.InflatePfns(pfns, 1);
+            pfns[0] = q;
+            VirtioBalloonDriver.DeflatePfns(pfns, 1);
+
+            // Descriptors pointing outside RAM, at the queue's own rings, at
+            // MMIO, running past the end of memory, a loop, and a buffer the
+            // device is asked to write on a queue it only reads.
+            var d = stackalloc VirtioBalloonDriver.RawDescriptor[2];
+            Raw(d, 0x20000000, 16, 0, 0);
+            Raw(d, VirtioBalloonDriver.QueuePage(Inflate), 64, 0, 0);
+            Raw(d, 0x09000000, 16, 0, 0);
+            Raw(d, Program.Fdt.MemoryBase + Program.Fdt.MemorySize - 8, 0xfffffff0, 0, 0);
+            Raw(d, VirtioBalloonDriver.PfnPage, 4, 1, 0);                  // NEXT to itself: a loop
+            Raw(d, VirtioBalloonDriver.PfnPage, 4, 2, 0);                  // device-writable on inflate
+
+            // A queue set up badly: size 3 (not a power of two) cannot be made
+            // ready; set up properly again it works.
+            VirtioBalloonDriver.WriteRegister(QueueSel, Deflate);
+            VirtioBalloonDriver.WriteRegister(QueueReady, 0);
+            VirtioBalloonDriver.WriteRegister(QueueNum, 3);
+            VirtioBalloonDriver.WriteRegister(QueueReady, 1);
+            bool refused = VirtioBalloonDriver.ReadRegister(QueueReady) == 0;
+            VirtioBalloonDriver.WriteRegister(QueueNum, 16);
+            VirtioBalloonDriver.WriteRegister(QueueReady, 1);
+            bool repaired = VirtioBalloonDriver.ReadRegister(QueueReady) == 1;
+            VirtioBalloonDriver.WriteRegister(QueueNotify, 7);              // no such queue
+
+            // The device still works: p was ballooned above; give it back, then
+            // a fresh page out and in again.
+            pfns[0] = p;
+            VirtioBalloonDriver.DeflatePfns(pfns, 1);
+            pfns[0] = q;
+            VirtioBalloonDriver.InflatePfns(pfns, 1);
+            Traps.Expect();
+            Cpu.Load64((ulong)q << 12);
+            bool qGone = Traps.Taken == 1;
+            Traps.Armed = false;
+            VirtioBalloonDriver.DeflatePfns(pfns, 1);
+            *(ulong*)((ulong)q << 12) = 7;                                  // usable again
+            bool qBack = *(ulong*)((ulong)q << 12) == 7;
+            SelfTests.Verdict("balloon-hostile", refused && repaired && qGone && qBack);
+            Console.Write(refused ? "bad_queue=refused" : "bad_queue=ACCEPTED");
+            Console.Write(qGone ? " inflated_page=gone" : " inflated_page=STILL-MAPPED");
+            Console.Line(qBack ? " deflated_page=back" : " deflated_page=MISSING");
+        }
+
+        private static void Raw(VirtioBalloonDriver.RawDescriptor* d, ulong addr, uint length, ushort flags, ushort next)
+        {
+            d[0].Addr = addr; d[0].Length = length; d[0].Flags = flags; d[0].Next = next;
+            VirtioBalloonDriver.RawRequest(Inflate, d, 1);
+        }
+
+        // 1000 rounds: touch n random-count pages, inflate them (their frames go
+        // back to the host), deflate them, touch them again (fresh frames).
+        public static void Cycles()
+        {
+            PagePool.Init();
+            if (!VirtioBalloonDriver.Probe(Program.Fdt.VirtioBase)) { SelfTests.Verdict("balloon-cycles", false); Console.Line("no device"); return; }
+            uint* pfns = stackalloc uint[256];
+            ulong state = 0x9e3779b97f4a7c15, moved = 0;
+            bool ok = true;
+            const int Rounds = 1000;
+            for (int round = 0; round < Rounds; round++)
+            {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                int n = 1 + (int)(state % 256);
+                for (int i = 0; i < n; i++)
+                {
+                    if (!PagePool.TryTake(out pfns[i])) { ok = false; n = i; break; }
+                    *(ulong*)((ulong)pfns[i] << 12) = (ulong)round;
+                }
+                VirtioBalloonDriver.InflatePfns(pfns, n);
+                VirtioBalloonDriver.DeflatePfns(pfns, n);
+                for (int i = 0; i < n; i++)
+                {
+                    ulong* page = (ulong*)((ulong)pfns[i] << 12);
+                    if (*page != 0) ok = false;                  // a deflated page comes back zeroed
+                    PagePool.Give(pfns[i]);
+                }
+                moved += (ulong)n;
+            }
+            SelfTests.Verdict("balloon-cycles", ok);
+            Console.Write("rounds=");
+            Console.Dec(Rounds);
+            Console.Write(" pages_moved=");
+            Console.Dec(moved);
+            Console.Put('\n');
+        }
+
+        // Follows the target: waits for a non-zero one (typed in the monitor),
+        // meets it, then waits for it to go back to zero and meets that too.
+        public static void Follow()
+        {
+            PagePool.Init();
+            if (!VirtioBalloonDriver.Probe(Program.Fdt.VirtioBase)) { SelfTests.Verdict("balloon-follow", false); Console.Line("no device"); return; }
+            Console.Line("balloon: driver ok, following the target");
+            while (VirtioBalloonDriver.TargetPages == 0) Cpu.WaitForInterrupt();
+            while ((uint)VirtioBalloonDriver.BalloonedPages != VirtioBalloonDriver.TargetPages)
+            {
+                VirtioBalloonDriver.FollowTarget();
+                Cpu.WaitForInterrupt();
+            }
+            SelfTests.Verdict("balloon-follow", VirtioBalloonDriver.ActualPages == VirtioBalloonDriver.TargetPages);
+            Console.Write("pages=");
+            Console.Dec((ulong)VirtioBalloonDriver.BalloonedPages);
+            Console.Put('\n');
+            while (VirtioBalloonDriver.TargetPages != 0) { VirtioBalloonDriver.FollowTarget(); Cpu.WaitForInterrupt(); }
+            VirtioBalloonDriver.FollowTarget();
+            SelfTests.Verdict("balloon-follow-back", VirtioBalloonDriver.BalloonedPages == 0);
+            Console.Line("pages=0");
+        }
+    }
+}
