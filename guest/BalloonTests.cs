@@ -1,3 +1,4 @@
+using Hypervisor.Boot;
 using Hypervisor.Trap;
 
 namespace Guest
@@ -35,6 +36,10 @@ namespace Guest
             return true;
         }
 
+        // bench=balloon: the instructions (PMU cycles under -icount) of the
+        // driver loop that moves the pages, hypervisor work included.
+        private static bool Benchmarking => BootArgs.Is(Program.Args, "bench", "balloon");
+
         public static void Giver(bool touchBallooned)
         {
             // Use all of its memory first, then bring the driver up: the host
@@ -50,12 +55,17 @@ namespace Guest
             // Wait for a target, then give until it is met.
             int rounds = 0;
             while (VirtioBalloonDriver.TargetPages == 0 && rounds++ < 100000) Cpu.WaitForInterrupt();
+            if (Benchmarking) Bench.EnableCycleCounter();
+            ulong start = Cpu.ReadCycles();
+            VirtioBalloonDriver.FollowTarget();
+            ulong cycles = Cpu.ReadCycles() - start;
             while ((uint)VirtioBalloonDriver.BalloonedPages < VirtioBalloonDriver.TargetPages)
             {
                 VirtioBalloonDriver.FollowTarget();
                 Cpu.WaitForInterrupt();
             }
             int given = VirtioBalloonDriver.BalloonedPages;
+            if (Benchmarking) PrintBench("inflate", cycles, given);
             // None of the given pages is in the allocator any more.
             bool outOfUse = true;
             for (int i = 0; i < PagePool.FreePages; i++)
@@ -84,6 +94,19 @@ namespace Guest
             }
         }
 
+        private static void PrintBench(string what, ulong cycles, int pages)
+        {
+            Console.Write("STAT bench_balloon_");
+            Console.Write(what);
+            Console.Write("=");
+            Console.Dec(cycles);
+            Console.Write(" bench_balloon_");
+            Console.Write(what);
+            Console.Write("_pages=");
+            Console.Dec((ulong)pages);
+            Console.Put('\n');
+        }
+
         public static void Taker()
         {
             if (!Start()) return;
@@ -98,11 +121,17 @@ namespace Guest
             // Wait until the host lowers the target, then take the pages back.
             int rounds = 0;
             while (VirtioBalloonDriver.TargetPages >= (uint)bootBallooned && rounds++ < 1000000) Cpu.WaitForInterrupt();
+            if (Benchmarking) Bench.EnableCycleCounter();
+            int before = VirtioBalloonDriver.BalloonedPages;
+            ulong start = Cpu.ReadCycles();
+            VirtioBalloonDriver.FollowTarget();
+            ulong cycles = Cpu.ReadCycles() - start;
             while ((uint)VirtioBalloonDriver.BalloonedPages > VirtioBalloonDriver.TargetPages)
             {
                 VirtioBalloonDriver.FollowTarget();
                 Cpu.WaitForInterrupt();
             }
+            if (Benchmarking) PrintBench("deflate", cycles, before - VirtioBalloonDriver.BalloonedPages);
             int usableAfter = PagePool.FreePages;
             // Use every page: fresh frames must be zero, then hold what was written.
             ulong nonZero = 0, wrong = 0;

@@ -11,7 +11,7 @@ namespace Guest
 
         // Turns on the cycle counter without resetting it: the PMU is not
         // switched between VMs, and another VM may be measuring too.
-        private static void EnableCycleCounter()
+        public static void EnableCycleCounter()
         {
             Cpu.WritePmcr(1);                      // PMCR_EL0.E
             Cpu.WritePmcntenset(1UL << 31);        // turn on PMCCNTR_EL0

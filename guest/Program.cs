@@ -17,6 +17,11 @@ namespace Guest
     {
         public static FdtInfo Fdt;
         public static ulong DtbAddress;
+        private static ulong s_argsAddress;
+        private static int s_argsLength;
+
+        // The bootargs from the device tree (stays valid: the tree stays in RAM).
+        public static ReadOnlySpan<byte> Args => new ReadOnlySpan<byte>((void*)s_argsAddress, s_argsLength);
 
         [RuntimeExport("guest_main")]
         private static void Main(GuestBootInfo* boot)
@@ -29,6 +34,8 @@ namespace Guest
             var dtb = new ReadOnlySpan<byte>((void*)boot->Dtb, (int)size);
             if (Hypervisor.Boot.Fdt.Parse(dtb, out Fdt) != FdtStatus.Ok) Fail("cannot read my device tree");
             ReadOnlySpan<byte> args = Fdt.BootargsOffset < 0 ? default : dtb.Slice(Fdt.BootargsOffset, Fdt.BootargsLength);
+            s_argsAddress = Fdt.BootargsOffset < 0 ? 0 : boot->Dtb + (ulong)Fdt.BootargsOffset;
+            s_argsLength = Fdt.BootargsOffset < 0 ? 0 : Fdt.BootargsLength;
 
             Console.Write("guest up: el=");
             Console.Dec(Cpu.ReadCurrentEl() >> 2);
@@ -48,7 +55,7 @@ namespace Guest
             RunRole(args);
             ReadOnlySpan<byte> benchKind = BootArgs.Get(args, "bench", out bool bench);
             if (bench && Hypervisor.Boot.Fdt.BytesEqual(benchKind, "switch")) Bench.VmSwitch();
-            else if (bench) Bench.Run();
+            else if (bench && (benchKind.IsEmpty || Hypervisor.Boot.Fdt.BytesEqual(benchKind, "exits"))) Bench.Run();
             BootArgs.Get(args, "reset", out bool reset);
             if (reset) Reset();
             PowerOff();

@@ -156,24 +156,34 @@ namespace Hypervisor.Devices
                 int n = (int)Math.Min(count - done, (ulong)PfnBatch);
                 Span<byte> chunk = raw.Slice(0, n * 4);
                 if (!memory.Read(buffer.Gpa + done * 4, chunk)) { MalformedRequests++; return; }
-                for (int i = 0; i < n; i++)
-                {
-                    uint pfn = GuestMemoryView.LoadU32(chunk, i * 4);
-                    if (inflate) InflateOne(vm, pfn); else DeflateOne(pfn);
-                }
+                if (inflate) InflateBatch(vm, chunk, n);
+                else for (int i = 0; i < n; i++) DeflateOne(GuestMemoryView.LoadU32(chunk, i * 4));
                 done += (ulong)n;
             }
         }
 
-        private void InflateOne(VirtualMachine vm, uint pfn)
+        // Marks the valid page numbers as ballooned, then takes their frames
+        // back in runs of consecutive pages (a driver usually lists pages in
+        // order, so most of a request is one or two runs).
+        private void InflateBatch(VirtualMachine vm, Span<byte> raw, int n)
         {
-            if (!TryIndex(pfn, out ulong i)) { BadPfns++; return; }
-            ulong bit = 1UL << (int)(i & 63);
-            if ((_ballooned[i >> 6] & bit) != 0) { AlreadyBallooned++; return; }   // also a PFN listed twice
-            _ballooned[i >> 6] |= bit;
-            BalloonedPages++;
-            Inflated++;
-            if (GuestMemory.Reclaim(vm, (ulong)pfn << 12)) FramesReturned++;
+            uint runStart = 0;
+            int runLength = 0;
+            for (int k = 0; k < n; k++)
+            {
+                uint pfn = GuestMemoryView.LoadU32(raw, k * 4);
+                if (!TryIndex(pfn, out ulong i)) { BadPfns++; continue; }
+                ulong bit = 1UL << (int)(i & 63);
+                if ((_ballooned[i >> 6] & bit) != 0) { AlreadyBallooned++; continue; }   // also a PFN listed twice
+                _ballooned[i >> 6] |= bit;
+                BalloonedPages++;
+                Inflated++;
+                if (runLength > 0 && pfn == runStart + (uint)runLength) { runLength++; continue; }
+                if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
+                runStart = pfn;
+                runLength = 1;
+            }
+            if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
         }
 
         private void DeflateOne(uint pfn)

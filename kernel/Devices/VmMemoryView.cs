@@ -33,7 +33,11 @@ namespace Hypervisor.Devices
                 ulong at = gpa + (ulong)done;
                 int chunk = Chunk(at, destination.Length - done);
                 ulong hpa = GuestMemory.HostAddressOf(_vm, at);
-                for (int i = 0; i < chunk; i++) destination[done + i] = hpa == 0 ? (byte)0 : ((byte*)hpa)[i];
+                fixed (byte* d = destination)
+                {
+                    if (hpa == 0) Hypervisor.Runtime.Memory.Zero(d + done, (ulong)chunk);
+                    else Hypervisor.Runtime.Memory.Copy(d + done, (byte*)hpa, (ulong)chunk);
+                }
                 done += chunk;
             }
             return true;
@@ -52,7 +56,7 @@ namespace Hypervisor.Devices
                     if (!GuestMemory.MapOnDemand(_vm, at)) return false;
                     hpa = GuestMemory.HostAddressOf(_vm, at);
                 }
-                for (int i = 0; i < chunk; i++) ((byte*)hpa)[i] = source[done + i];
+                fixed (byte* s = source) Hypervisor.Runtime.Memory.Copy((byte*)hpa, s + done, (ulong)chunk);
                 done += chunk;
             }
             return true;

@@ -68,6 +68,24 @@ namespace Hypervisor.Mm
             return true;
         }
 
+        // The same for a run of consecutive pages (one stage-2 walk per level-3
+        // table). Returns how many frames went back to the host.
+        public static int ReclaimRun(VirtualMachine vm, ulong ipa, int pages)
+        {
+            Span<ulong> frames = stackalloc ulong[64];
+            int returned = 0;
+            while (pages > 0)
+            {
+                int n = vm.Stage2.UnmapPages(ipa & ~PageMask, pages, frames);
+                if (n == 0) break;
+                for (int i = 0; i < n; i++)
+                    if (frames[i] != 0) { Release(vm, frames[i]); returned++; }
+                pages -= n;
+                ipa += (ulong)n << 12;
+            }
+            return returned;
+        }
+
         // Many stage-2 changes, one stage-1 flush: between BeginBatch and
         // EndBatch each unmapped page costs one TLBI IPAS2E1IS; EndBatch adds
         // the DSB + TLBI VMALLE1IS that the combined entries need.

@@ -126,6 +126,38 @@ namespace Hypervisor.Mm
 
         // Software walk, the same steps the MMU takes: PA for `ipa`, the leaf
         // descriptor and its level; or NotMapped with the level that faulted.
+        // Unmaps a run of 4 KiB pages from `ipa` that share one level-3 table:
+        // one walk for the whole run instead of one per page (the balloon hands
+        // pages back in runs). Each live entry still goes through
+        // break-before-make. Stops at the end of that table, after `count`
+        // pages, or when `pas` is full. pas[i] gets the frame that page i had,
+        // or 0 when it had none. Returns the number of pages covered (0 only for
+        // a bad address). A page inside a 2 MiB block is split out as Unmap4K does.
+        public int UnmapPages(ulong ipa, int count, Span<ulong> pas)
+        {
+            if (count <= 0 || pas.Length == 0 || Check(ipa, 0, PageSize) != Stage2Status.Ok) return 0;
+            int level = FirstNonTableLevel(ipa, 3, out ulong entry, out ulong old);
+            if (level != 3)
+            {
+                pas[0] = 0;
+                if (Descriptor.IsBlock(old, level) && Unmap4K(ipa, out ulong pa) == Stage2Status.Ok) pas[0] = pa;
+                return 1;
+            }
+            int n = Descriptor.EntriesPerTable - IndexAt(ipa, 3);
+            if (n > count) n = count;
+            if (n > pas.Length) n = pas.Length;
+            for (int i = 0; i < n; i++)
+            {
+                ulong e = entry + (ulong)i * 8;
+                ulong d = i == 0 ? old : _memory.Read64(e);
+                if (!Descriptor.IsPage(d, 3)) { pas[i] = 0; continue; }
+                pas[i] = Descriptor.OutputAddress(d, 3);
+                Replace(e, d, 0, ipa + (ulong)i * PageSize);
+                _livePages--;
+            }
+            return n;
+        }
+
         public Stage2Status Translate(ulong ipa, out ulong pa, out ulong descriptor, out int level)
         {
             Stage2Status status = Lookup(ipa, default, out Stage2Lookup result);
