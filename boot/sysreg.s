@@ -180,14 +180,10 @@ frame_zero:
     mov     x2, #4
     lsl     x2, x2, x1              // block size in bytes
     add     x3, x0, #4096
-1:  dc      zva, x0                 // four blocks per round: the loop overhead
-    add     x0, x0, x2              // would otherwise cost as much as the zeroing
-    dc      zva, x0
+1:  .rept   8                       // eight blocks per round: the loop overhead
+    dc      zva, x0                 // would otherwise cost as much as the zeroing
     add     x0, x0, x2
-    dc      zva, x0
-    add     x0, x0, x2
-    dc      zva, x0
-    add     x0, x0, x2
+    .endr
     cmp     x0, x3
     b.lo    1b
     ret

@@ -31,6 +31,24 @@ namespace Guest
             return true;
         }
 
+        // Up to `max` pages at once (the balloon driver's hot loop).
+        public static int TakeMany(uint* into, int max)
+        {
+            int n = max < s_count ? max : s_count;
+            fixed (uint* free = s_free)
+                for (int i = 0; i < n; i++) into[i] = free[s_count - 1 - i];
+            s_count -= n;
+            return n;
+        }
+
+        public static void GiveMany(uint* pfns, int n)
+        {
+            if (n > s_free.Length - s_count) n = s_free.Length - s_count;
+            fixed (uint* free = s_free)
+                for (int i = 0; i < n; i++) free[s_count + i] = pfns[i];
+            s_count += n;
+        }
+
         public static void Give(uint pfn)
         {
             if (s_count < s_free.Length) s_free[s_count++] = pfn;

@@ -102,11 +102,12 @@ namespace Guest
         private static int Inflate(int wanted)
         {
             uint* pfns = (uint*)s_pfnPage;
-            int n = 0;
-            while (n < wanted && n < PfnsPerRequest && PagePool.TryTake(out uint pfn)) pfns[n++] = pfn;
+            int n = PagePool.TakeMany(pfns, wanted < PfnsPerRequest ? wanted : PfnsPerRequest);
             if (n == 0) return 0;
             Submit(InflateQueue, s_pfnPage, (uint)(n * 4), false);
-            for (int i = 0; i < n; i++) s_ballooned[s_balloonedCount++] = pfns[i];
+            fixed (uint* list = s_ballooned)
+                for (int i = 0; i < n; i++) list[s_balloonedCount + i] = pfns[i];
+            s_balloonedCount += n;
             SetReg(Config + 4, (uint)s_balloonedCount);        // actual
             return n;
         }
@@ -115,11 +116,14 @@ namespace Guest
         private static int Deflate(int wanted)
         {
             uint* pfns = (uint*)s_pfnPage;
-            int n = 0;
-            while (n < wanted && n < PfnsPerRequest && s_balloonedCount > 0) pfns[n++] = s_ballooned[--s_balloonedCount];
+            int n = wanted < PfnsPerRequest ? wanted : PfnsPerRequest;
+            if (n > s_balloonedCount) n = s_balloonedCount;
             if (n == 0) return 0;
+            fixed (uint* list = s_ballooned)
+                for (int i = 0; i < n; i++) pfns[i] = list[s_balloonedCount - 1 - i];
+            s_balloonedCount -= n;
             Submit(DeflateQueue, s_pfnPage, (uint)(n * 4), false);
-            for (int i = 0; i < n; i++) PagePool.Give(pfns[i]);
+            PagePool.GiveMany(pfns, n);
             SetReg(Config + 4, (uint)s_balloonedCount);
             return n;
         }

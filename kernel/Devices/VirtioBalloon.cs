@@ -157,7 +157,7 @@ namespace Hypervisor.Devices
                 Span<byte> chunk = raw.Slice(0, n * 4);
                 if (!memory.Read(buffer.Gpa + done * 4, chunk)) { MalformedRequests++; return; }
                 if (inflate) InflateBatch(vm, chunk, n);
-                else for (int i = 0; i < n; i++) DeflateOne(GuestMemoryView.LoadU32(chunk, i * 4));
+                else DeflateBatch(chunk, n);
                 done += (ulong)n;
             }
         }
@@ -165,41 +165,57 @@ namespace Hypervisor.Devices
         // Marks the valid page numbers as ballooned, then takes their frames
         // back in runs of consecutive pages (a driver usually lists pages in
         // order, so most of a request is one or two runs).
-        private void InflateBatch(VirtualMachine vm, Span<byte> raw, int n)
+        private unsafe void InflateBatch(VirtualMachine vm, Span<byte> raw, int n)
         {
             uint runStart = 0;
             int runLength = 0;
-            for (int k = 0; k < n; k++)
+            ulong accepted = 0;
+            fixed (byte* p = raw)
+            fixed (ulong* map = _ballooned)
             {
-                uint pfn = GuestMemoryView.LoadU32(raw, k * 4);
-                if (!TryIndex(pfn, out ulong i)) { BadPfns++; continue; }
-                ulong bit = 1UL << (int)(i & 63);
-                if ((_ballooned[i >> 6] & bit) != 0) { AlreadyBallooned++; continue; }   // also a PFN listed twice
-                _ballooned[i >> 6] |= bit;
-                BalloonedPages++;
-                Inflated++;
-                if (runLength > 0 && pfn == runStart + (uint)runLength) { runLength++; continue; }
-                if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
-                runStart = pfn;
-                runLength = 1;
+                uint* pfns = (uint*)p;          // little-endian le32 page numbers, as on the wire
+                for (int k = 0; k < n; k++)
+                {
+                    uint pfn = pfns[k];
+                    ulong i = (ulong)pfn - _firstPfn;
+                    if (pfn < _firstPfn || i >= _pageCount) { BadPfns++; continue; }
+                    ulong bit = 1UL << (int)(i & 63);
+                    if ((map[i >> 6] & bit) != 0) { AlreadyBallooned++; continue; }   // also a PFN listed twice
+                    map[i >> 6] |= bit;
+                    accepted++;
+                    if (runLength > 0 && pfn == runStart + (uint)runLength) { runLength++; continue; }
+                    if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
+                    runStart = pfn;
+                    runLength = 1;
+                }
             }
             if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
+            BalloonedPages += accepted;
+            Inflated += accepted;
         }
 
-        private void DeflateOne(uint pfn)
+        // Deflating only clears the page's bit: the next touch maps a fresh,
+        // zeroed frame (kernel/Trap/DataAborts.cs, demand paging).
+        private unsafe void DeflateBatch(Span<byte> raw, int n)
         {
-            if (!TryIndex(pfn, out ulong i)) { BadPfns++; return; }
-            ulong bit = 1UL << (int)(i & 63);
-            if ((_ballooned[i >> 6] & bit) == 0) { NotBallooned++; return; }
-            _ballooned[i >> 6] &= ~bit;
-            BalloonedPages--;
-            Deflated++;
-        }
-
-        private bool TryIndex(uint pfn, out ulong index)
-        {
-            index = (ulong)pfn - _firstPfn;
-            return pfn >= _firstPfn && index < _pageCount;
+            ulong returned = 0;
+            fixed (byte* p = raw)
+            fixed (ulong* map = _ballooned)
+            {
+                uint* pfns = (uint*)p;
+                for (int k = 0; k < n; k++)
+                {
+                    uint pfn = pfns[k];
+                    ulong i = (ulong)pfn - _firstPfn;
+                    if (pfn < _firstPfn || i >= _pageCount) { BadPfns++; continue; }
+                    ulong bit = 1UL << (int)(i & 63);
+                    if ((map[i >> 6] & bit) == 0) { NotBallooned++; continue; }
+                    map[i >> 6] &= ~bit;
+                    returned++;
+                }
+            }
+            BalloonedPages -= returned;
+            Deflated += returned;
         }
 
         // struct virtio_balloon_stat { le16 tag; le64 val; } packed, 10 bytes each.

@@ -91,6 +91,7 @@ namespace Hypervisor.Mm
         // the DSB + TLBI VMALLE1IS that the combined entries need.
         public static void BeginBatch(VirtualMachine vm)
         {
+            vm.Tlb.SavedVttbr = Tlb.BeginBatch(vm);
             vm.Tlb.Batching = true;
             vm.Tlb.PendingInBatch = 0;
         }
@@ -98,7 +99,7 @@ namespace Hypervisor.Mm
         public static void EndBatch(VirtualMachine vm)
         {
             vm.Tlb.Batching = false;
-            if (vm.Tlb.PendingInBatch != 0) Tlb.FlushStage1(vm);
+            Tlb.EndBatch(vm, vm.Tlb.SavedVttbr, vm.Tlb.PendingInBatch != 0);
             vm.Tlb.PendingInBatch = 0;
         }
 

@@ -11,7 +11,7 @@ namespace Hypervisor.Mm
     // because TLBI by IPA and by VMALL act on "the current VMID".
     //
     //   one stage-2 mapping of a VM changed  -> FlushIpa
-    //   a batch of stage-2 mappings changed  -> FlushIpaStage2Only per page, then FlushStage1
+    //   a batch of stage-2 mappings changed  -> BeginBatch, BatchIpa per page, EndBatch
     //   a VM's whole address space is gone   -> FlushVm
     public static class Tlb
     {
@@ -34,20 +34,25 @@ namespace Hypervisor.Mm
             vm.Counters.TlbiVmallE1++;
         }
 
-        public static void FlushIpaStage2Only(VirtualMachine vm, ulong ipa)
+        // A batch: BeginBatch loads the VM's VMID once, each changed page gets
+        // its TLBI IPAS2E1IS, EndBatch finishes with DSB + TLBI VMALLE1IS and
+        // puts the previous VTTBR back.
+        public static ulong BeginBatch(VirtualMachine vm) => EnterVmid(vm);
+
+        public static void BatchIpa(VirtualMachine vm, ulong ipa)
         {
-            ulong saved = EnterVmid(vm);
             TlbiIpa(ipa);
-            LeaveVmid(saved);
             vm.Counters.TlbiIpa++;
         }
 
-        public static void FlushStage1(VirtualMachine vm)
+        public static void EndBatch(VirtualMachine vm, ulong saved, bool anyChanged)
         {
-            ulong saved = EnterVmid(vm);
-            TlbiVmallE1();
+            if (anyChanged)
+            {
+                TlbiVmallE1();
+                vm.Counters.TlbiVmallE1++;
+            }
             LeaveVmid(saved);
-            vm.Counters.TlbiVmallE1++;
         }
 
         // TLBI VMALLS12E1IS: every stage-1 and stage-2 entry tagged with the VMID.
@@ -81,6 +86,7 @@ namespace Hypervisor.Mm
         private readonly VirtualMachine _vm;
         public bool Batching;
         public ulong PendingInBatch;
+        public ulong SavedVttbr;
 
         public VmTlb(VirtualMachine vm) { _vm = vm; }
 
@@ -91,7 +97,7 @@ namespace Hypervisor.Mm
                 Tlb.FlushIpa(_vm, ipa);
                 return;
             }
-            Tlb.FlushIpaStage2Only(_vm, ipa);
+            Tlb.BatchIpa(_vm, ipa);
             PendingInBatch++;
         }
     }
