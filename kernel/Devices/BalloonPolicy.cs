@@ -29,8 +29,8 @@ namespace Hypervisor.Devices
                 Log.Line("[hv] balloon_move: expected from:to:size, e.g. a:b:128M; ignored");
                 return;
             }
-            s_from = Find(spec.Slice(0, first));
-            s_to = Find(spec.Slice(first + 1, second - first - 1));
+            s_from = Scheduler.FindByName(spec.Slice(0, first));
+            s_to = Scheduler.FindByName(spec.Slice(first + 1, second - first - 1));
             if (s_from == null || s_to == null || s_from.Balloon == null || s_to.Balloon == null || s_from == s_to)
             {
                 Log.Line("[hv] balloon_move: both VMs must exist, differ and have balloon=on; ignored");
@@ -110,13 +110,6 @@ namespace Hypervisor.Devices
         {
             for (int i = from; i < s.Length; i++) if (s[i] == ':') return i;
             return -1;
-        }
-
-        private static VirtualMachine Find(ReadOnlySpan<byte> name)
-        {
-            for (int i = 0; i < Scheduler.Count; i++)
-                if (Hypervisor.Boot.Fdt.BytesEqual(name, Scheduler.At(i).NameBytes)) return Scheduler.At(i);
-            return null;
         }
     }
 }

@@ -176,8 +176,8 @@ namespace Hypervisor.Monitor
 
         private static VirtualMachine Find(ReadOnlySpan<byte> name)
         {
-            for (int i = 0; i < Scheduler.Count; i++)
-                if (Hypervisor.Boot.Fdt.BytesEqual(name, Scheduler.At(i).NameBytes)) return Scheduler.At(i);
+            VirtualMachine vm = Scheduler.FindByName(name);
+            if (vm != null) return vm;
             Log.Write("[hv] monitor: no VM named '");
             Log.Write(name);
             Log.Line("'");

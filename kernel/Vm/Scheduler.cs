@@ -189,6 +189,13 @@ namespace Hypervisor.Vm
             return null;
         }
 
+        public static VirtualMachine FindByName(System.ReadOnlySpan<byte> name)
+        {
+            for (int i = 0; i < s_count; i++)
+                if (Hypervisor.Boot.Fdt.BytesEqual(name, s_vms[i].NameBytes)) return s_vms[i];
+            return null;
+        }
+
         public static int LiveVms()
         {
             int n = 0;

@@ -10,9 +10,6 @@ namespace Hypervisor.Tests.Integration
     [Trait("Category", "Integration")]
     public class BalloonTests
     {
-        private static void Passes(RunResult r, string vm, string test) =>
-            Assert.StartsWith($"[{vm}] TEST {test} PASS", r.Require($"[{vm}] TEST {test} "));
-
         private static long FreeAfter(string line) => long.Parse(Regex.Match(line, @"host frames free (\d+)").Groups[1].Value);
 
         // A gives 128 MiB back; B, booted with 128 MiB in its balloon, takes
@@ -22,8 +19,8 @@ namespace Hypervisor.Tests.Integration
         public void SeedDemoMoves128MiBFromAToB()
         {
             var r = Qemu.Run(new[] { "--mem", "512M", Repo.Path("guest", "configs", "balloon.conf") }, timeoutSeconds: 180);
-            Passes(r, "a", "balloon-giver");
-            Passes(r, "b", "balloon-taker");
+            r.AssertPasses("a", "balloon-giver");
+            r.AssertPasses("b", "balloon-taker");
             Assert.Contains("given_pages=32768", r.Require("[a] TEST balloon-giver"));
             Assert.Contains("touch=abort", r.Require("[a] TEST balloon-giver"));          // a ballooned page faults
             Assert.Contains("extra_pages=32768", r.Require("[b] TEST balloon-taker"));   // 128 MiB more than before
@@ -55,9 +52,9 @@ namespace Hypervisor.Tests.Integration
                 "vm c mem=64M image=$ELF balloon=on args=\"role=ballooncycles\"\n" +
                 "vm g mem=64M image=$ELF args=\"tests=demand,remap,walk\"\n");
             var r = Qemu.Run(new[] { conf }, timeoutSeconds: 180);
-            Passes(r, "h", "balloon-hostile");
-            Passes(r, "c", "balloon-cycles");
-            foreach (var t in new[] { "demand", "remap", "walk" }) Passes(r, "g", t);
+            r.AssertPasses("h", "balloon-hostile");
+            r.AssertPasses("c", "balloon-cycles");
+            foreach (var t in new[] { "demand", "remap", "walk" }) r.AssertPasses("g", t);
 
             string h = r.Require("STAT vm=h ");
             Assert.Contains("balloon_bad_pfns=3", h);            // page 0, 0xffffffff, one past RAM
@@ -97,7 +94,7 @@ namespace Hypervisor.Tests.Integration
             r.Require("[hv] monitor: unknown command 'frobnicate'");
             r.Require("[hv] monitor: no VM named 'nobody'");
             r.Require("[hv] balloon a: target 0 pages");
-            Passes(r, "a", "balloon-follow-back");
+            r.AssertPasses("a", "balloon-follow-back");
             Assert.Equal(0, r.ExitCode);
         }
     }

@@ -10,9 +10,6 @@ namespace Hypervisor.Tests.Integration
     [Trait("Category", "Integration")]
     public class ManyVmTests
     {
-        private static void Passes(RunResult r, string vm, string test) =>
-            Assert.StartsWith($"[{vm}] TEST {test} PASS", r.Require($"[{vm}] TEST {test} "));
-
         // A fills its RAM with a secret; B reads all of its own RAM and probes
         // every 64 KiB of IPA space above it (where A's frames lie in host
         // memory). B must never see the secret, must read zeros in fresh pages,
@@ -27,8 +24,8 @@ namespace Hypervisor.Tests.Integration
             string b = $"vm b mem=64M image=$BIN kind=raw args=\"role=snoop{(afterA ? " wait=alone" : "")}\"\n";
             string conf = GuestConfig.Write(order == "b-first" ? b + a : a + b);
             var r = Qemu.Run(new[] { conf }, timeoutSeconds: 120);
-            Passes(r, "a", "secret");
-            Passes(r, "b", "snoop");
+            r.AssertPasses("a", "secret");
+            r.AssertPasses("b", "snoop");
             if (!afterA) Assert.True(r.Stat("vm_switches") > 4, "the two VMs did not interleave");
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
             Assert.Equal(0, r.ExitCode);
@@ -44,7 +41,7 @@ namespace Hypervisor.Tests.Integration
             for (int i = 1; i <= 8; i++) conf.Append($"vm v{i} mem=64M image=$ELF args=\"role=own seed={i}\"\n");
             var r = Qemu.Run(new[] { "--mem", "1G", GuestConfig.Write(conf.ToString()) }, timeoutSeconds: 120);
             r.Require("[hv] vmid=2-bit (VTCR_EL2.VS=0)");
-            for (int i = 1; i <= 8; i++) Passes(r, $"v{i}", "own");
+            for (int i = 1; i <= 8; i++) r.AssertPasses($"v{i}", "own");
             Assert.True(r.Stat("vmid_rollovers") > 10, "expected many VMID generations");
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
         }
@@ -65,8 +62,8 @@ namespace Hypervisor.Tests.Integration
                 lines.Any(l => l.StartsWith("[hv] vm fuzz stopped")) &&
                 lines.Any(l => l.StartsWith("[hv] vm undef stopped")));
             Assert.True(r.StoppedByTest, "the other VMs did not finish while spin spun:\n" + r.Tail());
-            foreach (var t in new[] { "demand", "remap", "walk", "psci", "isv0" }) Passes(r, "good", t);
-            Passes(r, "fuzz", "hvcfuzz");
+            foreach (var t in new[] { "demand", "remap", "walk", "psci", "isv0" }) r.AssertPasses("good", t);
+            r.AssertPasses("fuzz", "hvcfuzz");
             Assert.Contains("guest exception loop", r.Require("[hv] vm undef stopped"));
             r.Require("[spin] spinning forever");
             Assert.Null(r.Line("[hv] vm spin stopped"));

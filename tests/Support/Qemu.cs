@@ -33,6 +33,10 @@ namespace Hypervisor.Tests.Support
 
         public bool Has(string prefix) => Line(prefix) != null;
 
+        // The guest's verdict line `[vm] TEST name PASS ...` is there.
+        public void AssertPasses(string vm, string test) =>
+            Assert.StartsWith($"[{vm}] TEST {test} PASS", Require($"[{vm}] TEST {test} "));
+
         // key=value pairs of the first STAT line that has `key`.
         public long Stat(string key)
         {
