@@ -11,6 +11,13 @@ namespace Guest
 
         public static void Put(char c) => Mmio.Write32(UartBase, c);
 
+        // A received byte, or -1 (FR.RXFE set: nothing typed for this VM).
+        public static int TryGet()
+        {
+            if ((Mmio.Read32(UartBase + 0x18) & (1 << 4)) != 0) return -1;
+            return (int)(Mmio.Read32(UartBase) & 0xff);
+        }
+
         public static void Write(string s)
         {
             for (int i = 0; i < s.Length; i++) Put(s[i]);

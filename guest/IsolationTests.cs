@@ -183,6 +183,30 @@ namespace Guest
             return s;
         }
 
+        // Console input: echoes each line typed while this VM has the serial
+        // console's focus, until a line "bye".
+        public static void Echo()
+        {
+            Console.Line("echo: type a line (Ctrl-T gives this VM the console)");
+            Span<byte> line = stackalloc byte[80];
+            int n = 0;
+            while (true)
+            {
+                int c = Console.TryGet();
+                if (c < 0) { Yield(); continue; }
+                if (c != '\r' && c != '\n')
+                {
+                    if (n < line.Length) line[n++] = (byte)c;
+                    continue;
+                }
+                Console.Write("echo: got '");
+                Console.Write(line.Slice(0, n));
+                Console.Line("'");
+                if (Hypervisor.Boot.Fdt.BytesEqual(line.Slice(0, n), "bye")) return;
+                n = 0;
+            }
+        }
+
         // WFI traps to the hypervisor (HCR_EL2.TWI): the scheduler's cue.
         public static void Yield() => Cpu.WaitForInterrupt();
     }

@@ -74,6 +74,26 @@ namespace Hypervisor.Tests.Integration
             Assert.Null(r.Line("[hv] PANIC"));
         }
 
+        // Ctrl-T gives the console to the VM: what is typed then reaches its
+        // emulated UART; Ctrl-T again brings the monitor back.
+        [Fact]
+        public void ConsoleFocusMovesBetweenMonitorAndVm()
+        {
+            string conf = GuestConfig.Write("vm e mem=32M image=$ELF args=\"role=echo\"\n");
+            var r = Qemu.Run(new[] { conf }, timeoutSeconds: 60, input: new[]
+            {
+                ("[e] echo: type a line", "vms\r\u0014hello vm\r"),
+                ("[e] echo: got 'hello vm'", "\u0014vms\r\u0014bye\r"),
+            });
+            r.Require("[hv] console focus: vm e");
+            r.Require("[e] echo: got 'hello vm'");
+            r.Require("[hv] console focus: monitor");
+            Assert.Equal(2, r.Lines.Count(l => l.StartsWith("[hv] monitor> vms")));   // typed while the monitor had focus
+            r.Require("[e] echo: got 'bye'");
+            Assert.Null(r.Line("[e] echo: got 'vms'"));
+            Assert.Equal(0, r.ExitCode);
+        }
+
         // The monitor on the serial console: list VMs, set a balloon target by
         // hand (the guest follows it), show counters and a walk, reject junk.
         [Fact]
