@@ -1,3 +1,5 @@
+using System;
+
 namespace Hypervisor.Mm
 {
     // Who owns a host frame. The owner table is the single source of truth that
@@ -150,6 +152,25 @@ namespace Hypervisor.Mm
             _owner[frame] = FrameOwner.Free;
             _freeStack[_freeCount++] = frame;
             return FrameStatus.Ok;
+        }
+
+        // Frees a batch of frames of one owner (the balloon returns hundreds at
+        // a time). Frames that fail Free's checks are skipped and counted in
+        // the result's complement: returns how many were freed.
+        public int FreeMany(ReadOnlySpan<ulong> addresses, ushort owner)
+        {
+            if (!_sealed) return 0;
+            int freed = 0;
+            for (int i = 0; i < addresses.Length; i++)
+            {
+                ulong offset = addresses[i] - _base;                     // wraps for addresses below RAM
+                ulong frame = offset >> FrameShift;
+                if ((offset & (FrameSize - 1)) != 0 || frame >= _frameCount || _owner[frame] != owner) continue;
+                _owner[frame] = FrameOwner.Free;
+                _freeStack[_freeCount++] = (uint)frame;
+                freed++;
+            }
+            return freed;
         }
 
         // Moves a frame from one owner to another without it ever being free.

@@ -78,8 +78,16 @@ namespace Hypervisor.Mm
             {
                 int n = vm.Stage2.UnmapPages(ipa & ~PageMask, pages, frames);
                 if (n == 0) break;
+                int held = 0;
                 for (int i = 0; i < n; i++)
-                    if (frames[i] != 0) { Release(vm, frames[i]); returned++; }
+                {
+                    if (frames[i] == 0) continue;
+                    HostMemory.ZeroFrame(frames[i]);         // scrubbed before it leaves the VM
+                    frames[held++] = frames[i];
+                }
+                int freed = Kernel.Frames.FreeMany(frames.Slice(0, held), vm.Owner);
+                Charge(vm, -freed);
+                returned += freed;
                 pages -= n;
                 ipa += (ulong)n << 12;
             }

@@ -209,3 +209,33 @@ namespace Hypervisor.Tests.Unit
         }
     }
 }
+
+namespace Hypervisor.Tests.Unit
+{
+    public unsafe class FrameAllocatorFreeManyTests
+    {
+        [Fact]
+        public void FreeManySkipsWhatFreeWouldRefuse()
+        {
+            const ulong Base = 0x40000000;
+            var owner = (ushort*)NativeMemory.Alloc(16 * sizeof(ushort));
+            var stack = (uint*)NativeMemory.Alloc(16 * sizeof(uint));
+            try
+            {
+                var a = new FrameAllocator(Base, 16, owner, stack);
+                a.Seal();
+                ulong p = a.Allocate(FrameOwner.FirstVm), q = a.Allocate(FrameOwner.FirstVm), r = a.Allocate(FrameOwner.FirstVm + 1);
+                var batch = new[] { p, p + 8, Base - 4096, Base + 16 * 4096, r, q, q };
+                Assert.Equal(2, a.FreeMany(batch, FrameOwner.FirstVm));   // p and q once; misaligned, outside, other owner, twice: skipped
+                Assert.Equal(15u, a.FreeFrames);
+                Assert.Equal(FrameOwner.Free, a.OwnerOf(p));
+                Assert.Equal(FrameOwner.FirstVm + 1, a.OwnerOf(r));
+            }
+            finally
+            {
+                NativeMemory.Free(owner);
+                NativeMemory.Free(stack);
+            }
+        }
+    }
+}

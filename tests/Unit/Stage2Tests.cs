@@ -122,6 +122,27 @@ namespace Hypervisor.Tests.Unit
         }
 
         [Fact]
+        public void UnmapPagesTakesARunWithOneWalkAndBreakBeforeMake()
+        {
+            for (int i = 0; i < 10; i++)
+                if (i != 4) Assert.Equal(Stage2Status.Ok, _table.Map4K(Ipa + (ulong)i * 4096, Pa + (ulong)i * 0x10000, Stage2.NormalReadWrite));
+            _tlb.Calls.Clear();
+            var pas = new ulong[64];
+            Assert.Equal(10, _table.UnmapPages(Ipa, 10, pas));
+            for (int i = 0; i < 10; i++)
+                Assert.Equal(i == 4 ? 0UL : Pa + (ulong)i * 0x10000, pas[i]);
+            Assert.Equal(9, _tlb.Calls.Count);                 // one invalidation per page that was mapped
+            Assert.All(_tlb.Calls, c => Assert.Equal(Stage2Status.NotMapped, c.StatusAtCall));   // entry already invalid
+            Assert.Equal(0UL, _table.LivePages);
+            Assert.Equal(Stage2Status.NotMapped, _table.Translate(Ipa + 3 * 4096, out _, out _, out _));
+            // A run stops at the end of its level-3 table and at the caller's span.
+            Assert.Equal(Stage2Status.Ok, _table.Map4K(Ipa + 511 * 4096, Pa, Stage2.NormalReadWrite));
+            Assert.Equal(1, _table.UnmapPages(Ipa + 511 * 4096, 5, pas));
+            Assert.Equal(Pa, pas[0]);
+            Assert.Equal(3, _table.UnmapPages(Ipa, 100, new ulong[3]));
+        }
+
+        [Fact]
         public void BadArgumentsAreRefused()
         {
             Assert.Equal(Stage2Status.Misaligned, _table.Map4K(Ipa + 8, Pa, Stage2.NormalReadWrite));
