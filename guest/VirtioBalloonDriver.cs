@@ -26,7 +26,7 @@ namespace Guest
         private const ulong FeatureStatsVq = 1UL << 1, FeatureDeflateOnOom = 1UL << 2, FeatureVersion1 = 1UL << 32;
         private const int InflateQueue = 0, DeflateQueue = 1, StatsQueue = 2;
         private const int QueueSize = 16;
-        private const int PfnsPerRequest = 256;              // one request moves up to 1 MiB
+        private const int PfnsPerRequest = 1024;             // one request (one page of PFNs) moves up to 4 MiB
         private const ushort DescWrite = 2;
 
         private static ulong s_base;
