@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace Hypervisor.Arch
 {
     // VMSAv8-64 translation table descriptors for the 4 KiB granule with 48-bit
@@ -43,22 +44,29 @@ namespace Hypervisor.Arch
 
         // Bit position of the lowest input-address bit a level resolves:
         // 39, 30, 21, 12 for levels 0..3.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static int LevelShift(int level) => PageShift + 9 * (3 - level);
 
         // Bytes one entry at `level` covers: 512 GiB, 1 GiB, 2 MiB, 4 KiB.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ulong LevelSize(int level) => 1UL << LevelShift(level);
 
         // The entry index an address selects in a table at `level`.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static int Index(ulong address, int level) => (int)((address >> LevelShift(level)) & (EntriesPerTable - 1));
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsValid(ulong descriptor) => (descriptor & Valid) != 0;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsTable(ulong descriptor, int level) => level < 3 && (descriptor & TypeMask) == TableOrPageType;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsPage(ulong descriptor, int level) => level == 3 && (descriptor & TypeMask) == TableOrPageType;
 
         // Blocks exist at levels 1 and 2 with the 4 KiB granule (a level-0 block
         // needs FEAT_LPA2).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsBlock(ulong descriptor, int level) => (level == 1 || level == 2) && (descriptor & TypeMask) == BlockType;
 
         // A descriptor that ends the walk with a translation: a block or a page.
@@ -68,10 +76,12 @@ namespace Hypervisor.Arch
         public static bool Faults(ulong descriptor, int level) => !IsTable(descriptor, level) && !IsLeaf(descriptor, level);
 
         // Next-level table address of a table descriptor.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ulong TableAddress(ulong descriptor) => descriptor & AddressMask;
 
         // Output address of a leaf. A block's address is aligned to the block
         // size: the bits below are attribute-free RES0 and come from the input.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ulong OutputAddress(ulong descriptor, int level) => descriptor & AddressMask & ~(LevelSize(level) - 1);
 
         public static ulong Attributes(ulong descriptor) => descriptor & AttributeMask;
@@ -80,6 +90,7 @@ namespace Hypervisor.Arch
         // hierarchical attributes in bits [63:59] stay 0: no extra limits).
         public static ulong Table(ulong tablePhysicalAddress) => (tablePhysicalAddress & AddressMask) | TableOrPageType;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsAligned(ulong address, ulong size) => (address & (size - 1)) == 0;
     }
 

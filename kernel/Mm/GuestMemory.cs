@@ -153,6 +153,7 @@ namespace Hypervisor.Mm
             if (Kernel.Frames.Free(frame, vm.Owner) == FrameStatus.Ok) Charge(vm, -1);
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private static void Charge(VirtualMachine vm, int frames)
         {
             vm.FramesOwned = (ulong)((long)vm.FramesOwned + frames);

@@ -268,6 +268,7 @@ namespace Hypervisor.Mm
 
         // ---- internals ----
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private Stage2Status Check(ulong ipa, ulong pa, ulong size)
         {
             if (!Descriptor.IsAligned(ipa, size) || !Descriptor.IsAligned(pa, size)) return Stage2Status.Misaligned;
@@ -278,6 +279,7 @@ namespace Hypervisor.Mm
 
         // Index into the table at `level`. At the start level the index may have
         // more than 9 bits: that is how concatenated root tables are addressed.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private int IndexAt(ulong ipa, int level)
         {
             int mask = level == _startLevel ? _rootEntries - 1 : Descriptor.EntriesPerTable - 1;
@@ -353,6 +355,7 @@ namespace Hypervisor.Mm
 
         // Follows table entries from the root towards `targetLevel` and stops at
         // the first entry that is not a table, or at targetLevel.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private int FirstNonTableLevel(ulong ipa, int targetLevel, out ulong entry, out ulong descriptor)
         {
             ulong table = _root;
@@ -393,6 +396,7 @@ namespace Hypervisor.Mm
         // Writes `value` into `entry`, with break-before-make when the old
         // entry was valid. An invalid entry needs no TLB work: the TLB never
         // holds a translation that faulted.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private void Replace(ulong entry, ulong old, ulong value, ulong ipa)
         {
             if (Descriptor.IsValid(old))

@@ -39,6 +39,7 @@ namespace Hypervisor.Mm
         // puts the previous VTTBR back.
         public static ulong BeginBatch(VirtualMachine vm) => EnterVmid(vm);
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static void BatchIpa(VirtualMachine vm, ulong ipa)
         {
             TlbiIpa(ipa);
