@@ -248,13 +248,11 @@ namespace Hypervisor.Devices
             _statsHeld = false;
         }
 
+        // The VM starts again from its image (SYSTEM_RESET).
         public void ResetForReboot()
         {
-            for (int i = 0; i < _ballooned.Length; i++) _ballooned[i] = 0;
-            BalloonedPages = 0;
-            ActualPages = 0;
+            OnReset(null);
             TargetPages = _bootTarget;
-            _statsHeld = false;
         }
     }
 }

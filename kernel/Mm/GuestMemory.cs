@@ -58,18 +58,11 @@ namespace Hypervisor.Mm
             return HypercallAbi.Ok;
         }
 
-        // The balloon takes a page back: unmapped (break-before-make with the
-        // batched TLB discipline), scrubbed, freed. False when it was not mapped
-        // (the guest never touched it, so there is no frame to take).
-        public static bool Reclaim(VirtualMachine vm, ulong ipa)
-        {
-            if (vm.Stage2.Unmap4K(ipa & ~PageMask, out ulong frame) != Stage2Status.Ok) return false;
-            Release(vm, frame);
-            return true;
-        }
-
-        // The same for a run of consecutive pages (one stage-2 walk per level-3
-        // table). Returns how many frames went back to the host.
+        // The balloon takes pages back: a run of consecutive pages is unmapped
+        // (one stage-2 walk per level-3 table, break-before-make per entry,
+        // the batched TLB discipline), each frame scrubbed and returned to the
+        // host pool. Pages the guest never touched have no frame to return.
+        // Returns how many frames went back to the host.
         public static int ReclaimRun(VirtualMachine vm, ulong ipa, int pages)
         {
             Span<ulong> frames = stackalloc ulong[64];
