@@ -180,7 +180,7 @@ frame_zero:
     mov     x2, #4
     lsl     x2, x2, x1              // block size in bytes
     add     x3, x0, #4096
-1:  .rept   8                       // eight blocks per round: the loop overhead
+1:  .rept   16                      // sixteen blocks per round: the loop overhead
     dc      zva, x0                 // would otherwise cost as much as the zeroing
     add     x0, x0, x2
     .endr

@@ -98,32 +98,39 @@ namespace Guest
             return moved;
         }
 
-        // Up to PfnsPerRequest pages from the guest's pool to the host.
+        // Up to PfnsPerRequest pages from the guest's pool to the host. The
+        // page numbers go straight into the list of ballooned pages, and that
+        // part of the list is the request buffer (the heap is identity-mapped,
+        // so its address is a guest-physical one).
         private static int Inflate(int wanted)
         {
-            uint* pfns = (uint*)s_pfnPage;
-            int n = PagePool.TakeMany(pfns, wanted < PfnsPerRequest ? wanted : PfnsPerRequest);
-            if (n == 0) return 0;
-            Submit(InflateQueue, s_pfnPage, (uint)(n * 4), false);
+            int n;
             fixed (uint* list = s_ballooned)
-                for (int i = 0; i < n; i++) list[s_balloonedCount + i] = pfns[i];
-            s_balloonedCount += n;
+            {
+                uint* slot = list + s_balloonedCount;
+                n = PagePool.TakeMany(slot, wanted < PfnsPerRequest ? wanted : PfnsPerRequest);
+                if (n == 0) return 0;
+                Submit(InflateQueue, (ulong)slot, (uint)(n * 4), false);
+                s_balloonedCount += n;
+            }
             SetReg(Config + 4, (uint)s_balloonedCount);        // actual
             return n;
         }
 
-        // Up to PfnsPerRequest pages back from the host into the pool.
+        // Up to PfnsPerRequest pages back from the host into the pool: the last
+        // ones in the list, sent from the list itself.
         private static int Deflate(int wanted)
         {
-            uint* pfns = (uint*)s_pfnPage;
             int n = wanted < PfnsPerRequest ? wanted : PfnsPerRequest;
             if (n > s_balloonedCount) n = s_balloonedCount;
             if (n == 0) return 0;
             fixed (uint* list = s_ballooned)
-                for (int i = 0; i < n; i++) pfns[i] = list[s_balloonedCount - 1 - i];
+            {
+                uint* slot = list + s_balloonedCount - n;
+                Submit(DeflateQueue, (ulong)slot, (uint)(n * 4), false);
+                PagePool.GiveMany(slot, n);
+            }
             s_balloonedCount -= n;
-            Submit(DeflateQueue, s_pfnPage, (uint)(n * 4), false);
-            PagePool.GiveMany(pfns, n);
             SetReg(Config + 4, (uint)s_balloonedCount);
             return n;
         }

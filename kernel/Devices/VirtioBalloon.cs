@@ -170,6 +170,7 @@ namespace Hypervisor.Devices
             uint runStart = 0;
             int runLength = 0;
             ulong accepted = 0;
+            ulong firstPfn = _firstPfn, pageCount = _pageCount;
             fixed (byte* p = raw)
             fixed (ulong* map = _ballooned)
             {
@@ -177,8 +178,8 @@ namespace Hypervisor.Devices
                 for (int k = 0; k < n; k++)
                 {
                     uint pfn = pfns[k];
-                    ulong i = (ulong)pfn - _firstPfn;
-                    if (pfn < _firstPfn || i >= _pageCount) { BadPfns++; continue; }
+                    ulong i = (ulong)pfn - firstPfn;
+                    if (i >= pageCount) { BadPfns++; continue; }     // below RAM wraps around: also caught
                     ulong bit = 1UL << (int)(i & 63);
                     if ((map[i >> 6] & bit) != 0) { AlreadyBallooned++; continue; }   // also a PFN listed twice
                     map[i >> 6] |= bit;
@@ -199,6 +200,7 @@ namespace Hypervisor.Devices
         private unsafe void DeflateBatch(Span<byte> raw, int n)
         {
             ulong returned = 0;
+            ulong firstPfn = _firstPfn, pageCount = _pageCount;
             fixed (byte* p = raw)
             fixed (ulong* map = _ballooned)
             {
@@ -206,8 +208,8 @@ namespace Hypervisor.Devices
                 for (int k = 0; k < n; k++)
                 {
                     uint pfn = pfns[k];
-                    ulong i = (ulong)pfn - _firstPfn;
-                    if (pfn < _firstPfn || i >= _pageCount) { BadPfns++; continue; }
+                    ulong i = (ulong)pfn - firstPfn;
+                    if (i >= pageCount) { BadPfns++; continue; }     // below RAM wraps around: also caught
                     ulong bit = 1UL << (int)(i & 63);
                     if ((map[i >> 6] & bit) == 0) { NotBallooned++; continue; }
                     map[i >> 6] &= ~bit;

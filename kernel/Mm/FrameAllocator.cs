@@ -161,15 +161,20 @@ namespace Hypervisor.Mm
         {
             if (!_sealed) return 0;
             int freed = 0;
-            for (int i = 0; i < addresses.Length; i++)
+            uint top = _freeCount;
+            fixed (ulong* list = addresses)
             {
-                ulong offset = addresses[i] - _base;                     // wraps for addresses below RAM
-                ulong frame = offset >> FrameShift;
-                if ((offset & (FrameSize - 1)) != 0 || frame >= _frameCount || _owner[frame] != owner) continue;
-                _owner[frame] = FrameOwner.Free;
-                _freeStack[_freeCount++] = (uint)frame;
-                freed++;
+                for (int i = 0; i < addresses.Length; i++)
+                {
+                    ulong offset = list[i] - _base;                      // wraps for addresses below RAM
+                    ulong frame = offset >> FrameShift;
+                    if ((offset & (FrameSize - 1)) != 0 || frame >= _frameCount || _owner[frame] != owner) continue;
+                    _owner[frame] = FrameOwner.Free;
+                    _freeStack[top++] = (uint)frame;
+                    freed++;
+                }
             }
+            _freeCount = top;
             return freed;
         }
 

@@ -72,11 +72,15 @@ namespace Hypervisor.Mm
                 int n = vm.Stage2.UnmapPages(ipa & ~PageMask, pages, frames);
                 if (n == 0) break;
                 int held = 0;
-                for (int i = 0; i < n; i++)
+                fixed (ulong* f = frames)
                 {
-                    if (frames[i] == 0) continue;
-                    HostMemory.ZeroFrame(frames[i]);         // scrubbed before it leaves the VM
-                    frames[held++] = frames[i];
+                    for (int i = 0; i < n; i++)
+                    {
+                        ulong frame = f[i];
+                        if (frame == 0) continue;
+                        HostMemory.ZeroFrame(frame);         // scrubbed before it leaves the VM
+                        f[held++] = frame;
+                    }
                 }
                 int freed = Kernel.Frames.FreeMany(frames.Slice(0, held), vm.Owner);
                 Charge(vm, -freed);
@@ -100,7 +104,7 @@ namespace Hypervisor.Mm
         public static void EndBatch(VirtualMachine vm)
         {
             vm.Tlb.Batching = false;
-            Tlb.EndBatch(vm, vm.Tlb.SavedVttbr, vm.Tlb.PendingInBatch != 0);
+            Tlb.EndBatch(vm, vm.Tlb.SavedVttbr, vm.Tlb.PendingInBatch);
             vm.Tlb.PendingInBatch = 0;
         }
 

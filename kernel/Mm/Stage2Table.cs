@@ -45,7 +45,7 @@ namespace Hypervisor.Mm
     //
     // Not thread-safe: the caller holds the VM's stage-2 lock. Nothing here
     // allocates managed memory: it runs on the stage-2 fault path.
-    public sealed class Stage2Table
+    public sealed unsafe class Stage2Table
     {
         public const ulong PageSize = 4096;
         public const ulong BlockSize = 2UL << 20;
@@ -146,15 +146,20 @@ namespace Hypervisor.Mm
             int n = Descriptor.EntriesPerTable - IndexAt(ipa, 3);
             if (n > count) n = count;
             if (n > pas.Length) n = pas.Length;
-            for (int i = 0; i < n; i++)
+            ulong unmapped = 0;
+            fixed (ulong* frames = pas)
             {
-                ulong e = entry + (ulong)i * 8;
-                ulong d = i == 0 ? old : _memory.Read64(e);
-                if (!Descriptor.IsPage(d, 3)) { pas[i] = 0; continue; }
-                pas[i] = Descriptor.OutputAddress(d, 3);
-                Replace(e, d, 0, ipa + (ulong)i * PageSize);
-                _livePages--;
+                for (int i = 0; i < n; i++)
+                {
+                    ulong e = entry + (ulong)i * 8;
+                    ulong d = i == 0 ? old : _memory.Read64(e);
+                    if (!Descriptor.IsPage(d, 3)) { frames[i] = 0; continue; }
+                    frames[i] = Descriptor.OutputAddress(d, 3);
+                    Replace(e, d, 0, ipa + (ulong)i * PageSize);
+                    unmapped++;
+                }
             }
+            _livePages -= unmapped;
             return n;
         }
 

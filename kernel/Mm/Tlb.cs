@@ -40,17 +40,15 @@ namespace Hypervisor.Mm
         public static ulong BeginBatch(VirtualMachine vm) => EnterVmid(vm);
 
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public static void BatchIpa(VirtualMachine vm, ulong ipa)
-        {
-            TlbiIpa(ipa);
-            vm.Counters.TlbiIpa++;
-        }
+        public static void BatchIpa(ulong ipa) => TlbiIpa(ipa);
 
-        public static void EndBatch(VirtualMachine vm, ulong saved, bool anyChanged)
+        // `changed`: how many BatchIpa calls the batch made (counted here, once).
+        public static void EndBatch(VirtualMachine vm, ulong saved, ulong changed)
         {
-            if (anyChanged)
+            if (changed != 0)
             {
                 TlbiVmallE1();
+                vm.Counters.TlbiIpa += changed;
                 vm.Counters.TlbiVmallE1++;
             }
             LeaveVmid(saved);
@@ -98,7 +96,7 @@ namespace Hypervisor.Mm
                 Tlb.FlushIpa(_vm, ipa);
                 return;
             }
-            Tlb.BatchIpa(_vm, ipa);
+            Tlb.BatchIpa(ipa);
             PendingInBatch++;
         }
     }
