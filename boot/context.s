@@ -101,3 +101,16 @@ fp_restore:
     msr     fpsr, x1
     msr     fpcr, x2
     ret
+
+// frame_copy(dst, src): one guest register frame (FRAME_SIZE bytes, 16-byte
+// aligned) with plain integer loads and stores: the live frame on the EL2
+// stack to or from a vCPU's saved context on every VM switch.
+.include "asm.inc"
+    .global frame_copy
+frame_copy:
+    mov     x2, #FRAME_SIZE
+1:  ldp     x3, x4, [x1], #16
+    stp     x3, x4, [x0], #16
+    subs    x2, x2, #16
+    b.ne    1b
+    ret

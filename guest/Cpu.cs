@@ -29,6 +29,7 @@ namespace Guest
         [RuntimeImport("*", "cpu_wfi")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WaitForInterrupt();
         [RuntimeImport("*", "cpu_undefined")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Undefined();
         [RuntimeImport("*", "write_vbar_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteVbar(ulong v);
+        [RuntimeImport("*", "fp_survives_switches")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong FpSurvivesSwitches(ulong seed, ulong rounds);
         [RuntimeImport("*", "load64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Load64(ulong address);
         [RuntimeImport("*", "store64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store64(ulong address, ulong value);
     }

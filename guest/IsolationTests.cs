@@ -120,6 +120,17 @@ namespace Guest
         private static ulong Mix(ulong seed, int page, int word) =>
             (seed * 0x9e3779b97f4a7c15UL) ^ ((ulong)page << 20) ^ (ulong)word;
 
+        // The vCPU switch keeps all 32 SIMD registers: this VM and another one
+        // hold different values and hand the CPU to each other 50 times.
+        public static void FpSwitch(ulong seed)
+        {
+            ulong changed = Cpu.FpSurvivesSwitches(seed << 32, 50);
+            SelfTests.Verdict("fpswitch", changed == 0);
+            Console.Write("changed_mask=");
+            Console.Hex(changed);
+            Console.Put('\n');
+        }
+
         // Hostile: never gives the CPU back (interrupts masked at EL1, too).
         public static void Spin()
         {

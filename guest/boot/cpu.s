@@ -153,3 +153,41 @@ write_vbar_el1:
     msr     vbar_el1, x0
     isb
     ret
+
+// fp_survives_switches(seed, rounds): like fp_survives_exits, but yields the
+// CPU with WFI `rounds` times (another VM, with other values in its SIMD
+// registers, runs in between). Returns the mask of registers that changed.
+    .global fp_survives_switches
+fp_survives_switches:
+    stp     d8, d9, [sp, #-64]!
+    stp     d10, d11, [sp, #16]
+    stp     d12, d13, [sp, #32]
+    stp     d14, d15, [sp, #48]
+    mov     x9, x0
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    mov     x2, #(0x101 * (\n + 1))
+    add     x2, x2, x9
+    dup     v\n\().2d, x2
+    .endr
+1:  wfi
+    subs    x1, x1, #1
+    b.ne    1b
+    mov     x0, #0
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    mov     x2, #(0x101 * (\n + 1))
+    add     x2, x2, x9
+    mov     x3, v\n\().d[1]
+    cmp     x2, x3
+    mov     x3, v\n\().d[0]
+    ccmp    x2, x3, #0, eq
+    b.eq    2f
+    mov     x3, #1
+    lsl     x3, x3, #\n
+    orr     x0, x0, x3
+2:
+    .endr
+    ldp     d10, d11, [sp, #16]
+    ldp     d12, d13, [sp, #32]
+    ldp     d14, d15, [sp, #48]
+    ldp     d8, d9, [sp], #64
+    ret

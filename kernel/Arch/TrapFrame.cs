@@ -12,6 +12,7 @@ namespace Hypervisor.Arch
         public ulong Far;       // faulting virtual address (aborts)
         public ulong Hpfar;     // faulting IPA >> 12, in bits [43:4] (stage-2 aborts)
         public ulong SpEl0;
+        private ulong _pad;         // q16 is 16-byte aligned in the frame (FRAME_Q16 = 304)
         public fixed ulong Q16[2];  // the guest's q16 and q17 (VM exits only): the
         public fixed ulong Q17[2];  // only SIMD registers compiled C# code uses
 

@@ -34,6 +34,7 @@ namespace Hypervisor.Vm
         [RuntimeImport("*", "el1_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void El1Restore(El1State* s);
         [RuntimeImport("*", "fp_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void FpSave(FpState* s);
         [RuntimeImport("*", "fp_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void FpRestore(FpState* s);
+        [RuntimeImport("*", "frame_copy")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void FrameCopy(TrapFrame* destination, TrapFrame* source);
 
         // SCTLR_EL1 as after reset: MMU and caches off, RES1 bits set.
         private const ulong SctlrEl1Reset = 0x30d00800;
@@ -63,7 +64,7 @@ namespace Hypervisor.Vm
         // The CPU's guest state (live frame + registers) into this context.
         public void SaveFrom(TrapFrame* live)
         {
-            fixed (TrapFrame* f = &Frame) *f = *live;
+            fixed (TrapFrame* f = &Frame) FrameCopy(f, live);
             fixed (El1State* e = &El1) El1Save(e);
             fixed (FpState* fp = &Fp)
             {
@@ -83,7 +84,7 @@ namespace Hypervisor.Vm
                 FpRestore(fp);
                 fixed (TrapFrame* f = &Frame)
                 {
-                    *live = *f;
+                    FrameCopy(live, f);
                     live->Q16[0] = fp->Q[32]; live->Q16[1] = fp->Q[33];
                     live->Q17[0] = fp->Q[34]; live->Q17[1] = fp->Q[35];
                 }

@@ -89,6 +89,21 @@ namespace Hypervisor.Tests.Integration
             Assert.Equal(0, r.ExitCode);
         }
 
+        // Each VM's 32 SIMD registers survive being switched out for another VM
+        // holding different values (the q16/q17 slots of the exit frame and
+        // the full FP state of the vCPU context must line up).
+        [Fact]
+        public void SimdRegistersSurviveVmSwitches()
+        {
+            string conf = GuestConfig.Write(
+                "vm f1 mem=32M image=$ELF args=\"role=fpswitch seed=1\"\n" +
+                "vm f2 mem=32M image=$ELF args=\"role=fpswitch seed=2\"\n");
+            var r = Qemu.Run(new[] { conf });
+            r.AssertPasses("f1", "fpswitch");
+            r.AssertPasses("f2", "fpswitch");
+            Assert.True(r.Stat("vm_switches") >= 50);
+        }
+
         [Fact]
         public void SummaryCountsExitsByClass()
         {
