@@ -4,21 +4,6 @@ using Hypervisor.Arch;
 
 namespace Hypervisor.Vm
 {
-    // A vCPU's EL1 system registers (order fixed by boot/context.s).
-    public struct El1State
-    {
-        public ulong Sctlr, Tcr, Ttbr0, Ttbr1, Mair, Amair, Vbar, Contextidr;
-        public ulong TpidrEl1, TpidrEl0, TpidrroEl0, SpEl1, ElrEl1, SpsrEl1, EsrEl1, FarEl1;
-        public ulong Afsr0, Afsr1, Par, Cpacr, Cntkctl, CntvCtl, CntvCval, Csselr, Mdscr;
-    }
-
-    // q0-q31, FPSR, FPCR (order fixed by boot/context.s).
-    public unsafe struct FpState
-    {
-        public fixed ulong Q[64];
-        public ulong Fpsr, Fpcr;
-    }
-
     // Everything of a vCPU that is not in the CPU while another VM runs:
     //   Frame: general registers, PC, PSTATE, SP_EL0, q16/q17 (what an exit saves),
     //   El1:   the EL1 system registers (its MMU setup, vectors, timer, ...),

@@ -34,5 +34,28 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(AsmConstant("FRAME_SIZE"), sizeof(TrapFrame));
             Assert.Equal(TrapFrame.Size, sizeof(TrapFrame));
         }
+
+        // boot/context.s saves EL1 registers at the offsets it lists; the
+        // C# El1State fields must be in the same order.
+        [Fact]
+        public void El1StateMatchesContextSaveOrder()
+        {
+            string text = File.ReadAllText(Repo.Path("boot", "context.s"));
+            var rows = Regex.Matches(text, @"\\op\s+(\w+),\s*(\d+)");
+            string[] fields = { "Sctlr", "Tcr", "Ttbr0", "Ttbr1", "Mair", "Amair", "Vbar", "Contextidr", "TpidrEl1",
+                                "TpidrEl0", "TpidrroEl0", "SpEl1", "ElrEl1", "SpsrEl1", "EsrEl1", "FarEl1", "Afsr0", "Afsr1",
+                                "Par", "Cpacr", "Cntkctl", "CntvCtl", "CntvCval", "Csselr", "Mdscr" };
+            Assert.Equal(fields.Length, rows.Count);
+            Assert.Equal(fields.Length * 8, sizeof(Hypervisor.Vm.El1State));
+            for (int i = 0; i < rows.Count; i++)
+            {
+                var field = typeof(Hypervisor.Vm.El1State).GetField(fields[i]);
+                Assert.NotNull(field);
+                long offset = (long)System.Runtime.InteropServices.Marshal.OffsetOf<Hypervisor.Vm.El1State>(fields[i]);
+                Assert.Equal(long.Parse(rows[i].Groups[2].Value), offset);
+                string reg = rows[i].Groups[1].Value.Replace("_", "").ToLowerInvariant();
+                Assert.StartsWith(fields[i].ToLowerInvariant().Replace("el1", "").Replace("el0", ""), reg);
+            }
+        }
     }
 }
