@@ -39,6 +39,10 @@ namespace Hypervisor.Vm
 
         public static void Init(int vmidBits, int sliceMs)
         {
+            // EL2 controls that are the same for every VM, set once.
+            SysReg.WriteCnthctlEl2(3);                                // EL1 may read the physical counter and use its timer
+            SysReg.WriteVpidrEl2(SysReg.ReadMidrEl1());               // guests see the real CPU model
+            SysReg.WriteMdcrEl2((SysReg.ReadPmcrEl0() >> 11) & 0x1f); // and all PMU counters (HPMN = PMCR_EL0.N), untrapped
             s_vms = new VirtualMachine[MaxVms];
             Vmids = new VmidAllocator(vmidBits);
             s_sliceTicks = SysReg.ReadCntfrqEl0() / 1000 * (ulong)sliceMs;
