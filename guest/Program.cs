@@ -77,6 +77,7 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "balloonfuzz")) BalloonHostile.Hostile();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "ballooncycles")) BalloonHostile.Cycles();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "follow")) BalloonHostile.Follow();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "mmiofuzz")) BalloonHostile.MmioFuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "echo")) IsolationTests.Echo();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "fpswitch")) IsolationTests.FpSwitch(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else Fail("unknown role");

@@ -94,6 +94,23 @@ namespace Hypervisor.Tests.Integration
             Assert.Equal(0, r.ExitCode);
         }
 
+        // Thousands of random reads and writes over the emulated UART and the
+        // virtio window, aligned or not: each completes or aborts, the
+        // hypervisor and the other VM carry on, and the device works after a reset.
+        [Fact]
+        public void RandomMmioAccessesGetDefinedAnswers()
+        {
+            string conf = GuestConfig.Write(
+                "vm m mem=64M image=$ELF balloon=on args=\"role=mmiofuzz\"\n" +
+                "vm g mem=64M image=$ELF args=\"tests=uart,demand,psci\"\n");
+            var r = Qemu.Run(new[] { conf }, timeoutSeconds: 120);
+            r.AssertPasses("m", "mmiofuzz");
+            foreach (var t in new[] { "uart", "demand", "psci" }) r.AssertPasses("g", t);
+            Assert.True(r.Stat("injected_aborts") > 100, "the fuzzer should have hit refused accesses");
+            Assert.Null(r.Line("[hv] PANIC"));
+            Assert.Equal(0, r.ExitCode);
+        }
+
         // The monitor on the serial console: list VMs, set a balloon target by
         // hand (the guest follows it), show counters and a walk, reject junk.
         [Fact]
