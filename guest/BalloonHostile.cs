@@ -40,6 +40,8 @@ namespace Guest
             Raw(d, Program.Fdt.MemoryBase + Program.Fdt.MemorySize - 8, 0xfffffff0, 0, 0);
             Raw(d, VirtioBalloonDriver.PfnPage, 4, 1, 0);                  // NEXT to itself: a loop
             Raw(d, VirtioBalloonDriver.PfnPage, 4, 2, 0);                  // device-writable on inflate
+            Raw(d, Program.Fdt.MemoryBase + (8UL << 20), 65536, 0, 0);     // 16384 page numbers: more than one request may carry
+            Raw(d, VirtioBalloonDriver.PfnPage, 6, 0, 0);                  // not a whole number of page numbers
 
             // A queue set up badly: size 3 (not a power of two) cannot be made
             // ready; set up properly again it works.

@@ -22,6 +22,9 @@ namespace Hypervisor.Devices
         public const uint FeatureDeflateOnOom = 1u << 2;
         private const int InflateQueue = 0, DeflateQueue = 1, StatsQueue = 2;
         private const int PfnBatch = 256;
+        // Page numbers one buffer may carry. Linux sends 256; this guest's driver
+        // 1024. The cap keeps one notify from holding the CPU for long.
+        private const ulong MaxPfnsPerBuffer = 4096;
 
         private readonly ulong[] _ballooned;      // one bit per page of the VM's RAM
         private readonly ulong _firstPfn, _pageCount;
@@ -151,6 +154,7 @@ namespace Hypervisor.Devices
         {
             Span<byte> raw = stackalloc byte[PfnBatch * 4];
             ulong count = buffer.Length / 4;
+            if (count > MaxPfnsPerBuffer || (buffer.Length & 3) != 0) { MalformedRequests++; return; }
             for (ulong done = 0; done < count;)
             {
                 int n = (int)Math.Min(count - done, (ulong)PfnBatch);

@@ -61,7 +61,7 @@ namespace Hypervisor.Tests.Integration
             Assert.Contains("balloon_already=2", h);             // the same page twice in a request, and again
             Assert.Contains("balloon_not_ballooned=2", h);       // deflate of pages never inflated
             Assert.Contains("virtq_malformed=5", h);             // outside RAM, own ring, MMIO, past the end, loop
-            Assert.Contains("balloon_malformed=6", h);           // those five and a device-writable buffer
+            Assert.Contains("balloon_malformed=8", h);           // those five, a device-writable buffer, an oversized one, a ragged one
             Assert.Contains("virtio_queue_refused=1", h);        // queue size 3
             Assert.Contains("virtio_notify_bad_queue=1", h);
             Assert.Contains("ballooned_touches=1", h);
