@@ -77,6 +77,7 @@ namespace Hypervisor.Vm
                         if (b.Transport.Queue(q) != null) malformed += b.Transport.Queue(q).Counters.Malformed;
                     Log.Stat("virtq_malformed", malformed);
                     Log.Stat("virtio_queue_refused", b.Transport.Counters.QueueConfigureFailed);
+                    Log.Stat("virtio_queue_rewrite_refused", b.Transport.Counters.QueueWriteWhileReady);
                     Log.Stat("virtio_notify_bad_queue", b.Transport.Counters.NotifyBadQueue);
                 }
             }

@@ -63,6 +63,7 @@ namespace Hypervisor.Tests.Integration
             Assert.Contains("virtq_malformed=5", h);             // outside RAM, own ring, MMIO, past the end, loop
             Assert.Contains("balloon_malformed=8", h);           // those five, a device-writable buffer, an oversized one, a ragged one
             Assert.Contains("virtio_queue_refused=1", h);        // queue size 3
+            Assert.Contains("virtio_queue_rewrite_refused=1", h); // QueueNum written while the queue is live
             Assert.Contains("virtio_notify_bad_queue=1", h);
             Assert.Contains("ballooned_touches=1", h);
 
