@@ -88,6 +88,16 @@ namespace Hypervisor.Vm
             // Admission: what the VM may use at boot (its memory minus what starts
             // in the balloon) must be free now. With a balloon, the configured
             // memory can exceed that: the overcommit the balloon makes safe.
+            // Keys that are parsed but whose machinery does not exist yet: say
+            // so instead of silently running something else.
+            if (spec.Paging != PagingMode.Stage2)
+            {
+                Refuse(spec, name, "only paging=stage2 is implemented so far", default);
+                return;
+            }
+            if (spec.Cpus > 1) Warn(spec, name, "one vCPU per VM for now; cpus= ignored");
+            if (spec.HasInitrd) Warn(spec, name, "initrd= is not loaded yet; ignored");
+
             ulong available = (ulong)Kernel.Frames.FreeFrames * FrameAllocator.FrameSize;
             if (spec.MemoryBytes - spec.BootBalloonBytes > available)
             {
@@ -264,6 +274,16 @@ namespace Hypervisor.Vm
             Log.Write(reason);
             Log.Write(detail);
             Log.NewLine();
+        }
+
+        private static void Warn(in VmSpec spec, ReadOnlySpan<byte> name, string what)
+        {
+            Log.Write("[hv] vms.conf:");
+            Log.Dec((ulong)spec.Line);
+            Log.Write(": vm ");
+            Log.Write(name);
+            Log.Write(": ");
+            Log.Line(what);
         }
 
         // scripts/mkbundle stores files under their base names.
