@@ -101,43 +101,6 @@ mmio_store_simd:
     str     q0, [x0]
     ret
 
-// fp_survives_exits(uart): puts a distinct value in each of v0-v31, makes a
-// hypercall and an MMIO write (two VM exits), and returns a bit mask of the
-// registers whose value changed (0 when the world switch preserved them all).
-    .global fp_survives_exits
-fp_survives_exits:
-    stp     d8, d9, [sp, #-64]!
-    stp     d10, d11, [sp, #16]
-    stp     d12, d13, [sp, #32]
-    stp     d14, d15, [sp, #48]
-    mov     x9, x0
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    mov     x1, #(0x101 * (\n + 1))
-    dup     v\n\().2d, x1
-    .endr
-    ldr     x0, =0xC6000000          // the null hypercall
-    hvc     #0
-    mov     w1, #'.'
-    str     w1, [x9]                 // an MMIO exit
-    mov     x0, #0
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    mov     x1, #(0x101 * (\n + 1))
-    mov     x2, v\n\().d[1]
-    cmp     x1, x2
-    mov     x2, v\n\().d[0]
-    ccmp    x1, x2, #0, eq
-    b.eq    1f
-    mov     x3, #1
-    lsl     x3, x3, #\n
-    orr     x0, x0, x3
-1:
-    .endr
-    ldp     d10, d11, [sp, #16]
-    ldp     d12, d13, [sp, #32]
-    ldp     d14, d15, [sp, #48]
-    ldp     d8, d9, [sp], #64
-    ret
-
     .global cpu_wfi
 cpu_wfi:
     wfi
@@ -154,40 +117,79 @@ write_vbar_el1:
     isb
     ret
 
-// fp_survives_switches(seed, rounds): like fp_survives_exits, but yields the
-// CPU with WFI `rounds` times (another VM, with other values in its SIMD
-// registers, runs in between). Returns the mask of registers that changed.
-    .global fp_survives_switches
-fp_survives_switches:
-    stp     d8, d9, [sp, #-64]!
-    stp     d10, d11, [sp, #16]
-    stp     d12, d13, [sp, #32]
-    stp     d14, d15, [sp, #48]
-    mov     x9, x0
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+// The SIMD-register tests. Each register vN gets (0x101 * (N + 1) + seed) in
+// both halves; after the VM exits under test, every register that no longer
+// holds its value sets bit N of the result (0: the world switch kept them all).
+// d8-d15 are callee-saved under AAPCS64: saved around the test.
+.macro simd_fill_one n, seed
     mov     x2, #(0x101 * (\n + 1))
-    add     x2, x2, x9
+    add     x2, x2, \seed
     dup     v\n\().2d, x2
-    .endr
-1:  wfi
-    subs    x1, x1, #1
-    b.ne    1b
-    mov     x0, #0
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+.endm
+
+.macro simd_check_one n, seed
     mov     x2, #(0x101 * (\n + 1))
-    add     x2, x2, x9
+    add     x2, x2, \seed
     mov     x3, v\n\().d[1]
     cmp     x2, x3
     mov     x3, v\n\().d[0]
     ccmp    x2, x3, #0, eq
-    b.eq    2f
-    mov     x3, #1
+    cset    x3, ne
     lsl     x3, x3, #\n
     orr     x0, x0, x3
-2:
+.endm
+
+.macro simd_fill seed
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    simd_fill_one \n, \seed
     .endr
+.endm
+
+.macro simd_check seed
+    mov     x0, #0
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    simd_check_one \n, \seed
+    .endr
+.endm
+
+.macro save_callee_simd
+    stp     d8, d9, [sp, #-64]!
+    stp     d10, d11, [sp, #16]
+    stp     d12, d13, [sp, #32]
+    stp     d14, d15, [sp, #48]
+.endm
+
+.macro restore_callee_simd
     ldp     d10, d11, [sp, #16]
     ldp     d12, d13, [sp, #32]
     ldp     d14, d15, [sp, #48]
     ldp     d8, d9, [sp], #64
+.endm
+
+// fp_survives_exits(uart): a hypercall and an MMIO write (two VM exits).
+    .global fp_survives_exits
+fp_survives_exits:
+    save_callee_simd
+    mov     x9, x0
+    simd_fill xzr
+    ldr     x0, =0xC6000000          // the null hypercall
+    hvc     #0
+    mov     w1, #'.'
+    str     w1, [x9]                 // an MMIO exit
+    simd_check xzr
+    restore_callee_simd
+    ret
+
+// fp_survives_switches(seed, rounds): yields the CPU with WFI `rounds` times;
+// another VM, with other values in its SIMD registers, runs in between.
+    .global fp_survives_switches
+fp_survives_switches:
+    save_callee_simd
+    mov     x9, x0
+    simd_fill x9
+1:  wfi
+    subs    x1, x1, #1
+    b.ne    1b
+    simd_check x9
+    restore_callee_simd
     ret
