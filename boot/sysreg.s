@@ -134,6 +134,17 @@ tlb_flush_vm_stage1:
     isb
     ret
 
+// One page of the current VMID's stage-1 translations, any ASID: a shadow
+// leaf changed (kernel/Paging/ShadowTables.cs). x0 = the VA.
+    .global tlb_flush_va
+tlb_flush_va:
+    ubfx    x0, x0, #12, #44
+    dsb     ishst
+    tlbi    vaae1is, x0
+    dsb     ish
+    isb
+    ret
+
 // Everything cached for the current VMID, stage 1 and stage 2: a VM is gone.
     .global tlb_flush_vmid
 tlb_flush_vmid:

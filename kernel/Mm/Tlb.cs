@@ -20,6 +20,7 @@ namespace Hypervisor.Mm
         [RuntimeImport("*", "tlb_flush_ipa")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiIpaThenVmallE1(ulong ipa);
         [RuntimeImport("*", "tlb_flush_ipa_stage2_only")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiIpa(ulong ipa);
         [RuntimeImport("*", "tlb_flush_vm_stage1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiVmallE1();
+        [RuntimeImport("*", "tlb_flush_va")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiVaae1(ulong va);
         [RuntimeImport("*", "tlb_flush_vmid")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiVmallS12E1();
 
         // TLBI IPAS2E1IS, DSB, TLBI VMALLE1IS, DSB, ISB. The second TLBI is not
@@ -52,6 +53,24 @@ namespace Hypervisor.Mm
                 vm.Counters.TlbiVmallE1++;
             }
             LeaveVmid(saved);
+        }
+
+        // Shadow and direct paging change stage-1 entries the MMU walks: one
+        // page (TLBI VAAE1IS, every ASID) or all of the VM's stage-1 entries.
+        public static void FlushGuestVa(VirtualMachine vm, ulong va)
+        {
+            ulong saved = EnterVmid(vm);
+            TlbiVaae1(va);
+            LeaveVmid(saved);
+            vm.Counters.TlbiVa++;
+        }
+
+        public static void FlushGuestStage1(VirtualMachine vm)
+        {
+            ulong saved = EnterVmid(vm);
+            TlbiVmallE1();
+            LeaveVmid(saved);
+            vm.Counters.TlbiVmallE1++;
         }
 
         // TLBI VMALLS12E1IS: every stage-1 and stage-2 entry tagged with the VMID.

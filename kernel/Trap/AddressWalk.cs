@@ -2,6 +2,7 @@ using System;
 using Hypervisor.Arch;
 using Hypervisor.Console;
 using Hypervisor.Mm;
+using Hypervisor.Paging;
 using Hypervisor.Vm;
 
 namespace Hypervisor.Trap
@@ -36,24 +37,31 @@ namespace Hypervisor.Trap
             Print(vm, steps, result);
         }
 
-        // The guest's stage-1 registers are in the CPU while it runs, in its
-        // saved vCPU context otherwise.
+        // The walk the guest defines (its tables over its stage 2), whatever the
+        // paging mode; kernel/Paging/GuestView.cs. The guest's registers are in
+        // the CPU while it runs, in its saved vCPU context otherwise.
         public static TwoStageStatus Walk(VirtualMachine vm, ulong gva, Span<TranslationStep> steps, out TwoStageResult result)
         {
-            GuestTranslationRegisters regs;
-            if (vm == Scheduler.Current)
+            GuestView.Registers(vm, vm == Scheduler.Current, out GuestTranslationRegisters regs);
+            return TwoStageWalker.Translate(GuestView.Stage2(vm), regs, gva, steps, out result);
+        }
+
+        // HypercallAbi.WalkHardware: the walk the MMU makes on a TLB miss (for
+        // shadow paging: the shadow tables over the identity map). x1 = GVA ->
+        // x1 = the IPA stage 1 produced, x2 = HPA, x3 = memory accesses.
+        public static void HardwareForHypercall(VirtualMachine vm, TrapFrame* frame)
+        {
+            Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];
+            GuestView.Hardware(vm, true, out GuestTranslationRegisters regs, out Stage2Table stage2);
+            if (TwoStageWalker.Translate(stage2, regs, frame->X[1], steps, out TwoStageResult result) != TwoStageStatus.Ok)
             {
-                regs.Ttbr0El1 = SysReg.ReadTtbr0El1();
-                regs.Ttbr1El1 = SysReg.ReadTtbr1El1();
-                regs.TcrEl1 = SysReg.ReadTcrEl1();
+                Hypercalls.Error(frame, HypercallAbi.InvalidParameter);
+                return;
             }
-            else
-            {
-                regs.Ttbr0El1 = vm.Context.El1.Ttbr0;
-                regs.Ttbr1El1 = vm.Context.El1.Ttbr1;
-                regs.TcrEl1 = vm.Context.El1.Tcr;
-            }
-            return TwoStageWalker.Translate(vm.Stage2, regs, gva, steps, out result);
+            frame->X[0] = 0;
+            frame->X[1] = result.Gpa;
+            frame->X[2] = result.Hpa;
+            frame->X[3] = (ulong)result.MemoryAccesses;
         }
 
         // [hv] walk vm=g gva=... then one line per entry read, then the result.

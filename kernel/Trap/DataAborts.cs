@@ -3,6 +3,7 @@ using Hypervisor.Arch;
 using Hypervisor.Console;
 using Hypervisor.Devices;
 using Hypervisor.Mm;
+using Hypervisor.Paging;
 using Hypervisor.Vm;
 
 namespace Hypervisor.Trap
@@ -12,12 +13,30 @@ namespace Hypervisor.Trap
     //   RAM      -> map a frame on first touch and let the guest retry;
     //   a device -> emulate the access, step over the instruction;
     //   anything else -> inject a synchronous external abort into the guest.
+    //
+    // While shadow or direct paging runs the guest's MMU, the VM is on the
+    // identity map (kernel/Paging/IdentityMap.cs) and the IPA is not a GPA:
+    //   trap window (shadow)  -> IPA - TrapBase is the GPA: the three answers
+    //                            above, then the shadow leaf learns the frame;
+    //   a guest table page    -> the guest wrote its page table (shadow);
+    //   below RAM (direct)    -> a device the guest mapped: emulate or abort.
     public static unsafe class DataAborts
     {
         public static void Handle(VirtualMachine vm, TrapFrame* frame)
         {
             var syndrome = new DataAbortSyndrome(frame->Esr);
             ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
+            bool shadowLeaf = false;
+            if (vm.ActiveStage2Root != vm.Stage2Root)
+            {
+                if (vm.Shadow == null || !ShadowTables.InTrapWindow(ipa))
+                {
+                    IdentityMapFault(vm, frame, syndrome, ipa);
+                    return;
+                }
+                ipa -= ShadowTables.TrapBase;
+                shadowLeaf = true;
+            }
 
             if (vm.IsRam(ipa))
             {
@@ -30,6 +49,11 @@ namespace Hypervisor.Trap
                 }
                 if (syndrome.Status.IsTranslation)
                 {
+                    if (shadowLeaf)
+                    {
+                        ShadowDemandFault(vm, frame, ipa);
+                        return;
+                    }
                     if (!GuestMemory.MapOnDemand(vm, ipa)) Scheduler.StopCurrent("host out of memory on a demand fault");
                     return;   // ELR unchanged: the guest retries the access
                 }
@@ -44,6 +68,11 @@ namespace Hypervisor.Trap
                 return;
             }
 
+            MmioOrAbort(vm, frame, syndrome, ipa);
+        }
+
+        private static void MmioOrAbort(VirtualMachine vm, TrapFrame* frame, DataAbortSyndrome syndrome, ulong ipa)
+        {
             MmioDevice device = vm.FindDevice(ipa);
             if (device == null || syndrome.OnStage1TableWalk || syndrome.CacheMaintenance)
             {
@@ -55,12 +84,64 @@ namespace Hypervisor.Trap
             if (!EmulateMmio(vm, frame, device, syndrome, ipa)) Injection.DataAbort(vm, frame, syndrome.IsWrite);
         }
 
+        // A shadow leaf into the trap window met RAM: a frame for the page if it
+        // has none yet (the demand fault), then the leaf names the frame so the
+        // next access runs at full speed: the shadow's hidden page fault.
+        private static void ShadowDemandFault(VirtualMachine vm, TrapFrame* frame, ulong gpa)
+        {
+            if (GuestMemory.HostAddressOf(vm, gpa & ~0xfffUL) == 0 && !GuestMemory.MapOnDemand(vm, gpa))
+            {
+                Scheduler.StopCurrent("host out of memory on a demand fault");
+                return;
+            }
+            vm.Shadow.AfterDemandFault(frame->Far, gpa);
+        }
+
+        // A fault on the identity map (IPA == HPA below the trap window).
+        private static void IdentityMapFault(VirtualMachine vm, TrapFrame* frame, DataAbortSyndrome syndrome, ulong ipa)
+        {
+            if (vm.Shadow != null && syndrome.IsWrite && !syndrome.Status.IsTranslation && vm.Shadow.IsGuestTable(ipa))
+            {
+                if (!EmulateMmio(vm, frame, vm.Shadow.Writes, syndrome, ipa)) Injection.DataAbort(vm, frame, syndrome.IsWrite);
+                return;
+            }
+            if (vm.Direct != null && !vm.Direct.OwnsHostRam(ipa))
+            {
+                MmioOrAbort(vm, frame, syndrome, ipa);   // a device window the guest mapped
+                return;
+            }
+            Log.Write("[hv] vm ");
+            Log.Write(vm.Name);
+            Log.Write(": unexpected ");
+            Log.Write(FaultStatusCode.Name(syndrome.StatusCode));
+            Log.Write(" on the identity map at ");
+            Log.Hex(ipa);
+            Log.NewLine();
+            Injection.DataAbort(vm, frame, syndrome.IsWrite);
+        }
+
         // Instruction fetch from an unmapped IPA: RAM is mapped on demand (a guest
         // runs code it has just loaded); fetching from anything else aborts.
         public static void HandleInstructionFetch(VirtualMachine vm, TrapFrame* frame)
         {
             var syndrome = new DataAbortSyndrome(frame->Esr);
             ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
+            if (vm.ActiveStage2Root != vm.Stage2Root)
+            {
+                if (vm.Shadow == null || !ShadowTables.InTrapWindow(ipa))
+                {
+                    Injection.InstructionAbort(vm, frame);
+                    return;
+                }
+                ipa -= ShadowTables.TrapBase;
+                if (vm.IsRam(ipa) && syndrome.Status.IsTranslation)
+                {
+                    ShadowDemandFault(vm, frame, ipa);
+                    return;
+                }
+                Injection.InstructionAbort(vm, frame);
+                return;
+            }
             if (vm.IsRam(ipa) && syndrome.Status.IsTranslation)
             {
                 if (!GuestMemory.MapOnDemand(vm, ipa)) Scheduler.StopCurrent("host out of memory on a demand fault");
@@ -137,12 +218,9 @@ namespace Hypervisor.Trap
             }
             else
             {
-                GuestTranslationRegisters regs;
-                regs.Ttbr0El1 = SysReg.ReadTtbr0El1();
-                regs.Ttbr1El1 = SysReg.ReadTtbr1El1();
-                regs.TcrEl1 = SysReg.ReadTcrEl1();
+                GuestView.Registers(vm, true, out GuestTranslationRegisters regs);
                 Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];
-                if (TwoStageWalker.Translate(vm.Stage2, regs, pc, steps, out TwoStageResult result) != TwoStageStatus.Ok) return false;
+                if (TwoStageWalker.Translate(GuestView.Stage2(vm), regs, pc, steps, out TwoStageResult result) != TwoStageStatus.Ok) return false;
                 hpa = result.Hpa;
             }
             if (hpa == 0 || (hpa & 3) != 0) return false;

@@ -55,9 +55,11 @@ namespace Hypervisor.Trap
                     if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
                     break;
                 case ExceptionClass.SysReg64:
+                    vm.Counters.ExitsSysReg++;
+                    SystemRegisterTraps.Handle(vm, frame);
+                    break;
                 case ExceptionClass.Unknown:
-                    // Nothing is configured to trap system registers; if the
-                    // guest gets here it used something this VM does not offer.
+                    // An instruction this VM does not offer.
                     vm.Counters.ExitsSysReg++;
                     Injection.UndefinedInstruction(vm, frame);
                     break;

@@ -17,6 +17,34 @@ namespace Hypervisor.Trap
         public const ulong TestRemap = VendorBase + 3;     // x1 = IPA (page), x2 = 64-bit fill pattern -> x0 = status
         public const ulong WalkAddress = VendorBase + 4;   // x1 = GVA -> x0 = status, x1 = GPA, x2 = HPA, x3 = memory accesses
         public const ulong RunningVms = VendorBase + 5;    // -> x0 = 0, x1 = VMs not yet stopped (this one included)
+        public const ulong PagingInfo = VendorBase + 6;    // -> x0 = 0, x1 = Paging.* of this VM
+        public const ulong WalkHardware = VendorBase + 7;  // x1 = GVA -> as WalkAddress, for the walk the MMU really makes
+
+        // paging=direct (kernel/Paging/DirectPaging.cs). Machine addresses are host-physical.
+        public const ulong MachineFrames = VendorBase + 8; // x1 = GPA of a buffer, x2 = first GPA, x3 = pages (<= 512)
+                                                           //   -> x0 = status; buffer[i] = machine address of page i
+        public const ulong PinTable = VendorBase + 9;      // x1 = machine address, x2 = level 0-3 -> x0 = status
+        public const ulong UnpinTable = VendorBase + 10;   // x1 = machine address -> x0 = status
+        public const ulong MmuUpdate = VendorBase + 11;    // x1 = GPA of requests, x2 = count (<= 256)
+                                                           //   -> x0 = status, x1 = index of the first refused request
+
+        // MmuUpdate requests: 16 bytes each, { target, value }. The low 3 bits of
+        // target say what it is (entries are 8-byte aligned, so they are free).
+        public static class Update
+        {
+            public const ulong WriteEntry = 0;      // target = machine address of a table entry, value = new descriptor
+            public const ulong InvalidateVa = 1;    // TLBI VAAE1IS for the VA in value
+            public const ulong InvalidateAll = 2;   // TLBI VMALLE1IS
+            public const ulong KindMask = 7;
+            public const int MaxRequests = 256;
+        }
+
+        public static class Paging
+        {
+            public const ulong Stage2 = 0;
+            public const ulong Shadow = 1;
+            public const ulong Direct = 2;
+        }
 
         // Status values in x0 (negative, as PSCI does).
         public const long Ok = 0;
@@ -37,7 +65,17 @@ namespace Hypervisor.Trap
             public const ulong TlbiVmallS12E1 = 6;   // TLBI VMALLS12E1IS issued
             public const ulong InjectedAborts = 7;
             public const ulong PagesMapped = 8;
-            public const ulong Count = 9;
+            public const ulong RegisterTraps = 9;     // trapped writes/reads of translation registers (TVM/TRVM)
+            public const ulong TableWriteTraps = 10;  // shadow: guest stores to its write-protected tables
+            public const ulong GuestTlbiTraps = 11;   // shadow: guest TLBIs (TTLB)
+            public const ulong HiddenFaults = 12;     // shadow: leaves pointed at a frame after a demand fault
+            public const ulong TlbiVa = 13;           // TLBI VAAE1IS issued (shadow / direct)
+            public const ulong ShadowPages = 14;      // shadow table pages built, ever
+            public const ulong ShadowRootHits = 15;   // TTBR writes that found their shadow cached
+            public const ulong DirectUpdates = 16;    // direct: entries written through MmuUpdate
+            public const ulong DirectBatches = 17;    // direct: MmuUpdate calls that applied
+            public const ulong DirectRefused = 18;    // direct: requests refused (pin, update, register)
+            public const ulong Count = 19;
         }
     }
 

@@ -31,11 +31,38 @@ namespace Hypervisor.Trap
                     ConsoleWrite(vm, frame);
                     break;
                 case HypercallAbi.ReadCounter:
+                    if (vm.Shadow != null)
+                    {
+                        vm.Counters.ShadowPages = vm.Shadow.Tables.PagesBuilt;
+                        vm.Counters.ShadowRootHits = vm.Shadow.Tables.RootHits;
+                    }
                     if (vm.Counters.TryGet(frame->X[1], out ulong value)) { Return(frame, 0); frame->X[1] = value; }
                     else Error(frame, HypercallAbi.InvalidParameter);
                     break;
                 case HypercallAbi.TestRemap:
+                    if (vm.Direct != null)
+                    {
+                        // The guest holds machine addresses: the hypervisor cannot
+                        // move its memory behind its back.
+                        Error(frame, HypercallAbi.Denied);
+                        break;
+                    }
                     Error(frame, GuestMemory.RemapToFreshFrame(vm, frame->X[1], frame->X[2]));
+                    if ((long)frame->X[0] == HypercallAbi.Ok && vm.Shadow != null) vm.Shadow.FramesMoved();
+                    break;
+                case HypercallAbi.PagingInfo:
+                    Return(frame, 0);
+                    frame->X[1] = vm.Shadow != null ? HypercallAbi.Paging.Shadow : vm.Direct != null ? HypercallAbi.Paging.Direct : HypercallAbi.Paging.Stage2;
+                    break;
+                case HypercallAbi.WalkHardware:
+                    AddressWalk.HardwareForHypercall(vm, frame);
+                    break;
+                case HypercallAbi.MachineFrames:
+                case HypercallAbi.PinTable:
+                case HypercallAbi.UnpinTable:
+                case HypercallAbi.MmuUpdate:
+                    if (vm.Direct != null) vm.Direct.Hypercall(vm, frame, fid);
+                    else Error(frame, HypercallAbi.NotSupported);
                     break;
                 case HypercallAbi.WalkAddress:
                     AddressWalk.ForHypercall(vm, frame);

@@ -172,7 +172,7 @@ namespace Hypervisor.Vm
         {
             if (Vmids.IsCurrent(vm.VmidTag)) return;
             vm.Vmid = Vmids.Assign(ref vm.VmidTag, out bool flushAll);
-            vm.Vttbr = Stage2Layout.Vttbr(vm.Stage2Root, vm.Vmid);
+            vm.Vttbr = Stage2Layout.Vttbr(vm.ActiveStage2Root, vm.Vmid);
             if (flushAll)
             {
                 TlbiAllE1();

@@ -58,6 +58,29 @@ namespace Hypervisor.Vm
             Log.Stat("tlbi_vmalls12e1is", c.TlbiVmallS12E1);
             Log.Stat("frames_peak", vm.PeakFrames);
             Log.Stat("resets", vm.Resets);
+            if (vm.Shadow != null || vm.Direct != null)
+            {
+                Log.Write(vm.Shadow != null ? " paging=shadow" : " paging=direct");
+                Log.Stat("register_traps", c.RegisterTraps);
+                Log.Stat("tlbi_vaae1is", c.TlbiVa);
+            }
+            if (vm.Shadow != null)
+            {
+                Log.Stat("table_write_traps", c.TableWriteTraps);
+                Log.Stat("guest_tlbi_traps", c.GuestTlbiTraps);
+                Log.Stat("hidden_faults", c.HiddenFaults);
+                Log.Stat("shadow_pages_built", vm.Shadow.Tables.PagesBuilt);
+                Log.Stat("shadow_pages_freed", vm.Shadow.Tables.PagesFreed);
+                Log.Stat("shadow_roots_built", vm.Shadow.Tables.RootsBuilt);
+                Log.Stat("shadow_root_hits", vm.Shadow.Tables.RootHits);
+                Log.Stat("shadow_leaves_fixed", vm.Shadow.Tables.LeavesFixed);
+            }
+            if (vm.Direct != null)
+            {
+                Log.Stat("direct_updates", c.DirectUpdates);
+                Log.Stat("direct_batches", c.DirectBatches);
+                Log.Stat("direct_refused", c.DirectRefused);
+            }
             if (vm.Balloon != null)
             {
                 VirtioBalloon b = vm.Balloon;

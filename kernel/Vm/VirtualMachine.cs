@@ -1,6 +1,7 @@
 using System;
 using Hypervisor.Devices;
 using Hypervisor.Mm;
+using Hypervisor.Paging;
 using Hypervisor.Trap;
 
 namespace Hypervisor.Vm
@@ -28,6 +29,8 @@ namespace Hypervisor.Vm
         public Stage2Table Stage2;
         public VmTlb Tlb;
         public ulong Stage2Root;                        // PA of the 8 KiB concatenated level-1 root
+        public ulong ActiveStage2Root;                  // what VTTBR_EL2 names: Stage2Root, or the identity map
+                                                        // while shadow or direct paging runs the guest's MMU
         public uint Stage2RootFrames;
         public ushort Vmid;
         public ulong Vttbr;
@@ -40,6 +43,11 @@ namespace Hypervisor.Vm
         public VirtualPl011 Uart;
         public VirtioBalloon Balloon;                   // null unless balloon=on (or boot_balloon) in vms.conf
         public HostPageTableMemory TableMemory;
+
+        // How the guest's own translation is virtualized (vms.conf paging=).
+        public Hypervisor.Boot.PagingMode Paging;
+        public ShadowPaging Shadow;                     // paging=shadow
+        public DirectPaging Direct;                     // paging=direct
 
         public ulong EntryPoint;
         public ulong DtbIpa;
@@ -67,6 +75,21 @@ namespace Hypervisor.Vm
         public ReadOnlySpan<byte> Name => NameBytes;
 
         public bool IsRam(ulong ipa) => ipa >= RamBase && ipa - RamBase < RamSize;
+
+        // Switches the stage-2 table this VM runs on. Both tables carry the same
+        // VMID and map some IPAs differently, so nothing cached for the VMID
+        // may survive: TLBI VMALLS12E1IS.
+        public void UseStage2Root(ulong root)
+        {
+            if (root == ActiveStage2Root) return;
+            ActiveStage2Root = root;
+            Vttbr = Stage2Layout.Vttbr(root, Vmid);
+            if (Hypervisor.Vm.Scheduler.Current == this)
+            {
+                Hypervisor.Arch.SysReg.WriteVttbrEl2(Vttbr);
+                Hypervisor.Mm.Tlb.FlushVm(this);
+            }
+        }
 
         public void AddDevice(MmioDevice device)
         {

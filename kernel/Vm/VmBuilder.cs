@@ -4,6 +4,7 @@ using Hypervisor.Boot;
 using Hypervisor.Console;
 using Hypervisor.Devices;
 using Hypervisor.Mm;
+using Hypervisor.Paging;
 
 namespace Hypervisor.Vm
 {
@@ -17,6 +18,7 @@ namespace Hypervisor.Vm
         private const int DtbBufferSize = 64 * 1024;
 
         private static Stage2Layout s_layout;
+        public static ulong RootTableBytes => s_layout.RootTableBytes;
         private static byte[] s_dtb;
 
         public static void CreateFromBundle(in FdtInfo host)
@@ -90,9 +92,16 @@ namespace Hypervisor.Vm
             // memory can exceed that: the overcommit the balloon makes safe.
             // Keys that are parsed but whose machinery does not exist yet: say
             // so instead of silently running something else.
-            if (spec.Paging != PagingMode.Stage2)
+            if (spec.Paging == PagingMode.Direct)
             {
-                Refuse(spec, name, "only paging=stage2 is implemented so far", default);
+                Refuse(spec, name, "paging=direct is not implemented yet", default);
+                return;
+            }
+            if (spec.Paging != PagingMode.Stage2 && (spec.Balloon || spec.BootBalloonBytes != 0))
+            {
+                // The balloon takes frames away behind the guest's back; the
+                // shadow and direct tables would have to follow. Not done.
+                Refuse(spec, name, "balloon=on needs paging=stage2", default);
                 return;
             }
             if (spec.Cpus > 1) Warn(spec, name, "one vCPU per VM for now; cpus= ignored");
@@ -121,6 +130,7 @@ namespace Hypervisor.Vm
             vm.BootArgs = new byte[args.Length];
             for (int i = 0; i < args.Length; i++) vm.BootArgs[i] = args[i];
             vm.MaxResets = spec.MaxResets;
+            vm.Paging = spec.Paging;
             if (spec.Balloon || spec.BootBalloonBytes != 0)
             {
                 // The balloon exists before the first build: the device tree
@@ -128,7 +138,7 @@ namespace Hypervisor.Vm
                 vm.Balloon = new VirtioBalloon(vm, spec.BootBalloonBytes);
                 vm.AddDevice(new VirtioMmioDevice(VirtioMmioDevice.SlotBase(0), VirtioMmioDevice.SlotSpi(0), vm.Balloon, new VmMemoryView(vm)));
             }
-            if (!CreateRootTable(vm) || !Build(vm))
+            if (!CreateRootTable(vm) || !CreatePaging(vm) || !Build(vm))
             {
                 Refuse(spec, name, "not enough host memory to build it", default);
                 VmTeardown.Destroy(vm);
@@ -179,6 +189,11 @@ namespace Hypervisor.Vm
                 return false;
             vm.EntryPoint = info.Entry;
             vm.Context.Reset(vm.EntryPoint, vm.DtbIpa);
+            // The guest starts with its MMU off, on its GPA -> HPA stage 2.
+            vm.ActiveStage2Root = vm.Stage2Root;
+            vm.Vttbr = Stage2Layout.Vttbr(vm.Stage2Root, vm.Vmid);
+            if (vm.Shadow != null && !vm.Shadow.Start()) return false;
+            if (vm.Direct != null && !vm.Direct.Start()) return false;
             vm.CntvOffset = SysReg.ReadCntpctEl0();
             vm.State = VmState.Runnable;
             return true;
@@ -196,10 +211,28 @@ namespace Hypervisor.Vm
             vm.Stage2Root = root;
             vm.Vtcr = s_layout.Vtcr;
             vm.Vttbr = Stage2Layout.Vttbr(root, 0);
+            vm.ActiveStage2Root = root;
             vm.Hcr = Hcr.GuestDefault;
             vm.TableMemory = new HostPageTableMemory(Kernel.Frames);
             vm.Tlb = new VmTlb(vm);
             vm.Stage2 = new Stage2Table(vm.TableMemory, vm.Tlb, root);
+            return true;
+        }
+
+        // Shadow and direct paging: their state lives as long as the VM object
+        // (a reset reuses it), and the guest's translation registers trap.
+        private static bool CreatePaging(VirtualMachine vm)
+        {
+            if (vm.Paging == PagingMode.Shadow)
+            {
+                vm.Shadow = new ShadowPaging(vm);
+                vm.Hcr |= Hcr.TVM | Hcr.TRVM | Hcr.TTLB;
+            }
+            else if (vm.Paging == PagingMode.Direct)
+            {
+                vm.Direct = new DirectPaging(vm);
+                vm.Hcr |= Hcr.TVM;
+            }
             return true;
         }
 

@@ -13,9 +13,16 @@ namespace Hypervisor.Vm
         public ulong TlbiIpa;            // TLBI IPAS2E1IS
         public ulong TlbiVmallE1;        // TLBI VMALLE1IS
         public ulong TlbiVmallS12E1;     // TLBI VMALLS12E1IS
+        public ulong TlbiVa;             // TLBI VAAE1IS (shadow and direct paging)
         public ulong InjectedAborts;
         public ulong PagesMapped;
         public ulong BalloonedTouches;   // accesses to pages the guest had given to the balloon
+
+        // Shadow and direct paging (kernel/Paging/). Shadow-table build counts
+        // live in ShadowTables and are read from there.
+        public ulong RegisterTraps, TableWriteTraps, GuestTlbiTraps, HiddenFaults;
+        public ulong DirectUpdates, DirectBatches, DirectRefused;
+        public ulong ShadowPages, ShadowRootHits;   // copied from ShadowTables when read
 
         // Exits by class: one increment per exit, in GuestExits.
         public ulong ExitsHvc, ExitsSmc, ExitsDataAbort, ExitsInstructionAbort, ExitsWfx, ExitsSysReg, ExitsIrq, ExitsOther;
@@ -38,6 +45,16 @@ namespace Hypervisor.Vm
                 case HypercallAbi.Counter.TlbiVmallS12E1: value = TlbiVmallS12E1; return true;
                 case HypercallAbi.Counter.InjectedAborts: value = InjectedAborts; return true;
                 case HypercallAbi.Counter.PagesMapped: value = PagesMapped; return true;
+                case HypercallAbi.Counter.RegisterTraps: value = RegisterTraps; return true;
+                case HypercallAbi.Counter.TableWriteTraps: value = TableWriteTraps; return true;
+                case HypercallAbi.Counter.GuestTlbiTraps: value = GuestTlbiTraps; return true;
+                case HypercallAbi.Counter.HiddenFaults: value = HiddenFaults; return true;
+                case HypercallAbi.Counter.TlbiVa: value = TlbiVa; return true;
+                case HypercallAbi.Counter.ShadowPages: value = ShadowPages; return true;
+                case HypercallAbi.Counter.ShadowRootHits: value = ShadowRootHits; return true;
+                case HypercallAbi.Counter.DirectUpdates: value = DirectUpdates; return true;
+                case HypercallAbi.Counter.DirectBatches: value = DirectBatches; return true;
+                case HypercallAbi.Counter.DirectRefused: value = DirectRefused; return true;
                 default: value = 0; return false;
             }
         }

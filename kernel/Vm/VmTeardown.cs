@@ -14,6 +14,8 @@ namespace Hypervisor.Vm
             // First the TLB: after this no CPU can reach the frames through
             // this VMID, so they may go to someone else.
             if (vm.Vmid != 0) Tlb.FlushVm(vm);
+            if (vm.Shadow != null) vm.Shadow.Tables.DropAll();
+            if (vm.Direct != null) vm.Direct.Reset();
             GuestMemory.ReleaseAll(vm);
             vm.Stage2.Destroy(out _);
         }
@@ -22,6 +24,8 @@ namespace Hypervisor.Vm
         public static void Destroy(VirtualMachine vm)
         {
             ReleaseMemory(vm);
+            if (vm.Shadow != null) vm.Shadow.Release();
+            if (vm.Direct != null) vm.Direct.Release();
             if (vm.Stage2Root != 0)
             {
                 for (uint i = 0; i < vm.Stage2RootFrames; i++)

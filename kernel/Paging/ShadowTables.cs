@@ -1,0 +1,420 @@
+using System;
+using Hypervisor.Arch;
+using Hypervisor.Mm;
+
+namespace Hypervisor.Paging
+{
+    public enum ShadowStatus { Ok, OutOfShadowPages }
+
+    // The seed lecture's shadow page tables (影子页表): for each guest root
+    // table, a table tree the MMU really walks, mapping GVA straight to the
+    // host frame. The guest's own tables (GVA -> GPA) are only read, never
+    // walked by hardware.
+    //
+    //   guest table  (GPA, guest writes it)    shadow table (HPA, we write it)
+    //   L0 ──> L1 ──> L2 ──> L3 ─> GPA         L0' ─> L1' ─> L2' ─> L3' ─> HPA
+    //
+    // Every shadow page "mirrors" one guest table page at one place in one
+    // tree, entry for entry (or, for a guest block over RAM, is a synthetic
+    // split of that block into pages, because the guest's contiguous GPAs are
+    // not contiguous frames). A guest table page mirrored anywhere is
+    // write-protected, so each write the guest makes to it arrives in
+    // OnGuestWrite and the mirrors change in step (eagerly: on Arm a stage-1
+    // fault is taken by the guest, never by EL2, so a shadow may not be
+    // filled lazily the way x86 shadow paging fills it on "hidden" faults).
+    //
+    // An entry whose GPA is not backed yet, or is a device, or is nothing,
+    // points into the trap window: TrapBase + GPA, which the identity stage 2
+    // (IdentityMap.cs) leaves unmapped. The access exits to EL2 with that IPA,
+    // which gives the GPA back: a demand fault, an MMIO access or an abort,
+    // exactly as in stage-2 mode. After a demand fault the leaf is rewritten
+    // to the new frame (FixLeaf), the shadow's hidden page fault.
+    public sealed unsafe class ShadowTables
+    {
+        public const ulong TrapBase = 1UL << 39;           // above any host RAM, inside the 40-bit IPA space
+        public const ulong NothingGpa = 0;                 // stands in for GPAs the window cannot express
+        public const int MaxRoots = 8;                     // cached address spaces (guest roots)
+        private const ulong OutputMask = 0x0000_FFFF_FFFF_F000;
+        private const ulong TableAttributeBits = 0xF800_0000_0000_0000;   // NSTable, APTable, XNTable, PXNTable
+        private const ulong ContiguousHint = 1UL << 52;                     // must not survive: our frames are not contiguous
+        private const int Buckets = 256;
+
+        // One shadow table page. GuestTable: the guest table it mirrors (its
+        // HPA), 0 for a synthetic split of a guest block.
+        private struct ShadowPage
+        {
+            public ulong Hpa;
+            public ulong GuestTable;
+            public ulong VaBase;
+            public int Level;
+            public int Root;            // which cached root's tree it belongs to
+            public int NextInBucket;    // chain of pages mirroring guest tables with the same hash
+            public int NextByHpa;       // chain of pages whose own HPA has the same hash
+            public uint Generation;     // bumped on free: stale references see a different value
+            public bool InUse;
+        }
+
+        private struct RootEntry
+        {
+            public ulong GuestRoot;     // GPA of the guest's root table (TTBR BADDR)
+            public bool Upper;          // a TTBR1 (kernel-half) tree
+            public int Page;            // slot of the shadow root, -1 when the entry is free
+            public ulong LastUse;
+        }
+
+        private readonly ShadowHost _host;
+        private readonly PageTableMemory _memory;
+        private readonly ShadowPage[] _pages;
+        private readonly int[] _freeSlots;
+        private int _freeCount;
+        private readonly int[] _bucketHead = new int[Buckets];   // guest table HPA -> mirrors
+        private readonly int[] _hpaHead = new int[Buckets];      // shadow page HPA -> its slot
+        private readonly RootEntry[] _roots = new RootEntry[MaxRoots];
+        private ulong _clock;
+
+        // What a student compares across modes (ShadowPaging adds the trap counts).
+        public ulong PagesBuilt, PagesFreed, RootsBuilt, RootHits, RootEvictions;
+        public ulong EntriesDerived, GuestWritesApplied, LeavesFixed;
+        public int PagesInUse => _pages.Length - _freeCount;
+        public int Capacity => _pages.Length;
+
+        public ShadowTables(ShadowHost host, PageTableMemory memory, int capacity)
+        {
+            _host = host;
+            _memory = memory;
+            _pages = new ShadowPage[capacity];
+            _freeSlots = new int[capacity];
+            for (int i = capacity - 1; i >= 0; i--) _freeSlots[_freeCount++] = i;
+            for (int i = 0; i < Buckets; i++) _bucketHead[i] = _hpaHead[i] = -1;
+            for (int i = 0; i < MaxRoots; i++) _roots[i].Page = -1;
+        }
+
+        // The IPA a shadow entry uses for a GPA that has no frame (yet).
+        public static ulong TrapIpa(ulong gpa) => gpa < TrapBase ? TrapBase + gpa : TrapBase + NothingGpa;
+        public static bool InTrapWindow(ulong ipa) => ipa >= TrapBase && ipa < 2 * TrapBase;
+
+        // ---- roots: one shadow tree per guest address space, cached ----
+
+        // The shadow root for the guest table at `guestRoot` (startLevel from
+        // TCR's TxSZ), built on first use. `keep`: the shadow root the other
+        // TTBR uses now, which must not be evicted. Returns the root's HPA, or
+        // 0 when the pool is exhausted.
+        public ulong RootFor(ulong guestRoot, bool upper, int startLevel, ulong vaBase, ulong keep, out bool hit)
+        {
+            guestRoot &= OutputMask;
+            _clock++;
+            hit = false;
+            for (int i = 0; i < MaxRoots; i++)
+            {
+                if (_roots[i].Page >= 0 && _roots[i].GuestRoot == guestRoot && _roots[i].Upper == upper
+                    && _pages[_roots[i].Page].Level == startLevel)
+                {
+                    _roots[i].LastUse = _clock;
+                    hit = true;
+                    RootHits++;
+                    return _pages[_roots[i].Page].Hpa;
+                }
+            }
+            int slot = FreeOrOldestRoot(keep);
+            _roots[slot].GuestRoot = guestRoot;
+            _roots[slot].Upper = upper;
+            _roots[slot].LastUse = _clock;
+            int page = MirrorTable(guestRoot, startLevel, vaBase, slot);
+            if (page < 0)
+            {
+                _roots[slot].Page = -1;
+                return 0;
+            }
+            _roots[slot].Page = page;
+            RootsBuilt++;
+            return _pages[page].Hpa;
+        }
+
+        // Forget every tree (the guest turned its MMU off, TCR changed, or a
+        // frame under a GPA moved). Guest tables lose their write protection.
+        public void DropAll()
+        {
+            for (int i = 0; i < MaxRoots; i++) DropRoot(i);
+            _host.InvalidateAll();
+        }
+
+        // A free cache entry, or the least recently used tree (never `keep`).
+        private int FreeOrOldestRoot(ulong keep)
+        {
+            int oldest = -1;
+            for (int i = 0; i < MaxRoots; i++)
+            {
+                if (_roots[i].Page < 0) return i;
+                if (_pages[_roots[i].Page].Hpa == keep) continue;
+                if (oldest < 0 || _roots[i].LastUse < _roots[oldest].LastUse) oldest = i;
+            }
+            DropRoot(oldest);
+            RootEvictions++;
+            return oldest;
+        }
+
+        private void DropRoot(int i)
+        {
+            if (_roots[i].Page < 0) return;
+            FreeTree(_roots[i].Page);
+            _roots[i].Page = -1;
+        }
+
+        // ---- building mirrors ----
+
+        // A shadow page mirroring the guest table at `guestTableGpa`; -1 when out of pages.
+        private int MirrorTable(ulong guestTableGpa, int level, ulong vaBase, int root)
+        {
+            ulong guestHpa = _host.FrameOf(guestTableGpa);
+            if (guestHpa == 0) guestHpa = _host.Back(guestTableGpa);
+            if (guestHpa == 0) return -1;
+            int page = NewPage(level, vaBase, root, guestHpa);
+            if (page < 0) return -1;
+            ulong shadow = _pages[page].Hpa;
+            ulong step = Descriptor.LevelSize(level);
+            for (int i = 0; i < Descriptor.EntriesPerTable; i++)
+            {
+                ulong g = _memory.Read64(guestHpa + (ulong)i * 8);
+                if (!Descriptor.IsValid(g)) continue;
+                if (!Derive(level, g, vaBase + (ulong)i * step, root, out ulong s)) { FreeTree(page); return -1; }
+                _memory.Write64(shadow + (ulong)i * 8, s);
+            }
+            return page;
+        }
+
+        // The shadow entry for guest entry `g` at `level`, mapping `va`.
+        private bool Derive(int level, ulong g, ulong va, int root, out ulong shadow)
+        {
+            EntriesDerived++;
+            shadow = 0;
+            if (!Descriptor.IsValid(g)) return true;
+            ulong gpa = g & OutputMask;
+            if (Descriptor.IsTable(g, level))
+            {
+                if (!_host.IsRam(gpa))
+                {
+                    // The guest's table is not in its RAM: the walk itself must
+                    // fault at EL2 as it would in stage-2 mode.
+                    shadow = (TrapIpa(gpa) & OutputMask) | 3;
+                    return true;
+                }
+                int child = MirrorTable(gpa, level + 1, va, root);
+                if (child < 0) return false;
+                shadow = _pages[child].Hpa | 3 | (g & TableAttributeBits);
+                return true;
+            }
+            if (Descriptor.IsPage(g, level))
+            {
+                shadow = Leaf(gpa, level, g);
+                return true;
+            }
+            if (Descriptor.IsBlock(g, level))
+            {
+                ulong size = Descriptor.LevelSize(level);
+                ulong blockGpa = g & OutputMask & ~(size - 1);
+                if (!_host.TouchesRam(blockGpa, size))
+                {
+                    shadow = Leaf(blockGpa, level, g);
+                    return true;
+                }
+                // Contiguous GPAs, scattered frames: split into the next level.
+                int split = NewPage(level + 1, va, root, 0);
+                if (split < 0) return false;
+                ulong childSize = Descriptor.LevelSize(level + 1);
+                ulong childType = level + 1 == 3 ? 3UL : 1UL;
+                for (int i = 0; i < Descriptor.EntriesPerTable; i++)
+                {
+                    ulong sub = (g & ~OutputMask & ~3UL) | (blockGpa + (ulong)i * childSize) | childType;
+                    if (!Derive(level + 1, sub, va + (ulong)i * childSize, root, out ulong s)) { FreeTree(split); return false; }
+                    _memory.Write64(_pages[split].Hpa + (ulong)i * 8, s);
+                }
+                shadow = _pages[split].Hpa | 3;
+                return true;
+            }
+            return true;   // a reserved encoding: invalid for the MMU as for the guest
+        }
+
+        // A page or block leaf: the guest's attributes, our output address.
+        private ulong Leaf(ulong gpa, int level, ulong g)
+        {
+            ulong attributes = g & ~OutputMask & ~ContiguousHint;
+            if (gpa >= 1UL << 40) return g;   // beyond the guest's IPS: the MMU reports the same address-size fault
+            ulong frame = level == 3 && _host.IsRam(gpa) ? _host.FrameOf(gpa) : 0;
+            ulong output = frame != 0 ? frame : TrapIpa(gpa);
+            return output | attributes;
+        }
+
+        private int NewPage(int level, ulong vaBase, int root, ulong guestTable)
+        {
+            if (_freeCount == 0) return -1;
+            ulong hpa = _memory.AllocateTable();
+            if (hpa == 0) return -1;
+            int slot = _freeSlots[--_freeCount];
+            ref ShadowPage p = ref _pages[slot];
+            p.Hpa = hpa;
+            p.GuestTable = guestTable;
+            p.VaBase = vaBase;
+            p.Level = level;
+            p.Root = root;
+            p.InUse = true;
+            p.NextInBucket = -1;
+            int h = Bucket(hpa);
+            p.NextByHpa = _hpaHead[h];
+            _hpaHead[h] = slot;
+            PagesBuilt++;
+            if (guestTable != 0)
+            {
+                if (!IsMirrored(guestTable)) _host.WriteProtect(guestTable, true);
+                int b = Bucket(guestTable);
+                p.NextInBucket = _bucketHead[b];
+                _bucketHead[b] = slot;
+            }
+            return slot;
+        }
+
+        // ---- tearing down ----
+
+        // Frees shadow page `slot` and everything below it.
+        private void FreeTree(int slot)
+        {
+            ref ShadowPage p = ref _pages[slot];
+            if (!p.InUse) return;
+            if (p.Level < 3)
+            {
+                for (int i = 0; i < Descriptor.EntriesPerTable; i++)
+                {
+                    ulong s = _memory.Read64(p.Hpa + (ulong)i * 8);
+                    ReleaseEntry(s, p.Level);
+                }
+            }
+            Unlink(slot);
+            UnlinkHpa(slot);
+            _memory.FreeTable(p.Hpa);
+            p.InUse = false;
+            p.Generation++;
+            _freeSlots[_freeCount++] = slot;
+            PagesFreed++;
+        }
+
+        // If shadow entry `s` at `level` points to one of our pages, free that subtree.
+        private void ReleaseEntry(ulong s, int level)
+        {
+            if (!Descriptor.IsTable(s, level)) return;
+            int child = SlotOf(s & OutputMask);
+            if (child >= 0) FreeTree(child);
+        }
+
+        private void Unlink(int slot)
+        {
+            ulong guest = _pages[slot].GuestTable;
+            if (guest == 0) return;
+            int b = Bucket(guest);
+            int prev = -1;
+            for (int i = _bucketHead[b]; i >= 0; prev = i, i = _pages[i].NextInBucket)
+            {
+                if (i != slot) continue;
+                if (prev < 0) _bucketHead[b] = _pages[i].NextInBucket;
+                else _pages[prev].NextInBucket = _pages[i].NextInBucket;
+                break;
+            }
+            if (!IsMirrored(guest)) _host.WriteProtect(guest, false);
+        }
+
+        private void UnlinkHpa(int slot)
+        {
+            int b = Bucket(_pages[slot].Hpa);
+            int prev = -1;
+            for (int i = _hpaHead[b]; i >= 0; prev = i, i = _pages[i].NextByHpa)
+            {
+                if (i != slot) continue;
+                if (prev < 0) _hpaHead[b] = _pages[i].NextByHpa;
+                else _pages[prev].NextByHpa = _pages[i].NextByHpa;
+                return;
+            }
+        }
+
+        // ---- the guest writes one of its tables ----
+
+        public bool IsMirrored(ulong guestTableHpa)
+        {
+            for (int i = _bucketHead[Bucket(guestTableHpa)]; i >= 0; i = _pages[i].NextInBucket)
+                if (_pages[i].GuestTable == guestTableHpa) return true;
+            return false;
+        }
+
+        // The guest stored `value` into entry `index` of its table page at
+        // `guestTableHpa` (the store itself is already done). Every mirror
+        // updates that entry; the TLB forgets what the old entry translated.
+        public ShadowStatus OnGuestWrite(ulong guestTableHpa, int index, ulong value)
+        {
+            GuestWritesApplied++;
+            // Collect first: deriving may add mirrors, releasing may free some.
+            Span<int> slots = stackalloc int[32];
+            Span<uint> generations = stackalloc uint[32];
+            int n = 0;
+            for (int i = _bucketHead[Bucket(guestTableHpa)]; i >= 0 && n < slots.Length; i = _pages[i].NextInBucket)
+            {
+                if (_pages[i].GuestTable != guestTableHpa) continue;
+                slots[n] = i;
+                generations[n] = _pages[i].Generation;
+                n++;
+            }
+            for (int k = 0; k < n; k++)
+            {
+                int slot = slots[k];
+                if (!_pages[slot].InUse || _pages[slot].Generation != generations[k]) continue;
+                int level = _pages[slot].Level;
+                ulong entry = _pages[slot].Hpa + (ulong)index * 8;
+                ulong old = _memory.Read64(entry);
+                ulong va = _pages[slot].VaBase + (ulong)index * Descriptor.LevelSize(level);
+                // Break before make: the old translation is gone from the TLB
+                // before the new one can be walked.
+                _memory.Write64(entry, 0);
+                if (Descriptor.IsValid(old))
+                {
+                    if (Descriptor.IsPage(old, level)) _host.InvalidateVa(va);
+                    else _host.InvalidateAll();
+                    ReleaseEntry(old, level);
+                }
+                if (!Derive(level, value, va, _pages[slot].Root, out ulong s)) return ShadowStatus.OutOfShadowPages;
+                _memory.Write64(entry, s);
+            }
+            return ShadowStatus.Ok;
+        }
+
+        // After a demand fault made `gpa` RAM with frame `hpa`: the shadow leaf
+        // for `va` in the tree at `shadowRoot` stops pointing at the trap window.
+        // No TLBI: the old leaf faulted, and the TLB never holds a translation
+        // that faulted.
+        public bool FixLeaf(ulong shadowRoot, int startLevel, ulong va, ulong gpa, ulong hpa)
+        {
+            ulong table = shadowRoot;
+            for (int level = startLevel; level <= 3; level++)
+            {
+                ulong entry = table + (ulong)Descriptor.Index(va, level) * 8;
+                ulong s = _memory.Read64(entry);
+                if (level == 3)
+                {
+                    if (!Descriptor.IsPage(s, 3) || (s & OutputMask) != TrapIpa(gpa & OutputMask)) return false;
+                    _memory.Write64(entry, (s & ~OutputMask) | hpa);
+                    LeavesFixed++;
+                    return true;
+                }
+                if (!Descriptor.IsTable(s, level) || (s & OutputMask) >= TrapBase) return false;
+                table = s & OutputMask;
+            }
+            return false;
+        }
+
+        // ---- lookups ----
+
+        private int SlotOf(ulong hpa)
+        {
+            for (int i = _hpaHead[Bucket(hpa)]; i >= 0; i = _pages[i].NextByHpa)
+                if (_pages[i].Hpa == hpa) return i;
+            return -1;
+        }
+
+        private static int Bucket(ulong hpa) => (int)((hpa >> 12) * 0x9E3779B1UL >> 24) & (Buckets - 1);
+    }
+}

@@ -1,0 +1,128 @@
+using Hypervisor.Arch;
+using Hypervisor.Paging;
+using Hypervisor.Vm;
+
+namespace Hypervisor.Trap
+{
+    // The EL1 registers that describe a guest's stage-1 translation: what
+    // HCR_EL2.TVM traps on write and HCR_EL2.TRVM on read (Arm ARM D19.2.48).
+    public enum TranslationRegister
+    {
+        None, Sctlr, Ttbr0, Ttbr1, Tcr, Esr, Far, Afsr0, Afsr1, Mair, Amair, ContextIdr,
+    }
+
+    public static class TranslationRegisters
+    {
+        // By the MSR/MRS encoding (op0 is always 3 for these, op1 0).
+        public static TranslationRegister Identify(in SysRegAccess a)
+        {
+            if (a.Op0 != 3 || a.Op1 != 0) return TranslationRegister.None;
+            switch ((a.CRn << 8) | (a.CRm << 4) | a.Op2)
+            {
+                case 0x100: return TranslationRegister.Sctlr;
+                case 0x200: return TranslationRegister.Ttbr0;
+                case 0x201: return TranslationRegister.Ttbr1;
+                case 0x202: return TranslationRegister.Tcr;
+                case 0x510: return TranslationRegister.Afsr0;
+                case 0x511: return TranslationRegister.Afsr1;
+                case 0x520: return TranslationRegister.Esr;
+                case 0x600: return TranslationRegister.Far;
+                case 0xA20: return TranslationRegister.Mair;
+                case 0xA30: return TranslationRegister.Amair;
+                case 0xD01: return TranslationRegister.ContextIdr;
+                default: return TranslationRegister.None;
+            }
+        }
+
+        public static ulong ReadReal(TranslationRegister reg)
+        {
+            switch (reg)
+            {
+                case TranslationRegister.Sctlr: return SysReg.ReadSctlrEl1();
+                case TranslationRegister.Ttbr0: return SysReg.ReadTtbr0El1();
+                case TranslationRegister.Ttbr1: return SysReg.ReadTtbr1El1();
+                case TranslationRegister.Tcr: return SysReg.ReadTcrEl1();
+                case TranslationRegister.Esr: return SysReg.ReadEsrEl1();
+                case TranslationRegister.Far: return SysReg.ReadFarEl1();
+                case TranslationRegister.Afsr0: return SysReg.ReadAfsr0El1();
+                case TranslationRegister.Afsr1: return SysReg.ReadAfsr1El1();
+                case TranslationRegister.Mair: return SysReg.ReadMairEl1();
+                case TranslationRegister.Amair: return SysReg.ReadAmairEl1();
+                case TranslationRegister.ContextIdr: return SysReg.ReadContextidrEl1();
+                default: return 0;
+            }
+        }
+
+        public static void WriteReal(TranslationRegister reg, ulong value)
+        {
+            switch (reg)
+            {
+                case TranslationRegister.Sctlr: SysReg.WriteSctlrEl1(value); break;
+                case TranslationRegister.Ttbr0: SysReg.WriteTtbr0El1(value); break;
+                case TranslationRegister.Ttbr1: SysReg.WriteTtbr1El1(value); break;
+                case TranslationRegister.Tcr: SysReg.WriteTcrEl1(value); break;
+                case TranslationRegister.Esr: SysReg.WriteEsrEl1(value); break;
+                case TranslationRegister.Far: SysReg.WriteFarEl1(value); break;
+                case TranslationRegister.Afsr0: SysReg.WriteAfsr0El1(value); break;
+                case TranslationRegister.Afsr1: SysReg.WriteAfsr1El1(value); break;
+                case TranslationRegister.Mair: SysReg.WriteMairEl1(value); break;
+                case TranslationRegister.Amair: SysReg.WriteAmairEl1(value); break;
+                case TranslationRegister.ContextIdr: SysReg.WriteContextidrEl1(value); break;
+            }
+        }
+    }
+
+    // ESR_EL2.ISS for EC 0x18 (a trapped MSR, MRS or SYS instruction).
+    public readonly struct SysRegAccess
+    {
+        public readonly int Op0, Op1, CRn, CRm, Op2, Rt;
+        public readonly bool IsRead;
+
+        public SysRegAccess(ulong esr)
+        {
+            Op0 = (int)(esr >> 20) & 3;
+            Op2 = (int)(esr >> 17) & 7;
+            Op1 = (int)(esr >> 14) & 7;
+            CRn = (int)(esr >> 10) & 0xf;
+            Rt = (int)(esr >> 5) & 0x1f;
+            CRm = (int)(esr >> 1) & 0xf;
+            IsRead = (esr & 1) != 0;
+        }
+
+        // TLBI <op>{, Xt}: SYS with op0 = 1, CRn = 8.
+        public bool IsTlbi => Op0 == 1 && CRn == 8 && !IsRead;
+    }
+
+    // EC 0x18 exits. Only shadow and direct paging VMs trap anything here
+    // (HCR_EL2.TVM, TRVM, TTLB); everything else is an instruction this VM
+    // does not have, and the guest gets an undefined-instruction exception.
+    public static unsafe class SystemRegisterTraps
+    {
+        public static void Handle(VirtualMachine vm, TrapFrame* frame)
+        {
+            var access = new SysRegAccess(frame->Esr);
+            if (access.IsTlbi && vm.Shadow != null)
+            {
+                vm.Shadow.OnGuestTlbi();
+                frame->Elr += 4;
+                return;
+            }
+            TranslationRegister reg = TranslationRegisters.Identify(access);
+            if (reg == TranslationRegister.None || (vm.Shadow == null && vm.Direct == null))
+            {
+                Injection.UndefinedInstruction(vm, frame);
+                return;
+            }
+            if (access.IsRead)
+            {
+                ulong value = vm.Shadow != null ? vm.Shadow.Read(reg) : TranslationRegisters.ReadReal(reg);
+                if (access.Rt != 31) frame->X[access.Rt] = value;
+                frame->Elr += 4;
+                return;
+            }
+            ulong written = access.Rt == 31 ? 0 : frame->X[access.Rt];
+            bool done = vm.Shadow != null ? vm.Shadow.Write(reg, written) : vm.Direct.Write(vm, frame, reg, written);
+            if (done) frame->Elr += 4;
+        }
+    }
+}
