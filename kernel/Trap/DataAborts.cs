@@ -105,7 +105,7 @@ namespace Hypervisor.Trap
                 if (!EmulateMmio(vm, frame, vm.Shadow.Writes, syndrome, ipa)) Injection.DataAbort(vm, frame, syndrome.IsWrite);
                 return;
             }
-            if (vm.Direct != null && !vm.Direct.OwnsHostRam(ipa))
+            if (vm.Direct != null && !DirectPaging.IsHostRam(ipa))
             {
                 MmioOrAbort(vm, frame, syndrome, ipa);   // a device window the guest mapped
                 return;

@@ -92,11 +92,6 @@ namespace Hypervisor.Vm
             // memory can exceed that: the overcommit the balloon makes safe.
             // Keys that are parsed but whose machinery does not exist yet: say
             // so instead of silently running something else.
-            if (spec.Paging == PagingMode.Direct)
-            {
-                Refuse(spec, name, "paging=direct is not implemented yet", default);
-                return;
-            }
             if (spec.Paging != PagingMode.Stage2 && (spec.Balloon || spec.BootBalloonBytes != 0))
             {
                 // The balloon takes frames away behind the guest's back; the
