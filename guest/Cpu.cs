@@ -19,6 +19,8 @@ namespace Guest
         [RuntimeImport("*", "read_currentel")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCurrentEl();
         [RuntimeImport("*", "hvc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void HvcCall(ulong* args);
         [RuntimeImport("*", "smc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void SmcCall(ulong* args);
+        [RuntimeImport("*", "tlb_flush_va")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void TlbFlushVa(ulong va);
+        [RuntimeImport("*", "read_ttbr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadTtbr0();
         [RuntimeImport("*", "tlb_flush_all")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void TlbFlushAll();
         [RuntimeImport("*", "barrier_full")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Barrier();
         [RuntimeImport("*", "mmio_store_pair")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void StorePair32(ulong address, uint a, uint b);

@@ -47,8 +47,9 @@ namespace Guest
             Console.Write(args);
             Console.Line("\"");
 
-            Mmu.Enable(boot->TablesStart, boot->TablesEnd, Fdt.MemoryBase);
-            Console.Line("stage-1 MMU on");
+            Mmu.Enable(boot->TablesStart, boot->TablesEnd, Fdt.MemoryBase, Fdt.MemorySize);
+            Console.Write("stage-1 MMU on, paging=");
+            Console.Line(Mmu.Mode == HypercallAbi.Paging.Direct ? "direct" : Mmu.Mode == HypercallAbi.Paging.Shadow ? "shadow" : "stage2");
 
             ReadOnlySpan<byte> tests = BootArgs.Get(args, "tests", out bool any);
             if (any) SelfTests.Run(tests);

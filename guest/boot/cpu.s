@@ -56,6 +56,16 @@ tlb_flush_all:
     isb
     ret
 
+// One page, every ASID: after this guest changed one of its own entries.
+    .global tlb_flush_va
+tlb_flush_va:
+    ubfx    x0, x0, #12, #44
+    dsb     ishst
+    tlbi    vaae1is, x0
+    dsb     ish
+    isb
+    ret
+
     .global barrier_full
 barrier_full:
     dsb     sy

@@ -44,7 +44,8 @@ namespace Hypervisor.Trap
                     {
                         // The guest holds machine addresses: the hypervisor cannot
                         // move its memory behind its back.
-                        Error(frame, HypercallAbi.Denied);
+                        bool page = (frame->X[1] & 0xfff) == 0 && vm.IsRam(frame->X[1]);
+                        Error(frame, page ? HypercallAbi.Denied : HypercallAbi.InvalidParameter);
                         break;
                     }
                     Error(frame, GuestMemory.RemapToFreshFrame(vm, frame->X[1], frame->X[2]));

@@ -129,7 +129,7 @@ namespace Hypervisor.Tests.Integration
                 "vm d mem=32M image=$ELF args=\"tests=uart\"\n" +    // 5: fine
                 "vm d mem=32M image=$ELF\n" +                        // 6: duplicate name
                 "vm e image=$ELF\n" +                                // 7: no mem
-                "vm f mem=32M image=$ELF paging=shadow\n" +          // 8: not implemented: refused, said so
+                "vm f mem=32M image=$ELF paging=shadow balloon=on\n" + // 8: balloon needs stage2: refused, said so
                 "vm h mem=32M image=$ELF cpus=2 args=\"tests=psci\"\n"); // 9: runs with one vCPU, said so
             var r = Qemu.Run(new[] { "--mem", "512M", conf });
             Assert.Matches(@"^\[hv\] vms.conf:2: .*'colour", r.Require("[hv] vms.conf:2:"));
@@ -138,7 +138,7 @@ namespace Hypervisor.Tests.Integration
             Assert.Null(r.Line("[hv] vms.conf:5:"));
             r.Require("[hv] vms.conf:6:");
             r.Require("[hv] vms.conf:7:");
-            Assert.Contains("only paging=stage2 is implemented", r.Require("[hv] vms.conf:8:"));
+            Assert.Contains("balloon=on needs paging=stage2", r.Require("[hv] vms.conf:8:"));
             Assert.Contains("one vCPU per VM", r.Require("[hv] vms.conf:9:"));
             Assert.StartsWith("[h] TEST psci PASS", r.Require("[h] TEST psci"));
             Assert.StartsWith("[d] TEST uart PASS", r.Require("[d] TEST uart"));
