@@ -56,6 +56,7 @@ namespace Guest
             RunRole(args);
             ReadOnlySpan<byte> benchKind = BootArgs.Get(args, "bench", out bool bench);
             if (bench && Hypervisor.Boot.Fdt.BytesEqual(benchKind, "switch")) Bench.VmSwitch();
+            else if (bench && Hypervisor.Boot.Fdt.BytesEqual(benchKind, "paging")) AddressSpaces.Run(true);
             else if (bench && (benchKind.IsEmpty || Hypervisor.Boot.Fdt.BytesEqual(benchKind, "exits"))) Bench.Run();
             BootArgs.Get(args, "reset", out bool reset);
             if (reset) Reset();
@@ -80,6 +81,7 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "follow")) BalloonHostile.Follow();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "mmiofuzz")) BalloonHostile.MmioFuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "echo")) IsolationTests.Echo();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "spaces")) AddressSpaces.Run(false);
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "fpswitch")) IsolationTests.FpSwitch(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else Fail("unknown role");
         }

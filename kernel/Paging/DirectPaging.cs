@@ -33,8 +33,11 @@ namespace Hypervisor.Paging
     //   nothing else: no other VM's frame, no hypervisor frame, no real device.
     //
     // Per-frame state is global (a frame belongs to one VM at a time):
-    //   pinned level + 1 (0 = not a table), how many entries of pinned tables
-    //   point at it, and the GPA it backs (to protect that mapping too).
+    //   pinned level + 1 (0 = not a table); how many table entries point at it
+    //   (it may stop being a table only at 0); how many writable leaves map it
+    //   (it may become a table only at 0); the GPA it backs (to protect that
+    //   mapping too). Read-only leaves may map a table: the guest reads its
+    //   own tables, it just cannot write them.
     public sealed unsafe class DirectPaging
     {
         private const ulong OutputMask = 0x0000_FFFF_FFFF_F000;
@@ -46,7 +49,8 @@ namespace Hypervisor.Paging
         [RuntimeImport("*", "barrier_dsb_ish")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void DsbIsh();
 
         private static byte[] s_pinned;      // per host frame: level + 1, or 0
-        private static uint[] s_uses;        // per host frame: entries of pinned tables naming it
+        private static uint[] s_tableRefs;   // per host frame: table descriptors naming it
+        private static uint[] s_writable;    // per host frame: writable leaves mapping it
         private static uint[] s_pinnedGpa;   // per host frame: GPA page number it backs, while pinned
 
         private readonly VirtualMachine _vm;
@@ -61,7 +65,8 @@ namespace Hypervisor.Paging
             {
                 uint frames = Kernel.Frames.TotalFrames;
                 s_pinned = new byte[frames];
-                s_uses = new uint[frames];
+                s_tableRefs = new uint[frames];
+                s_writable = new uint[frames];
                 s_pinnedGpa = new uint[frames];
             }
         }
@@ -79,11 +84,12 @@ namespace Hypervisor.Paging
             ulong start = Kernel.Frames.Base;
             for (uint f = 0; f < s_pinned.Length; f++)
             {
-                if (s_pinned[f] == 0 && s_uses[f] == 0) continue;
+                if (s_pinned[f] == 0 && s_tableRefs[f] == 0 && s_writable[f] == 0) continue;
                 if (Kernel.Frames.OwnerOf(start + ((ulong)f << 12)) != _vm.Owner) continue;
                 if (s_pinned[f] != 0 && Identity != null) Identity.Protect(start + ((ulong)f << 12), false);
                 s_pinned[f] = 0;
-                s_uses[f] = 0;
+                s_tableRefs[f] = 0;
+                s_writable[f] = 0;
                 s_pinnedGpa[f] = 0;
             }
             PinnedTables = 0;
@@ -152,7 +158,7 @@ namespace Hypervisor.Paging
             if (hpa == 0) return HypercallAbi.NoMemory;
             uint f = FrameIndex(hpa);
             if (s_pinned[f] != 0) return HypercallAbi.Denied;        // already a table
-            if (s_uses[f] != 0) return HypercallAbi.Denied;          // still mapped by one of its tables
+            if (s_writable[f] != 0) return HypercallAbi.Denied;      // still mapped writable somewhere
             // Read-only through the GPA stage 2 (MMU off) and the identity map
             // (MMU on, defence in depth: no valid entry can map it writable).
             if (_vm.Stage2.Map4K(gpa, hpa, Stage2.Attributes(Stage2MemoryType.NormalWriteBack, Stage2Access.ReadOnly, false)) != Stage2Status.Ok)
@@ -173,7 +179,7 @@ namespace Hypervisor.Paging
             if ((machine & 0xfff) != 0 || !Owns(machine)) return HypercallAbi.InvalidParameter;
             uint f = FrameIndex(machine);
             if (s_pinned[f] == 0) return HypercallAbi.InvalidParameter;
-            if (s_uses[f] != 0 || IsLiveRoot(machine)) return HypercallAbi.Denied;
+            if (s_tableRefs[f] != 0 || IsLiveRoot(machine)) return HypercallAbi.Denied;
             int level = s_pinned[f] - 1;
             for (int i = 0; i < 512; i++) Unreference(*(ulong*)(machine + (ulong)i * 8), level);
             ulong gpa = (ulong)s_pinnedGpa[f] << 12;
@@ -283,18 +289,15 @@ namespace Hypervisor.Paging
         }
 
         // Entries of pinned tables count the frames they name (RAM only).
-        private static void Reference(ulong value, int level)
-        {
-            ulong oa = value & OutputMask;
-            if (Descriptor.IsValid(value) && (Descriptor.IsTable(value, level) || Descriptor.IsPage(value, level)) && IsHostRam(oa))
-                s_uses[FrameIndex(oa)]++;
-        }
+        private static void Reference(ulong value, int level) => Count(value, level, 1);
+        private static void Unreference(ulong value, int level) => Count(value, level, unchecked((uint)-1));
 
-        private static void Unreference(ulong value, int level)
+        private static void Count(ulong value, int level, uint delta)
         {
             ulong oa = value & OutputMask;
-            if (Descriptor.IsValid(value) && (Descriptor.IsTable(value, level) || Descriptor.IsPage(value, level)) && IsHostRam(oa))
-                s_uses[FrameIndex(oa)]--;
+            if (!Descriptor.IsValid(value) || !IsHostRam(oa)) return;
+            if (Descriptor.IsTable(value, level)) s_tableRefs[FrameIndex(oa)] += delta;
+            else if (Descriptor.IsPage(value, level) && (value & ReadOnlyBit) == 0) s_writable[FrameIndex(oa)] += delta;
         }
 
         // ---- translation registers (HCR_EL2.TVM) ----

@@ -14,10 +14,12 @@ namespace Hypervisor.Paging
     //   guest table  (GPA, guest writes it)    shadow table (HPA, we write it)
     //   L0 ──> L1 ──> L2 ──> L3 ─> GPA         L0' ─> L1' ─> L2' ─> L3' ─> HPA
     //
-    // Every shadow page "mirrors" one guest table page at one place in one
-    // tree, entry for entry (or, for a guest block over RAM, is a synthetic
-    // split of that block into pages, because the guest's contiguous GPAs are
-    // not contiguous frames). A guest table page mirrored anywhere is
+    // Every shadow page "mirrors" one guest table page at one level and VA,
+    // entry for entry (or, for a guest block over RAM, is a synthetic split of
+    // that block into pages, because the guest's contiguous GPAs are not
+    // contiguous frames). Mirrors are shared: the kernel half every process
+    // maps through the same guest tables is shadowed once, and a new address
+    // space costs only its own tables (Refs counts the parents). A guest table page mirrored anywhere is
     // write-protected, so each write the guest makes to it arrives in
     // OnGuestWrite and the mirrors change in step (eagerly: on Arm a stage-1
     // fault is taken by the guest, never by EL2, so a shadow may not be
@@ -47,7 +49,7 @@ namespace Hypervisor.Paging
             public ulong GuestTable;
             public ulong VaBase;
             public int Level;
-            public int Root;            // which cached root's tree it belongs to
+            public int Refs;            // shadow entries (or cached roots) pointing at it
             public int NextInBucket;    // chain of pages mirroring guest tables with the same hash
             public int NextByHpa;       // chain of pages whose own HPA has the same hash
             public uint Generation;     // bumped on free: stale references see a different value
@@ -74,7 +76,7 @@ namespace Hypervisor.Paging
 
         // What a student compares across modes (ShadowPaging adds the trap counts).
         public ulong PagesBuilt, PagesFreed, RootsBuilt, RootHits, RootEvictions;
-        public ulong EntriesDerived, GuestWritesApplied, LeavesFixed;
+        public ulong EntriesDerived, GuestWritesApplied, LeavesFixed, MirrorsShared;
         public int PagesInUse => _pages.Length - _freeCount;
         public int Capacity => _pages.Length;
 
@@ -119,7 +121,7 @@ namespace Hypervisor.Paging
             _roots[slot].GuestRoot = guestRoot;
             _roots[slot].Upper = upper;
             _roots[slot].LastUse = _clock;
-            int page = MirrorTable(guestRoot, startLevel, vaBase, slot);
+            int page = MirrorTable(guestRoot, startLevel, vaBase);
             if (page < 0)
             {
                 _roots[slot].Page = -1;
@@ -162,13 +164,24 @@ namespace Hypervisor.Paging
 
         // ---- building mirrors ----
 
-        // A shadow page mirroring the guest table at `guestTableGpa`; -1 when out of pages.
-        private int MirrorTable(ulong guestTableGpa, int level, ulong vaBase, int root)
+        // A shadow page mirroring the guest table at `guestTableGpa`, shared
+        // with any tree that already mirrors it at this level and VA; -1 when
+        // out of pages.
+        private int MirrorTable(ulong guestTableGpa, int level, ulong vaBase)
         {
             ulong guestHpa = _host.FrameOf(guestTableGpa);
             if (guestHpa == 0) guestHpa = _host.Back(guestTableGpa);
             if (guestHpa == 0) return -1;
-            int page = NewPage(level, vaBase, root, guestHpa);
+            for (int i = _bucketHead[Bucket(guestHpa)]; i >= 0; i = _pages[i].NextInBucket)
+            {
+                if (_pages[i].GuestTable == guestHpa && _pages[i].Level == level && _pages[i].VaBase == vaBase)
+                {
+                    _pages[i].Refs++;
+                    MirrorsShared++;
+                    return i;
+                }
+            }
+            int page = NewPage(level, vaBase, guestHpa);
             if (page < 0) return -1;
             ulong shadow = _pages[page].Hpa;
             ulong step = Descriptor.LevelSize(level);
@@ -176,14 +189,14 @@ namespace Hypervisor.Paging
             {
                 ulong g = _memory.Read64(guestHpa + (ulong)i * 8);
                 if (!Descriptor.IsValid(g)) continue;
-                if (!Derive(level, g, vaBase + (ulong)i * step, root, out ulong s)) { FreeTree(page); return -1; }
+                if (!Derive(level, g, vaBase + (ulong)i * step, out ulong s)) { FreeTree(page); return -1; }
                 _memory.Write64(shadow + (ulong)i * 8, s);
             }
             return page;
         }
 
         // The shadow entry for guest entry `g` at `level`, mapping `va`.
-        private bool Derive(int level, ulong g, ulong va, int root, out ulong shadow)
+        private bool Derive(int level, ulong g, ulong va, out ulong shadow)
         {
             EntriesDerived++;
             shadow = 0;
@@ -198,7 +211,7 @@ namespace Hypervisor.Paging
                     shadow = (TrapIpa(gpa) & OutputMask) | 3;
                     return true;
                 }
-                int child = MirrorTable(gpa, level + 1, va, root);
+                int child = MirrorTable(gpa, level + 1, va);
                 if (child < 0) return false;
                 shadow = _pages[child].Hpa | 3 | (g & TableAttributeBits);
                 return true;
@@ -218,14 +231,14 @@ namespace Hypervisor.Paging
                     return true;
                 }
                 // Contiguous GPAs, scattered frames: split into the next level.
-                int split = NewPage(level + 1, va, root, 0);
+                int split = NewPage(level + 1, va, 0);
                 if (split < 0) return false;
                 ulong childSize = Descriptor.LevelSize(level + 1);
                 ulong childType = level + 1 == 3 ? 3UL : 1UL;
                 for (int i = 0; i < Descriptor.EntriesPerTable; i++)
                 {
                     ulong sub = (g & ~OutputMask & ~3UL) | (blockGpa + (ulong)i * childSize) | childType;
-                    if (!Derive(level + 1, sub, va + (ulong)i * childSize, root, out ulong s)) { FreeTree(split); return false; }
+                    if (!Derive(level + 1, sub, va + (ulong)i * childSize, out ulong s)) { FreeTree(split); return false; }
                     _memory.Write64(_pages[split].Hpa + (ulong)i * 8, s);
                 }
                 shadow = _pages[split].Hpa | 3;
@@ -244,7 +257,7 @@ namespace Hypervisor.Paging
             return output | attributes;
         }
 
-        private int NewPage(int level, ulong vaBase, int root, ulong guestTable)
+        private int NewPage(int level, ulong vaBase, ulong guestTable)
         {
             if (_freeCount == 0) return -1;
             ulong hpa = _memory.AllocateTable();
@@ -255,7 +268,7 @@ namespace Hypervisor.Paging
             p.GuestTable = guestTable;
             p.VaBase = vaBase;
             p.Level = level;
-            p.Root = root;
+            p.Refs = 1;
             p.InUse = true;
             p.NextInBucket = -1;
             int h = Bucket(hpa);
@@ -274,11 +287,13 @@ namespace Hypervisor.Paging
 
         // ---- tearing down ----
 
-        // Frees shadow page `slot` and everything below it.
+        // Drops one reference to shadow page `slot`; the last one frees it and
+        // everything below it.
         private void FreeTree(int slot)
         {
             ref ShadowPage p = ref _pages[slot];
             if (!p.InUse) return;
+            if (--p.Refs > 0) return;
             if (p.Level < 3)
             {
                 for (int i = 0; i < Descriptor.EntriesPerTable; i++)
@@ -376,7 +391,7 @@ namespace Hypervisor.Paging
                     else _host.InvalidateAll();
                     ReleaseEntry(old, level);
                 }
-                if (!Derive(level, value, va, _pages[slot].Root, out ulong s)) return ShadowStatus.OutOfShadowPages;
+                if (!Derive(level, value, va, out ulong s)) return ShadowStatus.OutOfShadowPages;
                 _memory.Write64(entry, s);
             }
             return ShadowStatus.Ok;
