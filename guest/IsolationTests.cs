@@ -188,7 +188,7 @@ namespace Guest
             Console.Put('\n');
         }
 
-        private static ulong Next(ref ulong s)
+        public static ulong Next(ref ulong s)
         {
             s ^= s << 13; s ^= s >> 7; s ^= s << 17;
             return s;

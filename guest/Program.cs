@@ -82,6 +82,9 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "mmiofuzz")) BalloonHostile.MmioFuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "echo")) IsolationTests.Echo();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "spaces")) AddressSpaces.Run(false);
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "shadowfuzz")) PagingHostile.ShadowFuzz();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "shadowbomb")) PagingHostile.ShadowBomb();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "directfuzz")) PagingHostile.DirectFuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "fpswitch")) IsolationTests.FpSwitch(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else Fail("unknown role");
         }
