@@ -40,7 +40,8 @@ namespace Guest
                     p[0] = p[511] = Pattern(s, i);
                 }
 
-            // 1. Build: a root sharing the kernel's halves, and a private tree.
+            // 1. Build: a root sharing the kernel's halves, and a private tree,
+            //    then switch to it once (shadow paging builds its shadow then).
             Cost c0 = Now();
             for (int s = 0; s < Spaces; s++)
             {
@@ -54,6 +55,7 @@ namespace Guest
                 if (t.Commit() != HypercallAbi.Ok) Program.Fail("address space refused");
                 s_roots[s] = root;
                 s_leaves[s] = l3;
+                Switch(s);   // first use: where a shadow is built
             }
             Cost build = Since(c0, Spaces);
 

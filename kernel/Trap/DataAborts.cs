@@ -71,6 +71,7 @@ namespace Hypervisor.Trap
             MmioOrAbort(vm, frame, syndrome, ipa);
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private static void MmioOrAbort(VirtualMachine vm, TrapFrame* frame, DataAbortSyndrome syndrome, ulong ipa)
         {
             MmioDevice device = vm.FindDevice(ipa);
