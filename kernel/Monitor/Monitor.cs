@@ -116,6 +116,17 @@ namespace Hypervisor.Monitor
                 Log.Size(vm.RamSize);
                 Log.Write(" vmid=");
                 Log.Dec(vm.Vmid);
+                Log.Write(vm.Shadow != null ? " paging=shadow" : vm.Direct != null ? " paging=direct" : " paging=stage2");
+                if (vm.Shadow != null)
+                {
+                    Log.Write(" shadow_pages=");
+                    Log.Dec((ulong)vm.Shadow.Tables.PagesInUse);
+                }
+                if (vm.Direct != null)
+                {
+                    Log.Write(" pinned_tables=");
+                    Log.Dec(vm.Direct.PinnedTables);
+                }
                 Log.Write(" frames=");
                 Log.Dec(vm.FramesOwned);
                 Log.Write(" ballooned_pages=");

@@ -22,6 +22,12 @@ namespace Hypervisor.Paging
     // the kernel half has its own register (TTBR1), so one guest root is one
     // shadow root, and the kernel half's shadow is shared by every process.
     //
+    // What a shadow guest can still tell apart from stage-2 mode, on the
+    // Armv8.0 CPU QEMU models here: AT S1E1* walks the real (shadow) tables and
+    // leaves a host address in PAR_EL1 (HCR_EL2.AT, which would trap it, needs
+    // FEAT_PAN2); and stores the emulation cannot decode (DC ZVA, exclusive or
+    // atomic stores) to a live table page get an abort instead of completing.
+    //
     // While the guest's MMU is off there is nothing to shadow: the VM runs on
     // its GPA -> HPA stage 2 like a stage-2 VM, and the shadows are dropped
     // (the guest may change its tables freely without an MMU).

@@ -18,6 +18,11 @@ namespace Hypervisor.Trap
             Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];
             TwoStageStatus status = Walk(vm, frame->X[1], steps, out TwoStageResult result);
             Print(vm, steps, result);
+            Reply(frame, status, result);
+        }
+
+        private static void Reply(TrapFrame* frame, TwoStageStatus status, in TwoStageResult result)
+        {
             if (status != TwoStageStatus.Ok)
             {
                 Hypercalls.Error(frame, HypercallAbi.InvalidParameter);
@@ -53,15 +58,8 @@ namespace Hypervisor.Trap
         {
             Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];
             GuestView.Hardware(vm, true, out GuestTranslationRegisters regs, out Stage2Table stage2);
-            if (TwoStageWalker.Translate(stage2, regs, frame->X[1], steps, out TwoStageResult result) != TwoStageStatus.Ok)
-            {
-                Hypercalls.Error(frame, HypercallAbi.InvalidParameter);
-                return;
-            }
-            frame->X[0] = 0;
-            frame->X[1] = result.Gpa;
-            frame->X[2] = result.Hpa;
-            frame->X[3] = (ulong)result.MemoryAccesses;
+            TwoStageStatus status = TwoStageWalker.Translate(stage2, regs, frame->X[1], steps, out TwoStageResult result);
+            Reply(frame, status, result);
         }
 
         // [hv] walk vm=g gva=... then one line per entry read, then the result.

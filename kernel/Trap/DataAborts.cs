@@ -57,14 +57,7 @@ namespace Hypervisor.Trap
                     if (!GuestMemory.MapOnDemand(vm, ipa)) Scheduler.StopCurrent("host out of memory on a demand fault");
                     return;   // ELR unchanged: the guest retries the access
                 }
-                Log.Write("[hv] vm ");
-                Log.Write(vm.Name);
-                Log.Write(": unexpected ");
-                Log.Write(FaultStatusCode.Name(syndrome.StatusCode));
-                Log.Write(" on RAM at IPA ");
-                Log.Hex(ipa);
-                Log.NewLine();
-                Injection.DataAbort(vm, frame, syndrome.IsWrite);
+                Unexpected(vm, frame, syndrome, " on RAM at IPA ", ipa);
                 return;
             }
 
@@ -111,11 +104,18 @@ namespace Hypervisor.Trap
                 MmioOrAbort(vm, frame, syndrome, ipa);   // a device window the guest mapped
                 return;
             }
+            Unexpected(vm, frame, syndrome, " on the identity map at ", ipa);
+        }
+
+        // A fault this VM should not be able to cause: say so, and the guest
+        // gets the abort.
+        private static void Unexpected(VirtualMachine vm, TrapFrame* frame, DataAbortSyndrome syndrome, string where, ulong ipa)
+        {
             Log.Write("[hv] vm ");
             Log.Write(vm.Name);
             Log.Write(": unexpected ");
             Log.Write(FaultStatusCode.Name(syndrome.StatusCode));
-            Log.Write(" on the identity map at ");
+            Log.Write(where);
             Log.Hex(ipa);
             Log.NewLine();
             Injection.DataAbort(vm, frame, syndrome.IsWrite);
