@@ -53,6 +53,7 @@ namespace Hypervisor.Paging
             public int NextInBucket;    // chain of pages mirroring guest tables with the same hash
             public int NextByHpa;       // chain of pages whose own HPA has the same hash
             public uint Generation;     // bumped on free: stale references see a different value
+            public ulong Stamp;         // the guest write that last updated (or built) it
             public bool InUse;
         }
 
@@ -73,6 +74,7 @@ namespace Hypervisor.Paging
         private readonly int[] _hpaHead = new int[Buckets];      // shadow page HPA -> its slot
         private readonly RootEntry[] _roots = new RootEntry[MaxRoots];
         private ulong _clock;
+        private ulong _writeStamp;      // one per OnGuestWrite
 
         // What a student compares across modes (ShadowPaging adds the trap counts).
         public ulong PagesBuilt, PagesFreed, RootsBuilt, RootHits, RootEvictions;
@@ -151,6 +153,10 @@ namespace Hypervisor.Paging
                 if (oldest < 0 || _roots[i].LastUse < _roots[oldest].LastUse) oldest = i;
             }
             DropRoot(oldest);
+            // The TLB may still hold walks through the tree just freed (a TTBR
+            // switch keeps the ASID and issues no TLBI): forget them before the
+            // frames can be reused.
+            _host.InvalidateAll();
             RootEvictions++;
             return oldest;
         }
@@ -269,6 +275,7 @@ namespace Hypervisor.Paging
             p.VaBase = vaBase;
             p.Level = level;
             p.Refs = 1;
+            p.Stamp = _writeStamp;      // built from the guest table as it is now
             p.InUse = true;
             p.NextInBucket = -1;
             int h = Bucket(hpa);
@@ -363,21 +370,35 @@ namespace Hypervisor.Paging
         public ShadowStatus OnGuestWrite(ulong guestTableHpa, int index, ulong value)
         {
             GuestWritesApplied++;
-            // Collect first: deriving may add mirrors, releasing may free some.
+            _writeStamp++;
+            // In rounds of up to 32 mirrors not yet stamped with this write:
+            // collect first (deriving may add mirrors, releasing may free some),
+            // then update. Each round stamps at least one page, so it ends.
             Span<int> slots = stackalloc int[32];
             Span<uint> generations = stackalloc uint[32];
-            int n = 0;
-            for (int i = _bucketHead[Bucket(guestTableHpa)]; i >= 0 && n < slots.Length; i = _pages[i].NextInBucket)
+            while (true)
             {
-                if (_pages[i].GuestTable != guestTableHpa) continue;
-                slots[n] = i;
-                generations[n] = _pages[i].Generation;
-                n++;
+                int n = 0;
+                for (int i = _bucketHead[Bucket(guestTableHpa)]; i >= 0 && n < slots.Length; i = _pages[i].NextInBucket)
+                {
+                    if (_pages[i].GuestTable != guestTableHpa || _pages[i].Stamp == _writeStamp) continue;
+                    slots[n] = i;
+                    generations[n] = _pages[i].Generation;
+                    n++;
+                }
+                if (n == 0) return ShadowStatus.Ok;
+                ShadowStatus status = UpdateMirrors(slots.Slice(0, n), generations.Slice(0, n), index, value);
+                if (status != ShadowStatus.Ok) return status;
             }
-            for (int k = 0; k < n; k++)
+        }
+
+        private ShadowStatus UpdateMirrors(Span<int> slots, Span<uint> generations, int index, ulong value)
+        {
+            for (int k = 0; k < slots.Length; k++)
             {
                 int slot = slots[k];
                 if (!_pages[slot].InUse || _pages[slot].Generation != generations[k]) continue;
+                _pages[slot].Stamp = _writeStamp;
                 int level = _pages[slot].Level;
                 ulong entry = _pages[slot].Hpa + (ulong)index * 8;
                 ulong old = _memory.Read64(entry);

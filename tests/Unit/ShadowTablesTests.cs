@@ -78,11 +78,12 @@ namespace Hypervisor.Tests.Unit
         public readonly FakeTableMemory Memory = new FakeTableMemory();
         public readonly FakeShadowHost Host;
         public readonly ShadowTables Tables;
-        private ulong _nextTableGpa = FakeShadowHost.RamBase + 0x100_0000;   // guest tables from RAM + 16 MiB
+        private ulong _nextTableGpa;                                          // guest tables from the top of RAM down
 
         public ShadowRig(ulong ramSize = 0x0400_0000, int capacity = 256)
         {
             Host = new FakeShadowHost(Memory, ramSize);
+            _nextTableGpa = FakeShadowHost.RamBase + ramSize - 0x1000;
             Tables = new ShadowTables(Host, Memory, capacity);
         }
 
@@ -90,7 +91,7 @@ namespace Hypervisor.Tests.Unit
         public ulong NewTable()
         {
             ulong gpa = _nextTableGpa;
-            _nextTableGpa += 0x1000;
+            _nextTableGpa -= 0x1000;
             Assert.NotEqual(0UL, Host.Back(gpa));
             return gpa;
         }
@@ -224,7 +225,8 @@ namespace Hypervisor.Tests.Unit
             Assert.DoesNotContain(shadow, r.Host.FrameSet);
             // Neighbours stay unmapped, at the level where the guest's walk stops.
             Assert.Equal((0UL, 3), (r.Walk(shadow, Va + 0x1000).Descriptor, r.Walk(shadow, Va + 0x1000).Level));
-            Assert.Equal((0UL, 2), (r.Walk(shadow, Va ^ (1UL << 30)).Descriptor, r.Walk(shadow, Va ^ (1UL << 30)).Level));
+            Assert.Equal((0UL, 2), (r.Walk(shadow, Va ^ (1UL << 21)).Descriptor, r.Walk(shadow, Va ^ (1UL << 21)).Level));
+            Assert.Equal((0UL, 1), (r.Walk(shadow, Va ^ (1UL << 30)).Descriptor, r.Walk(shadow, Va ^ (1UL << 30)).Level));
             Assert.Equal((0UL, 0), (r.Walk(shadow, Va ^ (1UL << 39)).Descriptor, r.Walk(shadow, Va ^ (1UL << 39)).Level));
             // Building needs no TLB maintenance.
             Assert.Empty(r.Host.VaInvalidations);
@@ -580,38 +582,66 @@ namespace Hypervisor.Tests.Unit
         }
 
         [Fact]
-        public void ATableSharedByTwoRootsIsUpdatedInBothMirrors()
+        public void ATableSharedByTwoRootsIsMirroredOnceAtOneVaAndEveryMirrorFollowsAWrite()
         {
             var r = new ShadowRig();
             ulong root1 = r.NewTable(), root2 = r.NewTable();
             ulong gpaA = RamBase + 0x1000, gpaB = RamBase + 0x2000, gpaC = RamBase + 0x3000;
-            r.Host.Back(gpaA);
-            ulong frameB = r.Host.Back(gpaB), frameC = r.Host.Back(gpaC);
+            ulong frameA = r.Host.Back(gpaA), frameB = r.Host.Back(gpaB), frameC = r.Host.Back(gpaC);
             r.Map(root1, Va, 3, Page(gpaA));
             int i0 = Descriptor.Index(Va, 0);
-            ulong l1 = r.TableFor(root1, Va, 1);
-            r.Set(root2, i0, l1 | 3);                            // the same level-1 table (a shared kernel half)
-            ulong l3 = r.TableFor(root1, Va, 3);
+            ulong l1 = r.TableFor(root1, Va, 1), l2 = r.TableFor(root1, Va, 2), l3 = r.TableFor(root1, Va, 3);
+            const ulong other = 1UL << 39;                       // one level-0 entry further
+            r.Set(root2, i0, l1 | 3);                            // the same level-1 table at the same VA (a shared kernel half)
+            r.Set(root2, i0 + 1, l1 | 3);                        // and again at another VA: a mirror of its own
 
             ulong shadow1 = r.RootFor(root1), shadow2 = r.RootFor(root2);
+
             Assert.NotEqual(shadow1, shadow2);
-            Assert.Equal(8, r.Tables.PagesInUse);
-            Assert.Equal(4, r.Host.ReadOnly.Count);              // mirrored twice, protected once
+            Assert.Equal(4 + 1 + 3, r.Tables.PagesInUse);       // root2 shares L1-L3 at Va, builds them at Va + 512 GiB
+            Assert.Equal(1UL, r.Tables.MirrorsShared);
+            Assert.Equal(r.Walk(shadow1, Va).Entry, r.Walk(shadow2, Va).Entry);
+            Assert.NotEqual(r.Walk(shadow2, Va).Entry, r.Walk(shadow2, Va + other).Entry);
+            foreach (var w in new[] { r.Walk(shadow1, Va), r.Walk(shadow2, Va), r.Walk(shadow2, Va + other) })
+                Assert.Equal(frameA | PageAttrs | 3, w.Descriptor);
+            Assert.Equal(new HashSet<ulong> { r.Frame(root1), r.Frame(root2), r.Frame(l1), r.Frame(l2), r.Frame(l3) }, r.Host.ReadOnly);
 
+            // One store to the shared level-3 table: both of its mirrors follow.
             Assert.Equal(ShadowStatus.Ok, r.Store(l3, Descriptor.Index(Va, 3), Page(gpaB)));
-            Assert.Equal(frameB | PageAttrs | 3, r.Walk(shadow1, Va).Descriptor);
-            Assert.Equal(frameB | PageAttrs | 3, r.Walk(shadow2, Va).Descriptor);
-            Assert.Equal(new[] { Va, Va }, r.Host.VaInvalidations.Select(v => v.Va));
+            foreach (var w in new[] { r.Walk(shadow1, Va), r.Walk(shadow2, Va), r.Walk(shadow2, Va + other) })
+                Assert.Equal(frameB | PageAttrs | 3, w.Descriptor);
+            Assert.Equal(new[] { Va, Va + other }, r.Host.VaInvalidations.Select(v => v.Va).OrderBy(v => v));
 
-            // A new branch in the shared table appears under both roots.
+            // A new branch in the shared level-1 table appears wherever it is mapped.
             ulong va2 = Va ^ (1UL << 30);
             ulong l2b = r.NewTable(), l3b = r.NewTable();
             r.Set(l2b, Descriptor.Index(va2, 2), l3b | 3);
             r.Set(l3b, Descriptor.Index(va2, 3), Page(gpaC));
             Assert.Equal(ShadowStatus.Ok, r.Store(l1, Descriptor.Index(va2, 1), l2b | 3));
-            Assert.Equal(frameC | PageAttrs | 3, r.Walk(shadow1, va2).Descriptor);
-            Assert.Equal(frameC | PageAttrs | 3, r.Walk(shadow2, va2).Descriptor);
+            foreach (var w in new[] { r.Walk(shadow1, va2), r.Walk(shadow2, va2), r.Walk(shadow2, va2 + other) })
+                Assert.Equal(frameC | PageAttrs | 3, w.Descriptor);
             Assert.Equal(12, r.Tables.PagesInUse);
+            r.CheckAccounting();
+
+            // root1 lets go of the shared mirror: root2 still holds it.
+            Assert.Equal(ShadowStatus.Ok, r.Store(root1, i0, 0));
+            Assert.Equal(12, r.Tables.PagesInUse);
+            Assert.Equal(0UL, r.Tables.PagesFreed);
+            Assert.Equal((0UL, 0), (r.Walk(shadow1, Va).Descriptor, r.Walk(shadow1, Va).Level));
+            Assert.Equal(frameB | PageAttrs | 3, r.Walk(shadow2, Va).Descriptor);
+            Assert.Equal(frameC | PageAttrs | 3, r.Walk(shadow2, va2).Descriptor);
+
+            // root2 lets go of it too: that copy of L1-L3 and the new branch go;
+            // the guest tables stay protected, still mirrored at Va + 512 GiB.
+            Assert.Equal(ShadowStatus.Ok, r.Store(root2, i0, 0));
+            Assert.Equal(12 - 5, r.Tables.PagesInUse);
+            Assert.Equal(frameB | PageAttrs | 3, r.Walk(shadow2, Va + other).Descriptor);
+            Assert.Equal(new HashSet<ulong> { r.Frame(root1), r.Frame(root2), r.Frame(l1), r.Frame(l2), r.Frame(l3), r.Frame(l2b), r.Frame(l3b) }, r.Host.ReadOnly);
+            r.CheckAccounting();
+
+            r.Tables.DropAll();
+            Assert.Equal(0, r.Tables.PagesInUse);
+            Assert.Empty(r.Host.ReadOnly);
             r.CheckAccounting();
         }
 
