@@ -58,3 +58,38 @@ write_cnthp_ctl_el2:
 read_cnthp_ctl_el2:
     mrs     x0, cnthp_ctl_el2
     ret
+
+// The virtual CPU interface (GICv3 ICH_* registers), for kernel/Vm/VgicCpu.cs.
+// A guest's ICC_* accesses go to the virtual interface these describe; the
+// list registers hold the interrupts the hypervisor presents to it.
+.macro ich_accessors reg
+    .global read_\reg
+read_\reg:
+    mrs     x0, \reg
+    ret
+    .global write_\reg
+write_\reg:
+    msr     \reg, x0
+    ret
+.endm
+    ich_accessors ich_hcr_el2
+    ich_accessors ich_vmcr_el2
+    ich_accessors ich_ap0r0_el2
+    ich_accessors ich_ap1r0_el2
+    ich_accessors ich_lr0_el2
+    ich_accessors ich_lr1_el2
+    ich_accessors ich_lr2_el2
+    ich_accessors ich_lr3_el2
+    ich_accessors icc_sre_el1
+    .global read_ich_vtr_el2
+read_ich_vtr_el2:
+    mrs     x0, ich_vtr_el2
+    ret
+    .global read_ich_misr_el2
+read_ich_misr_el2:
+    mrs     x0, ich_misr_el2
+    ret
+    .global read_ich_elrsr_el2
+read_ich_elrsr_el2:
+    mrs     x0, ich_elrsr_el2
+    ret

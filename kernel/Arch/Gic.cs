@@ -15,6 +15,8 @@ namespace Hypervisor.Arch
     public static class Gic
     {
         public const uint HypTimerIntid = 26;
+        public const uint VirtualTimerIntid = 27;   // CNTV: the guest's own timer, PPI 11
+        public const uint MaintenanceIntid = 25;    // the virtual CPU interface wants attention, PPI 9
         public const uint SpuriousIntid = 1023;
 
         private const ulong GicdCtlr = 0x0000;
@@ -50,16 +52,15 @@ namespace Hypervisor.Arch
             Mmio.Write32(distributor + GicdCtlr, GicdCtlrAreNs | GicdCtlrEnableGrp1A);
             while ((Mmio.Read32(distributor + GicdCtlr) & GicdCtlrRwp) != 0) { }
 
-            // This CPU's redistributor: wake it, then enable the timer PPI in group 1.
+            // This CPU's redistributor: wake it, then enable in group 1 the PPIs
+            // the hypervisor takes: its own timer, the guests' virtual timer
+            // (which the virtual GIC passes on) and the maintenance interrupt.
             uint waker = Mmio.Read32(redistributor + GicrWaker);
             Mmio.Write32(redistributor + GicrWaker, waker & ~WakerProcessorSleep);
             while ((Mmio.Read32(redistributor + GicrWaker) & WakerChildrenAsleep) != 0) { }
-            Mmio.Write32(redistributor + GicrIgroupr0, Mmio.Read32(redistributor + GicrIgroupr0) | (1u << (int)HypTimerIntid));
-            uint prio = Mmio.Read32(redistributor + GicrIpriorityr + (HypTimerIntid & ~3u));
-            int shift = (int)(HypTimerIntid & 3) * 8;
-            prio = (prio & ~(0xffu << shift)) | (0x80u << shift);
-            Mmio.Write32(redistributor + GicrIpriorityr + (HypTimerIntid & ~3u), prio);
-            Mmio.Write32(redistributor + GicrIsenabler0, 1u << (int)HypTimerIntid);
+            EnablePpi(redistributor, HypTimerIntid);
+            EnablePpi(redistributor, VirtualTimerIntid);
+            EnablePpi(redistributor, MaintenanceIntid);
 
             // CPU interface through system registers (SRE), all priorities
             // unmasked, group 1 on, EOI both drops priority and deactivates.
@@ -69,6 +70,16 @@ namespace Hypervisor.Arch
             WriteIccCtlrEl1(0);
             WriteIccIgrpen1El1(1);
             Present = true;
+        }
+
+        private static void EnablePpi(ulong redistributor, uint intid)
+        {
+            Mmio.Write32(redistributor + GicrIgroupr0, Mmio.Read32(redistributor + GicrIgroupr0) | (1u << (int)intid));
+            uint prio = Mmio.Read32(redistributor + GicrIpriorityr + (intid & ~3u));
+            int shift = (int)(intid & 3) * 8;
+            prio = (prio & ~(0xffu << shift)) | (0x80u << shift);
+            Mmio.Write32(redistributor + GicrIpriorityr + (intid & ~3u), prio);
+            Mmio.Write32(redistributor + GicrIsenabler0, 1u << (int)intid);
         }
 
         public static uint Acknowledge() => (uint)ReadIccIar1El1() & 0xffffff;

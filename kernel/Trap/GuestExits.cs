@@ -77,15 +77,31 @@ namespace Hypervisor.Trap
             }
         }
 
-        // A physical IRQ taken while a guest ran (HCR_EL2.IMO). The only one
-        // enabled is the EL2 timer: the running VM's slice is over.
+        // A physical IRQ taken while a guest ran (HCR_EL2.IMO):
+        //   the EL2 timer          -> the running VM's slice is over;
+        //   the virtual timer      -> the running VM's own timer fired: it is
+        //                             masked (CNTV_CTL_EL0.IMASK, which the
+        //                             guest's handler rewrites anyway) so the
+        //                             level does not fire again at once, and
+        //                             the virtual GIC presents it to the guest;
+        //   the maintenance IRQ    -> list registers ran low: they are
+        //                             refilled on the way back in.
         private static void PhysicalInterrupt(TrapFrame* frame)
         {
             uint intid = Gic.Acknowledge();
             if (intid == Gic.SpuriousIntid) return;
             if (intid == Gic.HypTimerIntid)
+            {
                 Scheduler.Yield(frame);              // re-arms the timer before the EOI below
+            }
+            else if (intid == Gic.VirtualTimerIntid)
+            {
+                SysReg.WriteCntvCtlEl0(SysReg.ReadCntvCtlEl0() | CntvImask);
+                // VGIC-HOOK
+            }
             Gic.EndOfInterrupt(intid);
         }
+
+        private const ulong CntvImask = 1UL << 1;
     }
 }
