@@ -52,6 +52,14 @@ smc_call:
     smc     #0
     ret
 
+// Sleeps until an interrupt is pending, even a masked one (EL2 runs with
+// IRQs masked; the interrupt is taken once the guest runs again).
+    .global cpu_wait_for_interrupt
+cpu_wait_for_interrupt:
+    dsb     sy
+    wfi
+    ret
+
     .global cpu_wait_for_event
 cpu_wait_for_event:
     wfe

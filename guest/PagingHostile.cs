@@ -150,9 +150,11 @@ namespace Guest
             // Its own table, writable (read-only is allowed).
             Expect(t, l3m, t.Address(Mmu.Root) | PageTables.NormalPage, HypercallAbi.Denied, ref attempts, ref refused);
             Expect(t, l3m, t.Address(Mmu.Root) | PageTables.NormalPage | PageTables.ReadOnly, HypercallAbi.Ok, ref attempts, ref refused);
-            // A device that is not this VM's (the GIC), as a page and as a block.
-            Expect(t, l3m, 0x0800_0000UL | PageTables.NormalPage, HypercallAbi.Denied, ref attempts, ref refused);
-            Expect(t, t.Address(l2), 0x0800_0000UL | PageTables.DeviceBlock, HypercallAbi.Denied, ref attempts, ref refused);
+            // Devices that are not this VM's: the GIC's ITS as a page, the
+            // flash as a block. (Its own virtual GIC, UART and virtio windows
+            // it may map: accesses there trap and are emulated.)
+            Expect(t, l3m, 0x0808_0000UL | PageTables.NormalPage, HypercallAbi.Denied, ref attempts, ref refused);
+            Expect(t, t.Address(l2), 0x0400_0000UL | PageTables.DeviceBlock, HypercallAbi.Denied, ref attempts, ref refused);
             // RAM as a block (the hypervisor checks RAM page by page only).
             Expect(t, t.Address(l2), (Mmu.RamBase + (64UL << 20)) | PageTables.NormalBlock, HypercallAbi.Denied, ref attempts, ref refused);
             // A table entry to a frame that is no table, or a table of the wrong level.

@@ -21,6 +21,53 @@ namespace Guest
             if (Listed(list, "hvc")) UnknownHypercalls();
             if (Listed(list, "badmmio")) UnemulatableMmio();
             if (Listed(list, "fpregs")) FpRegistersSurvive();
+            // Only by name: it needs a VM with an initrd (tests/Integration/InitrdTests.cs).
+            if (!Fdt.BytesEqual(list, "all") && Listed(list, "initrd")) Initrd();
+        }
+
+        // What the test wrote into the initrd file: byte i of it.
+        public static byte InitrdPattern(ulong i) => (byte)((i >> 12) * 13 + i * 7 + 0x5a);
+
+        // The hypervisor copied the initrd named in vms.conf into RAM and gave
+        // its range in /chosen: page-aligned, inside RAM, clear of this image,
+        // every byte as written. Then the first and last bytes are overwritten,
+        // so a reset shows whether the hypervisor loads it again.
+        private static void Initrd()
+        {
+            FdtInfo f = Program.Fdt;
+            ulong start = f.InitrdStart, end = f.InitrdEnd;
+            ulong ramEnd = f.MemoryBase + f.MemorySize;
+            bool placed = f.HasInitrd && (start & 0xfff) == 0 && start >= f.MemoryBase + (4UL << 20) && end <= ramEnd && end > start;
+            ulong bad = 0, firstBad = ulong.MaxValue;
+            if (placed)
+            {
+                byte* p = (byte*)start;
+                for (ulong i = 0; i < end - start; i++)
+                {
+                    if (p[i] == InitrdPattern(i)) continue;
+                    if (bad == 0) firstBad = i;
+                    bad++;
+                }
+                p[0] ^= 0xff;
+                p[end - start - 1] ^= 0xff;
+            }
+            Verdict("initrd", placed && bad == 0);
+            Console.Write("start=");
+            Console.Hex(start);
+            Console.Write(" end=");
+            Console.Hex(end);
+            Console.Write(" size=");
+            Console.Dec(end - start);
+            Console.Write(" ram_end=");
+            Console.Hex(ramEnd);
+            Console.Write(" mismatches=");
+            Console.Dec(bad);
+            if (bad != 0)
+            {
+                Console.Write(" first_mismatch=");
+                Console.Dec(firstBad);
+            }
+            Console.Put('\n');
         }
 
         // tests=all, or a comma-separated list of names.

@@ -49,6 +49,7 @@ namespace Hypervisor
             DeliberateFault(bootargs);
 
             Gic.Init(s_fdt.GicDistributor, s_fdt.GicRedistributor);
+            if (Gic.Present) Hypervisor.Vm.VgicCpu.Init();
             Hypervisor.Vm.Summary.FreeFramesAtStart = Frames.FreeFrames;
             Hypervisor.Vm.VmBuilder.CreateFromBundle(s_fdt);
             if (Hypervisor.Vm.Scheduler.Count == 0)

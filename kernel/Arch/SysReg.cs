@@ -95,6 +95,8 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "smc_call")][MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong SmcCall(ulong function, ulong arg1, ulong arg2, ulong arg3);
 
+        [RuntimeImport("*", "cpu_wait_for_interrupt")][MethodImpl(MethodImplOptions.InternalCall)]
+        public static extern void WaitForInterrupt();
         [RuntimeImport("*", "cpu_wait_for_event")][MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void WaitForEvent();
 

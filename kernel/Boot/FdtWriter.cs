@@ -107,8 +107,9 @@ namespace Hypervisor.Boot
             PutBe32(at + 4, (uint)value);
         }
 
-        // Any number of 32-bit cells, e.g. interrupts = <0 1 4>.
-        public void PropertyCells(string name, ReadOnlySpan<uint> cells)
+        // Any number of 32-bit cells, e.g. interrupts = <0 1 4> (copied, never
+        // kept, hence scoped: the caller may pass stack memory).
+        public void PropertyCells(string name, scoped ReadOnlySpan<uint> cells)
         {
             if (cells.Length > 0x1fffffff) { Fail(FdtWriteStatus.BufferTooSmall); return; }
             if (!BeginProperty(name, cells.Length * 4, out int at)) return;
@@ -327,17 +328,34 @@ namespace Hypervisor.Boot
         public bool HasVirtio;        // one virtio-mmio device (the balloon)
         public ulong VirtioBase;
         public ulong VirtioSize;
+        public uint VirtioSpi;        // its SPI as the device tree numbers it (INTID - 32)
+        // A GICv3 with the arch timer, the PL011's interrupt and clocks, and the
+        // virtio node's interrupt: what Linux needs to boot. Off, the tree is
+        // the minimal one the polling C# test guest reads.
+        public bool HasGic;
     }
 
     // The device tree each guest receives in x0: the small subset of QEMU's
-    // "virt" machine that the hypervisor emulates. Linux and the test guest read
-    // RAM, CPUs, the console UART and /chosen from it.
+    // "virt" machine that the hypervisor emulates. The test guest reads RAM,
+    // CPUs, the console UART and /chosen from it; with HasGic, Linux also finds
+    // its interrupt controller, timer and clocks there (a stock Debian kernel
+    // boots to its initramfs on this tree).
     public static class GuestDtb
     {
         public const ulong UartBase = 0x09000000;
         public const ulong UartSize = 0x1000;
-        // Room for every distinct property name, including those of the
-        // timer/GIC/virtio nodes still to come.
+        public const uint UartSpi = 1;                          // INTID 33, as on QEMU virt
+        public const ulong GicDistributorBase = 0x08000000;
+        public const ulong GicDistributorSize = 0x10000;
+        public const ulong GicRedistributorBase = 0x080a0000;
+        public const ulong GicRedistributorStride = 0x20000;    // RD_base + SGI_base frames of one CPU
+        public const uint ApbClockHz = 24000000;
+        // Any non-zero numbers unique in the tree.
+        public const uint GicPhandle = 1, ApbClockPhandle = 2;
+        // Interrupt specifiers (#interrupt-cells = 3): type, number, flags.
+        private const uint GicSpi = 0, GicPpi = 1;
+        private const uint EdgeRising = 1, LevelHigh = 4;
+        // Room for every distinct property name (about 330 bytes with the GIC).
         private const int StringsScratchSize = 512;
 
         public static FdtWriteStatus Build(Span<byte> buffer, in GuestDtbSpec spec, ReadOnlySpan<byte> bootargs, out int totalSize)
@@ -355,6 +373,7 @@ namespace Hypervisor.Boot
             w.PropertyU32("#size-cells", 2);
             w.PropertyString("compatible", "linux,dummy-virt");
             w.PropertyString("model", "hypervisor-vm");
+            if (spec.HasGic) w.PropertyU32("interrupt-parent", GicPhandle);
 
             w.BeginNode("memory", spec.MemoryBase);
             w.PropertyString("device_type", "memory");
@@ -383,28 +402,42 @@ namespace Hypervisor.Boot
             w.PropertyString("method", "hvc");
             w.EndNode();
 
-            // The emulated console. A full PL011 description also has clocks and
-            // an interrupt; the guests here poll it, so neither is given yet.
+            // The emulated console. Linux's amba-pl011 driver wants its clocks
+            // and interrupt; the C# test guest polls and reads neither.
             w.BeginNode("pl011", UartBase);
             w.PropertyStringList("compatible", "arm,pl011\0arm,primecell");
             w.PropertyReg("reg", UartBase, UartSize);
+            if (spec.HasGic)
+            {
+                Span<uint> uartIrq = stackalloc uint[3];
+                Interrupt(uartIrq, 0, GicSpi, UartSpi, LevelHigh);
+                w.PropertyCells("interrupts", uartIrq);
+                Span<uint> clocks = stackalloc uint[2];
+                clocks[0] = ApbClockPhandle;
+                clocks[1] = ApbClockPhandle;
+                w.PropertyCells("clocks", clocks);
+                w.PropertyStringList("clock-names", "uartclk\0apb_pclk");
+            }
             w.EndNode();
 
-            // A virtio-mmio transport (the balloon). Without a virtual GIC the
-            // guest polls, so the node has no interrupts property yet.
+            // A virtio-mmio transport (the balloon), edge-triggered as on QEMU
+            // virt. Without a GIC the guest polls its interrupt status.
             if (spec.HasVirtio)
             {
                 w.BeginNode("virtio_mmio", spec.VirtioBase);
                 w.PropertyString("compatible", "virtio,mmio");
                 w.PropertyReg("reg", spec.VirtioBase, spec.VirtioSize);
+                if (spec.HasGic)
+                {
+                    Span<uint> virtioIrq = stackalloc uint[3];
+                    Interrupt(virtioIrq, 0, GicSpi, spec.VirtioSpi, EdgeRising);
+                    w.PropertyCells("interrupts", virtioIrq);
+                }
                 w.PropertyEmpty("dma-coherent");
                 w.EndNode();
             }
 
-            // Later devices go here, as further top-level nodes before /chosen:
-            // timer (compatible "arm,armv8-timer", interrupts), the GICv3
-            // intc@8000000 (interrupt-controller, #interrupt-cells, reg, phandle,
-            // then interrupt-parent in the root) and the virtio nodes' interrupts.
+            if (spec.HasGic) WriteGicTimerAndClock(ref w, spec.CpuCount);
 
             w.BeginNode("chosen");
             w.PropertyBytes("bootargs", bootargs);
@@ -418,6 +451,67 @@ namespace Hypervisor.Boot
 
             w.EndNode();
             return w.Finish(out totalSize);
+        }
+
+        // The shape of QEMU virt's nodes (gic-version=3), less what is not
+        // emulated: no ITS child (no MSIs), and no maintenance interrupt in the
+        // GIC node, since that describes the virtualization support of a CPU
+        // with EL2 and the guest runs at EL1 only.
+        private static void WriteGicTimerAndClock(ref FdtWriter w, int cpuCount)
+        {
+            // GICD, then one redistributor region holding every vCPU's frames.
+            w.BeginNode("intc", GicDistributorBase);
+            w.PropertyString("compatible", "arm,gic-v3");
+            w.PropertyU32("#interrupt-cells", 3);
+            w.PropertyU32("#address-cells", 2);
+            w.PropertyU32("#size-cells", 2);
+            w.PropertyEmpty("ranges");
+            w.PropertyEmpty("interrupt-controller");
+            w.PropertyU32("#redistributor-regions", 1);
+            Span<uint> reg = stackalloc uint[8];
+            Cells64(reg, 0, GicDistributorBase);
+            Cells64(reg, 2, GicDistributorSize);
+            Cells64(reg, 4, GicRedistributorBase);
+            Cells64(reg, 6, GicRedistributorStride * (ulong)cpuCount);
+            w.PropertyCells("reg", reg);
+            w.PropertyU32("phandle", GicPhandle);
+            w.EndNode();
+
+            // The arch timer's PPIs: secure physical 13, non-secure physical
+            // 14, virtual 11, hypervisor 10; level, with no CPU mask (GICv3).
+            w.BeginNode("timer");
+            w.PropertyStringList("compatible", "arm,armv8-timer\0arm,armv7-timer");
+            Span<uint> timer = stackalloc uint[12];
+            Interrupt(timer, 0, GicPpi, 13, LevelHigh);
+            Interrupt(timer, 3, GicPpi, 14, LevelHigh);
+            Interrupt(timer, 6, GicPpi, 11, LevelHigh);
+            Interrupt(timer, 9, GicPpi, 10, LevelHigh);
+            w.PropertyCells("interrupts", timer);
+            w.PropertyEmpty("always-on");
+            w.EndNode();
+
+            // The PL011's reference and bus clock (an AMBA device without
+            // apb_pclk does not probe).
+            w.BeginNode("apb-pclk");
+            w.PropertyString("compatible", "fixed-clock");
+            w.PropertyU32("#clock-cells", 0);
+            w.PropertyU32("clock-frequency", ApbClockHz);
+            w.PropertyString("clock-output-names", "clk24mhz");
+            w.PropertyU32("phandle", ApbClockPhandle);
+            w.EndNode();
+        }
+
+        private static void Interrupt(Span<uint> cells, int at, uint type, uint number, uint flags)
+        {
+            cells[at] = type;
+            cells[at + 1] = number;
+            cells[at + 2] = flags;
+        }
+
+        private static void Cells64(Span<uint> cells, int at, ulong value)
+        {
+            cells[at] = (uint)(value >> 32);
+            cells[at + 1] = (uint)value;
         }
     }
 }

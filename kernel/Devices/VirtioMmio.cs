@@ -142,6 +142,7 @@ namespace Hypervisor.Devices
         private ulong _driverFeatures, _negotiated;
 
         public VirtioMmioCounters Counters;
+        public InterruptLine Irq;                       // the SPI; null: the driver polls
         public VirtqStatus LastQueueError;              // why the last QueueReady = 1 was refused
 
         public VirtioMmioDevice(ulong baseAddress, uint spi, VirtioBackend backend, GuestMemoryView memory)
@@ -229,7 +230,7 @@ namespace Hypervisor.Devices
                 case VirtioMmioRegister.QueueNum: WriteQueueNum(v); break;
                 case VirtioMmioRegister.QueueReady: WriteQueueReady(v); break;
                 case VirtioMmioRegister.QueueNotify: Notify(vm, v); break;
-                case VirtioMmioRegister.InterruptAck: _interruptStatus &= ~v; break;
+                case VirtioMmioRegister.InterruptAck: _interruptStatus &= ~v; DriveLine(); break;
                 case VirtioMmioRegister.Status: WriteStatus(vm, v); break;
                 case VirtioMmioRegister.QueueDescLow: case VirtioMmioRegister.QueueDescHigh: WriteQueueAddress(_queueDesc, v, offset); break;
                 case VirtioMmioRegister.QueueDriverLow: case VirtioMmioRegister.QueueDriverHigh: WriteQueueAddress(_queueDriver, v, offset); break;
@@ -249,13 +250,18 @@ namespace Hypervisor.Devices
             Backend.OnReset(vm);
         }
 
-        // InterruptStatus |= bits. There is no virtual GIC yet, so drivers
-        // poll InterruptStatus (or the used ring). When the vGIC arrives,
-        // raising a bit here also asserts this device's SPI (IntId), and the
-        // driver's InterruptACK write that clears the last bit deasserts it.
+        // InterruptStatus |= bits, and the SPI follows it: asserted while any
+        // bit is set, deasserted by the driver's InterruptACK of the last one
+        // (the device tree says rising edge: each new assertion is one interrupt).
         public void RaiseInterrupt(uint bits)
         {
             _interruptStatus |= bits & (Virtio.InterruptUsedBuffer | Virtio.InterruptConfigChange);
+            DriveLine();
+        }
+
+        private void DriveLine()
+        {
+            if (Irq != null) Irq.Set(_interruptStatus != 0);
         }
 
         // The config space changed: a driver reading it across the change sees
@@ -280,6 +286,7 @@ namespace Hypervisor.Devices
         private void ResetState()
         {
             _status = _interruptStatus = 0;
+            DriveLine();
             _deviceFeaturesSel = _driverFeaturesSel = _queueSel = _shmSel = 0;
             _driverFeatures = _negotiated = 0;
             for (int i = 0; i < _queueCount; i++)

@@ -13,6 +13,7 @@ namespace Hypervisor.Trap
         public static void Handle(TrapFrame* frame, ulong kind)
         {
             VirtualMachine vm = Scheduler.Current;
+            if (vm.VgicCpu.Listed != 0) vm.VgicCpu.Sync();
 
             if (!VectorKind.IsSynchronous(kind))
             {
@@ -49,10 +50,13 @@ namespace Hypervisor.Trap
                     break;
                 case ExceptionClass.WfiWfe:
                     // The guest has nothing to do until an interrupt: a good
-                    // moment to let another VM run.
+                    // moment to let another VM run. Alone, a guest waiting for
+                    // its own timer lets the CPU sleep until an interrupt
+                    // (its timer, or the next slice tick) instead of spinning.
                     vm.Counters.ExitsWfx++;
                     frame->Elr += 4;
                     if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
+                    else if (vm.VgicCpu != null && !vm.VgicCpu.HasWork() && WaitsForItsTimer()) Cpu.WaitForInterrupt();
                     break;
                 case ExceptionClass.SysReg64:
                     vm.Counters.ExitsSysReg++;
@@ -97,11 +101,14 @@ namespace Hypervisor.Trap
             else if (intid == Gic.VirtualTimerIntid)
             {
                 SysReg.WriteCntvCtlEl0(SysReg.ReadCntvCtlEl0() | CntvImask);
-                // VGIC-HOOK
+                VirtualMachine vm = Scheduler.Current;
+                if (vm.Vgic != null) vm.Vgic.Raise((int)Gic.VirtualTimerIntid);
             }
             Gic.EndOfInterrupt(intid);
         }
 
-        private const ulong CntvImask = 1UL << 1;
+        private const ulong CntvImask = 1UL << 1, CntvEnable = 1;
+
+        private static bool WaitsForItsTimer() => (SysReg.ReadCntvCtlEl0() & (CntvEnable | CntvImask)) == CntvEnable;
     }
 }

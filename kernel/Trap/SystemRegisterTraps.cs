@@ -91,6 +91,9 @@ namespace Hypervisor.Trap
 
         // TLBI <op>{, Xt}: SYS with op0 = 1, CRn = 8.
         public bool IsTlbi => Op0 == 1 && CRn == 8 && !IsRead;
+
+        // ICC_SGI1R_EL1 (3,0,12,11,5), ICC_ASGI1R_EL1 (op2 6), ICC_SGI0R_EL1 (op2 7).
+        public bool IsSgiGeneration => Op0 == 3 && Op1 == 0 && CRn == 12 && CRm == 11 && Op2 >= 5 && !IsRead;
     }
 
     // EC 0x18 exits. Only shadow and direct paging VMs trap anything here
@@ -101,6 +104,17 @@ namespace Hypervisor.Trap
         public static void Handle(VirtualMachine vm, TrapFrame* frame)
         {
             var access = new SysRegAccess(frame->Esr);
+            if (access.IsSgiGeneration && vm.Vgic != null)
+            {
+                // ICC_SGI1R/ASGI1R/SGI0R_EL1 always trap with HCR_EL2.IMO set: a
+                // software-generated interrupt, INTID in bits 27:24. With one vCPU
+                // the only possible target is itself (IRM, or bit 0 of the list).
+                ulong value = access.Rt == 31 ? 0 : frame->X[access.Rt];
+                bool toSelf = ((value >> 40) & 1) != 0 || ((value & 1) != 0 && ((value >> 16) & 0xff) == 0);
+                if (toSelf) vm.Vgic.Raise((int)((value >> 24) & 0xf));
+                frame->Elr += 4;
+                return;
+            }
             if (access.IsTlbi && vm.Shadow != null)
             {
                 vm.Shadow.OnGuestTlbi();

@@ -13,9 +13,18 @@ namespace Hypervisor.Trap
         private static void OnTrap(TrapFrame* frame, ulong kind)
         {
             if (VectorKind.IsFromLowerEl(kind) && Hypervisor.Vm.Scheduler.Current != null)
+            {
                 GuestExits.Handle(frame, kind);
+                // Back into whichever VM is current now: its list registers
+                // get what became deliverable meanwhile. (Every VM has a
+                // virtual GIC; VmBuilder makes it with the VM.)
+                Hypervisor.Vm.VgicCpu gic = Hypervisor.Vm.Scheduler.Current.VgicCpu;
+                if (gic.Dirty) gic.Fill();
+            }
             else
+            {
                 Panic.FromException(frame, kind);
+            }
         }
     }
 

@@ -75,6 +75,7 @@ namespace Hypervisor.Vm
             VirtualMachine next = NextRunnable(Current);
             if (next != null && next != Current)
             {
+                if (Current.VgicCpu != null) Current.VgicCpu.Save();
                 Current.Context.SaveFrom(live);
                 Current.State = VmState.Runnable;
                 Load(next, live);
@@ -88,6 +89,7 @@ namespace Hypervisor.Vm
         {
             VirtualMachine vm = Current;
             Current = null;
+            vm.VgicCpu.Save();                         // its list registers leave the CPU empty
             vm.Uart.Flush(vm);
             Log.Write("[hv] vm ");
             Log.Write(vm.Name);
@@ -108,6 +110,7 @@ namespace Hypervisor.Vm
                 return;
             }
             vm.Uart.Flush(vm);
+            vm.VgicCpu.Save();                         // empties the list registers; Build resets the model
             vm.Resets++;
             Current = null;
             if (!VmBuilder.Rebuild(vm))
@@ -140,6 +143,8 @@ namespace Hypervisor.Vm
             SysReg.WriteCntvoffEl2(vm.CntvOffset);
             SysReg.WriteVmpidrEl2(1UL << 31);          // vCPU 0
             vm.Context.RestoreInto(live);
+            vm.VgicCpu.Restore();
+            vm.VgicCpu.Fill();
             vm.State = VmState.Running;
             Current = vm;
             Switches++;

@@ -13,7 +13,7 @@ namespace Hypervisor.Vm
     public sealed class VirtualMachine
     {
         public const ulong GuestRamBase = 0x40000000;   // as on QEMU virt, so standard guests run unmodified
-        public const int MaxDevices = 4;
+        public const int MaxDevices = 8;
 
         public readonly int Index;
         public readonly ushort Owner;                   // frame-owner tag of its RAM frames
@@ -41,6 +41,8 @@ namespace Hypervisor.Vm
         public readonly MmioDevice[] Devices = new MmioDevice[MaxDevices];
         public int DeviceCount;
         public VirtualPl011 Uart;
+        public VgicState Vgic;                          // the virtual GIC's distributor model
+        public VgicCpu VgicCpu;                         // and its CPU interface (list registers)
         public VirtioBalloon Balloon;                   // null unless balloon=on (or boot_balloon) in vms.conf
         public HostPageTableMemory TableMemory;
 
@@ -56,6 +58,8 @@ namespace Hypervisor.Vm
         // stays in the guest bundle, which the hypervisor keeps.
         public ulong ImageAddress;
         public int ImageLength;
+        public ulong InitrdAddress;                     // initrd= in the bundle (0: none)
+        public int InitrdLength;
         public Hypervisor.Boot.GuestKind Kind;
         public byte[] BootArgs;
         public int MaxResets;                           // -1: no limit

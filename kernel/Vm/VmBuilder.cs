@@ -100,7 +100,23 @@ namespace Hypervisor.Vm
                 return;
             }
             if (spec.Cpus > 1) Warn(spec, name, "one vCPU per VM for now; cpus= ignored");
-            if (spec.HasInitrd) Warn(spec, name, "initrd= is not loaded yet; ignored");
+            ReadOnlySpan<byte> initrdName = BaseName(spec.Initrd.Of(conf));
+            scoped ReadOnlySpan<byte> initrd = default;
+            CpioEntry initrdEntry = default;
+            if (spec.HasInitrd)
+            {
+                if (Cpio.Find(bundle, initrdName, out initrdEntry) != CpioStatus.Ok)
+                {
+                    Refuse(spec, name, "initrd not in the bundle: ", initrdName);
+                    return;
+                }
+                initrd = Cpio.EntryData(bundle, initrdEntry);
+                if (initrd.IsEmpty)
+                {
+                    Refuse(spec, name, "initrd file is empty: ", initrdName);
+                    return;
+                }
+            }
 
             ulong available = (ulong)Kernel.Frames.FreeFrames * FrameAllocator.FrameSize;
             if (spec.MemoryBytes - spec.BootBalloonBytes > available)
@@ -116,22 +132,42 @@ namespace Hypervisor.Vm
                 Refuse(spec, name, GuestImage.Message(imageStatus), default);
                 return;
             }
+            ulong initrdStart = 0;
+            if (spec.HasInitrd)
+            {
+                InitrdPlacementStatus placed = PlaceInitrd(VirtualMachine.GuestRamBase, spec.MemoryBytes, (ulong)initrd.Length, info, out initrdStart);
+                if (placed != InitrdPlacementStatus.Ok)
+                {
+                    Refuse(spec, name, InitrdPlacement.Message(placed), initrdName);
+                    return;
+                }
+            }
 
             var vm = new VirtualMachine(Scheduler.Count, name, spec.MemoryBytes);
             fixed (byte* p = image) vm.ImageAddress = (ulong)p;
             vm.ImageLength = image.Length;
+            if (spec.HasInitrd)
+            {
+                fixed (byte* p = initrd) vm.InitrdAddress = (ulong)p;
+                vm.InitrdLength = initrd.Length;
+            }
             vm.Kind = spec.Kind;
             ReadOnlySpan<byte> args = spec.Args.Of(conf);
             vm.BootArgs = new byte[args.Length];
             for (int i = 0; i < args.Length; i++) vm.BootArgs[i] = args[i];
             vm.MaxResets = spec.MaxResets;
             vm.Paging = spec.Paging;
+            // The virtual GIC's model first: the devices' interrupt lines go to it.
+            vm.Vgic = new VgicState();
+            vm.VgicCpu = new VgicCpu(vm.Vgic);
             if (spec.Balloon || spec.BootBalloonBytes != 0)
             {
                 // The balloon exists before the first build: the device tree
                 // describes it, and its boot target is there from the start.
                 vm.Balloon = new VirtioBalloon(vm, spec.BootBalloonBytes);
-                vm.AddDevice(new VirtioMmioDevice(VirtioMmioDevice.SlotBase(0), VirtioMmioDevice.SlotSpi(0), vm.Balloon, new VmMemoryView(vm)));
+                var transport = new VirtioMmioDevice(VirtioMmioDevice.SlotBase(0), VirtioMmioDevice.SlotSpi(0), vm.Balloon, new VmMemoryView(vm));
+                transport.Irq = new VgicLine(vm.Vgic, (int)transport.IntId);
+                vm.AddDevice(transport);
             }
             if (!CreateRootTable(vm) || !CreatePaging(vm) || !Build(vm))
             {
@@ -140,7 +176,12 @@ namespace Hypervisor.Vm
                 return;
             }
             vm.Uart = new VirtualPl011(VirtualPl011.DefaultBase);
+            vm.Uart.Irq = new VgicLine(vm.Vgic, VirtualPl011.IntId);
             vm.AddDevice(vm.Uart);
+            // The virtual GIC: distributor and redistributor emulated at the
+            // addresses the guest's device tree gives, list registers for the CPU side.
+            vm.AddDevice(new VgicDistributor(vm.Vgic));
+            vm.AddDevice(new VgicRedistributor(vm.Vgic));
             Scheduler.Add(vm);
 
             Log.Write("[hv] vm ");
@@ -162,6 +203,18 @@ namespace Hypervisor.Vm
                 Log.Size(spec.BootBalloonBytes);
             }
             Log.NewLine();
+            if (spec.HasInitrd)
+            {
+                Log.Write("[hv] vm ");
+                Log.Write(name);
+                Log.Write(": initrd ");
+                Log.Write(initrdName);
+                Log.Write(" at ");
+                Log.Hex(initrdStart);
+                Log.Write(" (");
+                Log.Dec((ulong)initrd.Length);
+                Log.Line(" bytes)");
+            }
         }
 
         // Memory, image, device tree and a reset vCPU: at creation and again on
@@ -180,13 +233,16 @@ namespace Hypervisor.Vm
             if (GuestImage.Describe(image, vm.Kind, vm.RamBase, vm.RamSize, segments, out GuestImageInfo info) != GuestImageStatus.Ok)
                 return false;
             if (vm.Balloon != null) vm.Balloon.ResetForReboot();
-            if (!MapFirstBlock(vm) || !Load(vm, image, segments, info) || !WriteDeviceTree(vm, vm.BootArgs))
+            if (vm.Uart != null) vm.Uart.Reset();
+            if (!MapFirstBlock(vm) || !Load(vm, image, segments, info) || !LoadInitrd(vm, info, out ulong initrdStart)
+                || !WriteDeviceTree(vm, vm.BootArgs, initrdStart))
                 return false;
             vm.EntryPoint = info.Entry;
             vm.Context.Reset(vm.EntryPoint, vm.DtbIpa);
             // The guest starts with its MMU off, on its GPA -> HPA stage 2.
             vm.ActiveStage2Root = vm.Stage2Root;
             vm.Vttbr = Stage2Layout.Vttbr(vm.Stage2Root, vm.Vmid);
+            if (vm.VgicCpu != null) vm.VgicCpu.Reset();
             if (vm.Shadow != null && !vm.Shadow.Start()) return false;
             if (vm.Direct != null && !vm.Direct.Start()) return false;
             vm.CntvOffset = SysReg.ReadCntpctEl0();
@@ -274,8 +330,23 @@ namespace Hypervisor.Vm
             return true;
         }
 
+        // The initrd at the top of RAM (InitrdPlacement), copied from the
+        // bundle at creation and again at every reset. Creation checked that it
+        // fits, so a failure here is a failure to get host frames.
+        private static bool LoadInitrd(VirtualMachine vm, in GuestImageInfo info, out ulong start)
+        {
+            start = 0;
+            if (vm.InitrdAddress == 0) return true;
+            if (PlaceInitrd(vm.RamBase, vm.RamSize, (ulong)vm.InitrdLength, info, out start) != InitrdPlacementStatus.Ok) return false;
+            return GuestMemory.CopyIn(vm, start, new ReadOnlySpan<byte>((void*)vm.InitrdAddress, vm.InitrdLength));
+        }
+
+        // The device tree sits at the start of RAM and takes at most the buffer.
+        private static InitrdPlacementStatus PlaceInitrd(ulong ramBase, ulong ramSize, ulong length, in GuestImageInfo info, out ulong start) =>
+            InitrdPlacement.Place(ramBase, ramSize, length, info.LoadStart, info.LoadEnd, ramBase, ramBase + DtbBufferSize, out start);
+
         // The guest's device tree goes at the start of its RAM.
-        private static bool WriteDeviceTree(VirtualMachine vm, ReadOnlySpan<byte> bootargs)
+        private static bool WriteDeviceTree(VirtualMachine vm, ReadOnlySpan<byte> bootargs, ulong initrdStart)
         {
             GuestDtbSpec spec = default;
             spec.MemoryBase = vm.RamBase;
@@ -286,7 +357,17 @@ namespace Hypervisor.Vm
                 spec.HasVirtio = true;
                 spec.VirtioBase = VirtioMmioDevice.SlotBase(0);
                 spec.VirtioSize = VirtioMmioDevice.WindowSize;
+                spec.VirtioSpi = VirtioMmioDevice.SlotSpi(0);
             }
+            if (vm.InitrdAddress != 0)
+            {
+                spec.HasInitrd = true;
+                spec.InitrdStart = initrdStart;
+                spec.InitrdEnd = initrdStart + (ulong)vm.InitrdLength;
+            }
+            // Every VM has the virtual GIC: the tree names it, the timer, the
+            // UART's clock and the devices' interrupts.
+            spec.HasGic = true;
             if (GuestDtb.Build(s_dtb, spec, bootargs, out int size) != FdtWriteStatus.Ok) return false;
             vm.DtbIpa = vm.RamBase;
             return GuestMemory.CopyIn(vm, vm.DtbIpa, new ReadOnlySpan<byte>(s_dtb).Slice(0, size));

@@ -105,7 +105,7 @@ namespace Hypervisor.Tests.Integration
         }
 
         // Direct mode, hostile updates: another VM's frame, a hypervisor frame,
-        // its own table writable, the GIC, RAM as a block, a half-valid batch,
+        // its own table writable, devices it has not (GIC ITS, flash), RAM as a block, a half-valid batch,
         // malformed calls, pin/unpin abuse, a TTBR naming no pinned root. All
         // refused, counted, nothing half-applied; the VM carries on.
         [Fact]

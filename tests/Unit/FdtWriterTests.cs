@@ -117,6 +117,122 @@ namespace Hypervisor.Tests.Unit
             Assert.DoesNotContain("initrd", dts);
         }
 
+        // What a Linux guest gets: the balloon's virtio-mmio node plus the GIC.
+        private static GuestDtbSpec LinuxSpec(int cpus = 1)
+        {
+            var spec = Spec(cpus, initrd: true);
+            spec.HasVirtio = true;
+            spec.VirtioBase = 0x0a000000;
+            spec.VirtioSize = 0x200;
+            spec.VirtioSpi = 16;
+            spec.HasGic = true;
+            return spec;
+        }
+
+        // The cells of a property as dtc prints them, e.g. "<0x00 0x01 0x04>".
+        private static string Property(string node, string name)
+        {
+            var m = Regex.Match(node, @"(?m)^\t*" + Regex.Escape(name) + @"( = (.*))?;$");
+            Assert.True(m.Success, "property " + name + " missing in:\n" + node);
+            return m.Groups[2].Value;
+        }
+
+        private static string Phandle(string node) => Property(node, "phandle");
+
+        [Fact]
+        public void GicTreeHasTheNodesQemuVirtGivesLinux()
+        {
+            string dts = Decompile(BuildGuest(LinuxSpec(), "console=ttyAMA0"));
+
+            string gic = Node(dts, "intc@8000000");
+            Assert.Equal("\"arm,gic-v3\"", Property(gic, "compatible"));
+            Assert.Equal("<0x03>", Property(gic, "#interrupt-cells"));
+            Assert.Equal("<0x02>", Property(gic, "#address-cells"));
+            Assert.Equal("<0x02>", Property(gic, "#size-cells"));
+            Assert.Equal("", Property(gic, "ranges"));
+            Assert.Equal("", Property(gic, "interrupt-controller"));
+            Assert.Equal("<0x01>", Property(gic, "#redistributor-regions"));
+            // GICD 64 KiB, then one vCPU's redistributor (RD_base + SGI_base, 128 KiB).
+            Assert.Equal("<0x00 0x8000000 0x00 0x10000 0x00 0x80a0000 0x00 0x20000>", Property(gic, "reg"));
+            // The guest runs at EL1: no maintenance interrupt, no ITS.
+            Assert.DoesNotContain("interrupts", gic);
+            Assert.DoesNotContain("its@", gic);
+
+            // The root names the GIC as everyone's interrupt parent.
+            string root = dts.Substring(dts.IndexOf("/ {", StringComparison.Ordinal));
+            root = root.Substring(0, root.IndexOf("\n\n", StringComparison.Ordinal));
+            Assert.Equal(Phandle(gic), Property(root, "interrupt-parent"));
+
+            string timer = Node(dts, "timer");
+            Assert.Equal("\"arm,armv8-timer\\0arm,armv7-timer\"", Property(timer, "compatible"));
+            // Secure phys 13, phys 14, virt 11, hyp 10; level-high, no CPU mask (GICv3).
+            Assert.Equal("<0x01 0x0d 0x04 0x01 0x0e 0x04 0x01 0x0b 0x04 0x01 0x0a 0x04>", Property(timer, "interrupts"));
+            Assert.Equal("", Property(timer, "always-on"));
+
+            string clock = Node(dts, "apb-pclk");
+            Assert.Equal("\"fixed-clock\"", Property(clock, "compatible"));
+            Assert.Equal("<0x00>", Property(clock, "#clock-cells"));
+            Assert.Equal("<0x16e3600>", Property(clock, "clock-frequency"));   // 24 MHz
+            Assert.Equal("\"clk24mhz\"", Property(clock, "clock-output-names"));
+            string pclk = Phandle(clock);
+            Assert.NotEqual(Phandle(gic), pclk);
+
+            string uart = Node(dts, "pl011@9000000");
+            Assert.Equal("<0x00 0x01 0x04>", Property(uart, "interrupts"));      // SPI 1 = INTID 33, level
+            Assert.Equal("<" + Inner(pclk) + " " + Inner(pclk) + ">", Property(uart, "clocks"));
+            Assert.Equal("\"uartclk\\0apb_pclk\"", Property(uart, "clock-names"));
+
+            string virtio = Node(dts, "virtio_mmio@a000000");
+            Assert.Equal("\"virtio,mmio\"", Property(virtio, "compatible"));
+            Assert.Equal("<0x00 0xa000000 0x00 0x200>", Property(virtio, "reg"));
+            Assert.Equal("<0x00 0x10 0x01>", Property(virtio, "interrupts"));    // SPI 16 = INTID 48, rising edge
+            Assert.Equal("", Property(virtio, "dma-coherent"));
+        }
+
+        private static string Inner(string cells) => cells.Trim('<', '>');
+
+        [Fact]
+        public void GicRedistributorRegionCoversEveryCpu()
+        {
+            string gic = Node(Decompile(BuildGuest(LinuxSpec(cpus: 4), "")), "intc@8000000");
+            Assert.Equal("<0x00 0x8000000 0x00 0x10000 0x00 0x80a0000 0x00 0x80000>", Property(gic, "reg"));
+        }
+
+        [Fact]
+        public void GicTreeReadsBackThroughTheKernelsReader()
+        {
+            var spec = LinuxSpec();
+            byte[] blob = BuildGuest(spec, "console=ttyAMA0");
+            Assert.Equal(FdtStatus.Ok, Fdt.Parse(blob, out var info));
+            Assert.Equal(GuestDtb.GicDistributorBase, info.GicDistributor);
+            Assert.Equal(GuestDtb.GicRedistributorBase, info.GicRedistributor);
+            Assert.Equal(0x0a000000UL, info.VirtioBase);
+            Assert.Equal(GuestDtb.UartBase, info.UartBase);
+            Assert.Equal(spec.InitrdStart, info.InitrdStart);
+            Assert.Equal(spec.InitrdEnd, info.InitrdEnd);
+        }
+
+        [Fact]
+        public void WithoutGicTheTreeHasNoInterruptsOrClocks()
+        {
+            var spec = LinuxSpec();
+            spec.HasGic = false;
+            string dts = Decompile(BuildGuest(spec, "x"));
+            foreach (string absent in new[] { "intc@", "timer", "apb-pclk", "interrupt", "clocks", "clock-names", "phandle" })
+                Assert.DoesNotContain(absent, dts);
+            Assert.Contains("dma-coherent;", Node(dts, "virtio_mmio@a000000"));
+        }
+
+        [Fact]
+        public void GicTreeFitsTheStringsScratchAndStoresEachNameOnce()
+        {
+            byte[] blob = BuildGuest(LinuxSpec(), "console=ttyAMA0 rdinit=/init");
+            uint stringsOffset = Fdt.ReadBe32(blob, 12), stringsSize = Fdt.ReadBe32(blob, 32);
+            string strings = Encoding.ASCII.GetString(blob, (int)stringsOffset, (int)stringsSize);
+            foreach (string name in new[] { "interrupts", "phandle", "#address-cells", "compatible", "reg" })
+                Assert.Single(Regex.Matches(strings, "(^|\0)" + Regex.Escape(name) + "\0"));
+        }
+
         [Fact]
         public void HeaderAndStringsBlockAreAsSpecified()
         {

@@ -1,0 +1,201 @@
+using System;
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using Hypervisor.Devices;
+
+namespace Hypervisor.Vm
+{
+    // The other half of the virtual GIC: its CPU interface. The guest talks
+    // to it through the ICC_* system registers, which with HCR_EL2.IMO set
+    // reach the hardware's *virtual* CPU interface (ICV_*), not the real one.
+    // What that interface shows the guest is what the hypervisor writes into
+    // the list registers ICH_LR<n>_EL2: up to four interrupts, each
+    // pending, active, or both. The guest acknowledges (IAR) and ends (EOIR)
+    // them without any exit; the hypervisor notices on the next exit.
+    //
+    //   exit  -> Sync:  list registers that went back to invalid were
+    //                   handled by the guest: the distributor model forgets them
+    //   entry -> Fill:  the most urgent deliverable interrupts that are not in
+    //                   a list register yet go into the empty ones; if some do
+    //                   not fit, ICH_HCR_EL2.UIE asks for a maintenance
+    //                   interrupt when the list runs low
+    //   switch-> Save/Restore the list registers, ICH_VMCR_EL2 (the guest's
+    //                   virtual PMR, BPR, group enables) and the active
+    //                   priorities ICH_AP0R0/AP1R0
+    //
+    // The distributor/redistributor state (enables, priorities, pending) is in
+    // kernel/Devices/VgicState.cs and emulated by VgicDistributor and
+    // VgicRedistributor.
+    public sealed unsafe class VgicCpu : VgicListener
+    {
+        private const ulong HcrEn = 1, HcrUie = 1UL << 1;
+        private const int StateShift = 62;
+        private const ulong StatePending = 1UL << StateShift, StateActive = 2UL << StateShift;
+        private const ulong Group1 = 1UL << 60;
+        private const int PriorityShift = 48;
+        public const int MaxListRegisters = 4;
+
+        [RuntimeImport("*", "read_ich_hcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadHcr();
+        [RuntimeImport("*", "write_ich_hcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteHcr(ulong v);
+        [RuntimeImport("*", "read_ich_vmcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadVmcr();
+        [RuntimeImport("*", "write_ich_vmcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteVmcr(ulong v);
+        [RuntimeImport("*", "read_ich_ap0r0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadAp0r0();
+        [RuntimeImport("*", "write_ich_ap0r0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteAp0r0(ulong v);
+        [RuntimeImport("*", "read_ich_ap1r0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadAp1r0();
+        [RuntimeImport("*", "write_ich_ap1r0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteAp1r0(ulong v);
+        [RuntimeImport("*", "read_ich_lr0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadLr0();
+        [RuntimeImport("*", "write_ich_lr0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteLr0(ulong v);
+        [RuntimeImport("*", "read_ich_lr1_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadLr1();
+        [RuntimeImport("*", "write_ich_lr1_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteLr1(ulong v);
+        [RuntimeImport("*", "read_ich_lr2_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadLr2();
+        [RuntimeImport("*", "write_ich_lr2_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteLr2(ulong v);
+        [RuntimeImport("*", "read_ich_lr3_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadLr3();
+        [RuntimeImport("*", "write_ich_lr3_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteLr3(ulong v);
+        [RuntimeImport("*", "read_ich_vtr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadVtr();
+        [RuntimeImport("*", "write_icc_sre_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccSreEl1(ulong v);
+
+        private static int s_listRegisters;
+
+        public readonly VgicState State;
+        private readonly ulong[] _lr = new ulong[MaxListRegisters];
+        private readonly int[] _inList = new int[MaxListRegisters];   // INTID in each list register, -1 when empty
+        private ulong _vmcr, _ap0r0, _ap1r0;
+        public ulong Injected, Completed;
+
+        // Read by the exit path before it calls in (a call costs more than the
+        // check): list registers in use, and whether the model changed since
+        // the last Fill.
+        public int Listed;
+        public bool Dirty;
+
+        public VgicCpu(VgicState state)
+        {
+            State = state;
+            state.Listener = this;
+            for (int i = 0; i < MaxListRegisters; i++) _inList[i] = -1;
+        }
+
+        public override void Changed() => Dirty = true;
+
+        // Once, at boot: how many list registers this CPU has, and the guests'
+        // ICC_SRE_EL1 (system-register interface on, as every GICv3 guest expects).
+        public static void Init()
+        {
+            int n = (int)(ReadVtr() & 0x1f) + 1;
+            s_listRegisters = n < MaxListRegisters ? n : MaxListRegisters;
+            WriteIccSreEl1(7);   // SRE, DFB, DIB
+        }
+
+        public void Reset()
+        {
+            for (int i = 0; i < MaxListRegisters; i++) { _lr[i] = 0; _inList[i] = -1; }
+            _vmcr = _ap0r0 = _ap1r0 = 0;
+            Listed = 0;
+            Dirty = false;
+            State.Reset();
+        }
+
+        // ---- VM switch ----
+
+        // Between two VMs the list registers and active priorities are left
+        // empty, so only the ones in use move: with nothing listed, no
+        // interrupt is active either and the active priorities are zero.
+        public void Restore()
+        {
+            if (Listed != 0)
+            {
+                for (int i = 0; i < s_listRegisters; i++) if (_inList[i] >= 0) WriteLr(i, _lr[i]);
+                WriteAp0r0(_ap0r0);
+                WriteAp1r0(_ap1r0);
+            }
+            WriteVmcr(_vmcr);
+            WriteHcr(HcrEn);
+        }
+
+        public void Save()
+        {
+            _vmcr = ReadVmcr();
+            if (Listed == 0) return;
+            for (int i = 0; i < s_listRegisters; i++)
+            {
+                if (_inList[i] < 0) continue;
+                _lr[i] = ReadLr(i);
+                WriteLr(i, 0);
+            }
+            _ap0r0 = ReadAp0r0();
+            _ap1r0 = ReadAp1r0();
+            WriteAp0r0(0);
+            WriteAp1r0(0);
+        }
+
+        // ---- every exit and entry ----
+
+        // On exit: which list registers has the guest finished with?
+        // Nothing to do (the common case) costs one compare.
+        public void Sync()
+        {
+            if (Listed == 0) return;
+            for (int i = 0; i < s_listRegisters; i++)
+            {
+                int intid = _inList[i];
+                if (intid < 0) continue;
+                ulong lr = ReadLr(i);
+                ulong state = lr & (3UL << StateShift);
+                if (state == 0)
+                {
+                    _inList[i] = -1;
+                    Listed--;
+                    Completed++;
+                    State.Retired(intid, false, false);
+                }
+                else
+                {
+                    State.Retired(intid, (state & StatePending) != 0, (state & StateActive) != 0);
+                }
+            }
+        }
+
+        // Before entry: fill empty list registers with what is deliverable.
+        public void Fill()
+        {
+            if (!Dirty) return;
+            Dirty = false;
+            Span<int> exclude = stackalloc int[MaxListRegisters];
+            int listed = 0;
+            for (int i = 0; i < s_listRegisters; i++) if (_inList[i] >= 0) exclude[listed++] = _inList[i];
+            bool more = false;
+            for (int i = 0; i < s_listRegisters; i++)
+            {
+                if (_inList[i] >= 0) continue;
+                int intid = State.NextDeliverable(exclude.Slice(0, listed));
+                if (intid < 0) break;
+                WriteLr(i, (ulong)(uint)intid | ((ulong)State.Priority(intid) << PriorityShift) | Group1 | StatePending);
+                _inList[i] = intid;
+                Listed++;
+                State.Delivered(intid);
+                exclude[listed++] = intid;
+                Injected++;
+            }
+            if (listed == s_listRegisters) more = State.NextDeliverable(exclude.Slice(0, listed)) >= 0;
+            WriteHcr(more ? HcrEn | HcrUie : HcrEn);
+            Dirty = false;   // Delivered() above notified us of our own change
+        }
+
+        // The guest has something to take (a WFI must not sleep).
+        public bool HasWork()
+        {
+            for (int i = 0; i < s_listRegisters; i++) if (_inList[i] >= 0) return true;
+            return State.NextDeliverable(default) >= 0;
+        }
+
+        private static ulong ReadLr(int i) => i == 0 ? ReadLr0() : i == 1 ? ReadLr1() : i == 2 ? ReadLr2() : ReadLr3();
+
+        private static void WriteLr(int i, ulong v)
+        {
+            if (i == 0) WriteLr0(v);
+            else if (i == 1) WriteLr1(v);
+            else if (i == 2) WriteLr2(v);
+            else WriteLr3(v);
+        }
+    }
+}
