@@ -32,6 +32,7 @@ namespace Hypervisor.Boot
         public GuestKind Kind;           // Unspecified: detect from the file
         public PagingMode Paging;
         public bool Balloon;
+        public bool BalloonDeflateOnOom;    // balloon=oom: also offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM
         public int Cpus;
         public ulong BootBalloonBytes;   // 0: none
         // Restarts from the image allowed after the guest asks for PSCI
@@ -84,7 +85,7 @@ namespace Hypervisor.Boot
     //
     // vm keys: the name first ([a-z0-9_-], 1..15), then mem (required; K/M/G),
     // image (required), initrd, args (quoted or one word), kind (elf|image|raw),
-    // paging (stage2|shadow|direct), balloon (on|off), cpus (1..8),
+    // paging (stage2|shadow|direct), balloon (on|oom|off), cpus (1..8),
     // boot_balloon (a size below mem), resets (0..1000000 restarts after a
     // guest's SYSTEM_RESET; absent: unlimited). hv keys: slice_ms (1..1000),
     // vmid_bits (1..16), balloon_move (from:to:size, the balloon demo).
@@ -238,6 +239,7 @@ namespace Hypervisor.Boot
                         break;
                     case KeyBalloon:
                         if (Fdt.BytesEqual(v, "on")) vm.Balloon = true;
+                        else if (Fdt.BytesEqual(v, "oom")) vm.Balloon = vm.BalloonDeflateOnOom = true;
                         else if (Fdt.BytesEqual(v, "off")) vm.Balloon = false;
                         else return Fail(ref error, VmConfigErrorKind.BadChoice, value);
                         break;

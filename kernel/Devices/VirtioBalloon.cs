@@ -14,8 +14,9 @@ namespace Hypervisor.Devices
     // numbers back; they get fresh zeroed frames on next touch.
     //
     // Queues: 0 inflate, 1 deflate, 2 stats (VIRTIO_BALLOON_F_STATS_VQ).
-    // DEFLATE_ON_OOM is offered: it asks the guest to deflate before it runs
-    // out of memory, a guest-side policy the device only has to announce.
+    // DEFLATE_ON_OOM is offered with balloon=oom: it asks the guest to deflate
+    // before it runs out of memory, a guest-side policy the device only has to
+    // announce.
     public sealed class VirtioBalloon : VirtioBackend
     {
         public const uint FeatureStatsVq = 1u << 1;
@@ -40,8 +41,11 @@ namespace Hypervisor.Devices
         private bool _statsHeld;
         private ushort _statsHead;
 
-        public VirtioBalloon(VirtualMachine vm, ulong bootBalloonBytes)
+        private readonly bool _deflateOnOom;
+
+        public VirtioBalloon(VirtualMachine vm, ulong bootBalloonBytes, bool deflateOnOom = false)
         {
+            _deflateOnOom = deflateOnOom;
             _firstPfn = vm.RamBase >> 12;
             _pageCount = vm.RamSize >> 12;
             _ballooned = new ulong[(_pageCount + 63) / 64];
@@ -50,7 +54,10 @@ namespace Hypervisor.Devices
         }
 
         public override uint DeviceId => 5;
-        public override ulong DeviceFeatures => FeatureStatsVq | FeatureDeflateOnOom;
+        // DEFLATE_ON_OOM only when asked (vms.conf balloon=oom): with it Linux
+        // keeps ballooned pages in MemTotal and gives them back under memory
+        // pressure; without it MemTotal shrinks as the balloon inflates.
+        public override ulong DeviceFeatures => _deflateOnOom ? FeatureStatsVq | FeatureDeflateOnOom : FeatureStatsVq;
         public override int QueueCount => 3;
         public override uint ConfigSize => 8;
 

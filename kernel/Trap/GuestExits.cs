@@ -100,14 +100,20 @@ namespace Hypervisor.Trap
             }
             else if (intid == Gic.VirtualTimerIntid)
             {
-                SysReg.WriteCntvCtlEl0(SysReg.ReadCntvCtlEl0() | CntvImask);
-                VirtualMachine vm = Scheduler.Current;
-                if (vm.Vgic != null) vm.Vgic.Raise((int)Gic.VirtualTimerIntid);
+                // Only if this VM's timer really fires: the interrupt may have
+                // been raised by the previous VM's timer just before the switch
+                // (its condition is checked again when that VM runs next).
+                ulong ctl = SysReg.ReadCntvCtlEl0();
+                if ((ctl & (CntvEnable | CntvImask | CntvStatus)) == (CntvEnable | CntvStatus))
+                {
+                    SysReg.WriteCntvCtlEl0(ctl | CntvImask);
+                    Scheduler.Current.Vgic.Raise((int)Gic.VirtualTimerIntid);
+                }
             }
             Gic.EndOfInterrupt(intid);
         }
 
-        private const ulong CntvImask = 1UL << 1, CntvEnable = 1;
+        private const ulong CntvImask = 1UL << 1, CntvEnable = 1, CntvStatus = 1UL << 2;
 
         private static bool WaitsForItsTimer() => (SysReg.ReadCntvCtlEl0() & (CntvEnable | CntvImask)) == CntvEnable;
     }

@@ -164,7 +164,7 @@ namespace Hypervisor.Vm
             {
                 // The balloon exists before the first build: the device tree
                 // describes it, and its boot target is there from the start.
-                vm.Balloon = new VirtioBalloon(vm, spec.BootBalloonBytes);
+                vm.Balloon = new VirtioBalloon(vm, spec.BootBalloonBytes, spec.BalloonDeflateOnOom);
                 var transport = new VirtioMmioDevice(VirtioMmioDevice.SlotBase(0), VirtioMmioDevice.SlotSpi(0), vm.Balloon, new VmMemoryView(vm));
                 transport.Irq = new VgicLine(vm.Vgic, (int)transport.IntId);
                 vm.AddDevice(transport);
@@ -199,7 +199,7 @@ namespace Hypervisor.Vm
             Log.Write("\"");
             if (vm.Balloon != null)
             {
-                Log.Write(" balloon=on boot_balloon=");
+                Log.Write(spec.BalloonDeflateOnOom ? " balloon=oom boot_balloon=" : " balloon=on boot_balloon=");
                 Log.Size(spec.BootBalloonBytes);
             }
             Log.NewLine();
