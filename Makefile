@@ -33,7 +33,7 @@ GUEST_OBJ  := $(patsubst guest/boot/%.s,$(BUILD)/guest/%.o,$(GUEST_ASM))
 BOOT_SRC   := $(wildcard boot/*.s)
 BOOT_OBJ   := $(patsubst boot/%.s,$(BUILD)/boot/%.o,$(BOOT_SRC))
 
-.PHONY: all deps run test unit bench debug clean check-build-tools check-run-tools
+.PHONY: all deps run test unit bench debug clean check-build-tools check-run-tools linux-kit
 
 all: $(BUILD)/hypervisor.bin $(BUILD)/guest.elf $(BUILD)/guest.bin $(BUILD)/guest.img
 
@@ -101,14 +101,22 @@ run: all | check-run-tools
 debug: all | check-run-tools
 	scripts/hv-run --gdb $(RUN_CONFIG)
 
+# The Linux guest kit: Debian's arm64 kernel and busybox, downloaded (and
+# cached in build/linux-kit) at build time; the project ships no kernel.
+LINUX_KIT := $(BUILD)/linux-kit/rootfs.cpio.gz
+$(LINUX_KIT): scripts/linux-kit guest/linux/init $(wildcard guest/linux/tests/*.sh)
+	scripts/linux-kit $(BUILD)/linux-kit
+
+linux-kit: $(LINUX_KIT)
+
 # Unit and integration tests (xunit). Integration tests boot build/hypervisor.bin.
 # The last line repeats xunit's summary as plain "N passed, N failed, N skipped".
-test: all | check-run-tools
+test: all $(LINUX_KIT) | check-run-tools
 	@set -o pipefail; dotnet test tests/tests.csproj --nologo -v quiet --logger "console;verbosity=normal" 2>&1 \
 	    | tee $(BUILD)/test.log; status=$$?; scripts/test-summary $(BUILD)/test.log; exit $$status
 
 # Instruction-exact figures under -icount shift=0 (not part of make test).
-bench: all | check-run-tools
+bench: all $(LINUX_KIT) | check-run-tools
 	scripts/bench
 
 unit:

@@ -354,7 +354,7 @@ namespace Hypervisor.Boot
         public const uint GicPhandle = 1, ApbClockPhandle = 2;
         // Interrupt specifiers (#interrupt-cells = 3): type, number, flags.
         private const uint GicSpi = 0, GicPpi = 1;
-        private const uint EdgeRising = 1, LevelHigh = 4;
+        private const uint LevelHigh = 4;   // interrupt flags: 1 would be rising edge
         // Room for every distinct property name (about 330 bytes with the GIC).
         private const int StringsScratchSize = 512;
 
@@ -420,8 +420,12 @@ namespace Hypervisor.Boot
             }
             w.EndNode();
 
-            // A virtio-mmio transport (the balloon), edge-triggered as on QEMU
-            // virt. Without a GIC the guest polls its interrupt status.
+            // A virtio-mmio transport (the balloon). Level-triggered, unlike
+            // QEMU virt's edge: the line is high while InterruptStatus is not
+            // zero, so a bit raised while the driver is between reading the
+            // status and acknowledging it is taken again after its EOI instead
+            // of being lost for want of a new edge. Without a GIC the guest
+            // polls its interrupt status.
             if (spec.HasVirtio)
             {
                 w.BeginNode("virtio_mmio", spec.VirtioBase);
@@ -430,7 +434,7 @@ namespace Hypervisor.Boot
                 if (spec.HasGic)
                 {
                     Span<uint> virtioIrq = stackalloc uint[3];
-                    Interrupt(virtioIrq, 0, GicSpi, spec.VirtioSpi, EdgeRising);
+                    Interrupt(virtioIrq, 0, GicSpi, spec.VirtioSpi, LevelHigh);
                     w.PropertyCells("interrupts", virtioIrq);
                 }
                 w.PropertyEmpty("dma-coherent");

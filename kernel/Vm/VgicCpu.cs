@@ -147,6 +147,10 @@ namespace Hypervisor.Vm
                     Listed--;
                     Completed++;
                     State.Retired(intid, false, false);
+                    // Something may have waited for this list register, or for
+                    // this interrupt to finish (raised again while active, or a
+                    // level line still high): Fill must look again.
+                    Dirty = true;
                 }
                 else
                 {

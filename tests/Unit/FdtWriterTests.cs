@@ -185,7 +185,7 @@ namespace Hypervisor.Tests.Unit
             string virtio = Node(dts, "virtio_mmio@a000000");
             Assert.Equal("\"virtio,mmio\"", Property(virtio, "compatible"));
             Assert.Equal("<0x00 0xa000000 0x00 0x200>", Property(virtio, "reg"));
-            Assert.Equal("<0x00 0x10 0x01>", Property(virtio, "interrupts"));    // SPI 16 = INTID 48, rising edge
+            Assert.Equal("<0x00 0x10 0x04>", Property(virtio, "interrupts"));    // SPI 16 = INTID 48, level high (no lost edges)
             Assert.Equal("", Property(virtio, "dma-coherent"));
         }
 
