@@ -125,6 +125,38 @@ namespace Guest
             Console.Line(works ? " device=works" : " device=BROKEN");
         }
 
+        // role=gicfuzz: random 8- and 32-bit reads and writes all over the
+        // virtual GIC's distributor and redistributor (enables, pendings,
+        // priorities, routing, reserved space). Each completes or aborts; the
+        // guest, which never unmasks IRQs, carries on and prints its verdict.
+        public static void GicFuzz()
+        {
+            ulong state = 0x853c49e6748fea9b, aborts = 0, done = 0;
+            const int Accesses = 6000;
+            for (int i = 0; i < Accesses; i++)
+            {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                bool redistributor = (state & 1) != 0;
+                ulong offset = (state >> 8) % (redistributor ? 0x20000UL : 0x10000UL);
+                ulong address = Mmu.GicGva + (redistributor ? 0xa0000UL : 0) + offset;
+                Traps.Expect();
+                if ((state & 6) == 2) Hypervisor.Arch.Mmio.Write32(address & ~3UL, (uint)(state >> 32));
+                else if ((state & 6) == 4) Hypervisor.Arch.Mmio.Write8(address, (byte)(state >> 40));
+                else Hypervisor.Arch.Mmio.Read32(address & ~3UL);
+                if (Traps.Taken != 0) aborts++;
+                done++;
+            }
+            Traps.Armed = false;
+            // Still a working VM: hypercalls and the UART answer.
+            bool alive = (long)Hvc.Call(HypercallAbi.Null).X0 == 0;
+            SelfTests.Verdict("gicfuzz", alive);
+            Console.Write("accesses=");
+            Console.Dec(done);
+            Console.Write(" aborts=");
+            Console.Dec(aborts);
+            Console.Put('\n');
+        }
+
         // 1000 rounds: touch n random-count pages, inflate them (their frames go
         // back to the host), deflate them, touch them again (fresh frames).
         public static void Cycles()

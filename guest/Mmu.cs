@@ -7,6 +7,7 @@ namespace Guest
     //
     // 4 KiB granule, 48-bit VA (TCR_EL1.T0SZ = 16): a four-level walk, as in the
     // lecture's figure. Mappings:
+    //   GVA 0x0000_0000_0800_0000 (2 MiB)  -> GPA same, Device (the virtual GIC)
     //   GVA 0x0000_0000_0900_0000 (2 MiB)  -> GPA same, Device-nGnRE (the UART)
     //   GVA 0x0000_0000_0a00_0000 (2 MiB)  -> GPA same, Device (virtio-mmio)
     //   GVA 0x0000_0000_2000_0000 (2 MiB)  -> GPA same, Device: no RAM, no device
@@ -27,6 +28,7 @@ namespace Guest
         public const ulong WindowGpaOffset = 16UL << 20;
         public const int WindowPages = 512;
         public const ulong HoleGva = 0x2000_0000;
+        public const ulong GicGva = 0x0800_0000;   // GICD at +0, GICR at +0xa0000
 
         public static ulong RamBase, RamSize;
         public static ulong WindowL3;   // GPA of the window's level-3 table
@@ -58,6 +60,7 @@ namespace Guest
             t.Link(Root, 0, LowL1);
             t.Link(LowL1, 0, l2Low);
             t.Set(l2Low, 0x09000000 >> 21, 0x09000000 | PageTables.DeviceBlock);
+            t.Set(l2Low, (int)(GicGva >> 21), GicGva | PageTables.DeviceBlock);          // the virtual GIC
             if (IsDirect) MapRamPages(t, LowL1);
             else t.Set(LowL1, (int)(ramBase >> 30), (ramBase & ~((1UL << 30) - 1)) | PageTables.NormalBlock);
 

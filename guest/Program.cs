@@ -80,6 +80,7 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "ballooncycles")) BalloonHostile.Cycles();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "follow")) BalloonHostile.Follow();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "mmiofuzz")) BalloonHostile.MmioFuzz();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "gicfuzz")) BalloonHostile.GicFuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "echo")) IsolationTests.Echo();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "spaces")) AddressSpaces.Run(false);
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "shadowfuzz")) PagingHostile.ShadowFuzz();
