@@ -19,6 +19,8 @@ namespace Guest
         [RuntimeImport("*", "read_currentel")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCurrentEl();
         [RuntimeImport("*", "hvc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void HvcCall(ulong* args);
         [RuntimeImport("*", "smc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void SmcCall(ulong* args);
+        [RuntimeImport("*", "read_cntp_ctl_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCntpCtl();
+        [RuntimeImport("*", "write_cntp_ctl_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCntpCtl(ulong v);
         [RuntimeImport("*", "tlb_flush_va")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void TlbFlushVa(ulong va);
         [RuntimeImport("*", "read_ttbr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadTtbr0();
         [RuntimeImport("*", "tlb_flush_all")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void TlbFlushAll();

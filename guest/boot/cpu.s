@@ -25,6 +25,7 @@ write_\reg:
     accessors pmccfiltr_el0
     accessors cntvct_el0
     accessors currentel
+    accessors cntp_ctl_el0
 
 // hvc_call(args*): x0-x3 from args[0..3], HVC #0, results back into args[0..3].
     .global hvc_call

@@ -92,6 +92,9 @@ namespace Hypervisor.Trap
         // TLBI <op>{, Xt}: SYS with op0 = 1, CRn = 8.
         public bool IsTlbi => Op0 == 1 && CRn == 8 && !IsRead;
 
+        // CNTP_TVAL_EL0 (3,3,14,2,0), CNTP_CTL_EL0 (op2 1), CNTP_CVAL_EL0 (op2 2).
+        public bool IsPhysicalTimer => Op0 == 3 && Op1 == 3 && CRn == 14 && CRm == 2 && Op2 <= 2;
+
         // ICC_SGI1R_EL1 (3,0,12,11,5), ICC_ASGI1R_EL1 (op2 6), ICC_SGI0R_EL1 (op2 7).
         public bool IsSgiGeneration => Op0 == 3 && Op1 == 0 && CRn == 12 && CRm == 11 && Op2 >= 5 && !IsRead;
     }
@@ -112,6 +115,14 @@ namespace Hypervisor.Trap
                 ulong value = access.Rt == 31 ? 0 : frame->X[access.Rt];
                 bool toSelf = ((value >> 40) & 1) != 0 || ((value & 1) != 0 && ((value >> 16) & 0xff) == 0);
                 if (toSelf) vm.Vgic.Raise((int)((value >> 24) & 0xf));
+                frame->Elr += 4;
+                return;
+            }
+            if (access.IsPhysicalTimer)
+            {
+                // CNTP_TVAL/CTL/CVAL_EL0: read as zero, writes ignored.
+                if (access.IsRead && access.Rt != 31) frame->X[access.Rt] = 0;
+                vm.Counters.PhysicalTimerTraps++;
                 frame->Elr += 4;
                 return;
             }

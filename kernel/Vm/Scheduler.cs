@@ -40,7 +40,12 @@ namespace Hypervisor.Vm
         public static void Init(int vmidBits, int sliceMs)
         {
             // EL2 controls that are the same for every VM, set once.
-            SysReg.WriteCnthctlEl2(3);                                // EL1 may read the physical counter and use its timer
+            // EL1 may read the physical counter (EL1PCTEN) but not program the
+            // physical timer (EL1PCEN = 0): that traps, and the guest sees a
+            // timer that never fires (kernel/Trap/SystemRegisterTraps.cs).
+            // Guests keep time with the virtual timer, which the virtual GIC
+            // delivers.
+            SysReg.WriteCnthctlEl2(1);
             SysReg.WriteVpidrEl2(SysReg.ReadMidrEl1());               // guests see the real CPU model
             SysReg.WriteMdcrEl2((SysReg.ReadPmcrEl0() >> 11) & 0x1f); // and all PMU counters (HPMN = PMCR_EL0.N), untrapped
             s_vms = new VirtualMachine[MaxVms];

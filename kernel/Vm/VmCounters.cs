@@ -22,6 +22,7 @@ namespace Hypervisor.Vm
         // live in ShadowTables and are read from there.
         public ulong RegisterTraps, TableWriteTraps, GuestTlbiTraps, HiddenFaults;
         public ulong DirectUpdates, DirectBatches, DirectRefused;
+        public ulong PhysicalTimerTraps;   // CNTP_* accesses (EL1PCEN = 0): read as zero, writes ignored
         public ulong ShadowPages, ShadowRootHits;   // copied from ShadowTables when read
 
         // Exits by class: one increment per exit, in GuestExits.
