@@ -16,6 +16,19 @@ namespace Hypervisor.Paging
     {
         public static void Registers(VirtualMachine vm, bool running, out GuestTranslationRegisters regs)
         {
+            Live(vm, running, out regs);
+            if (vm.Shadow != null && vm.ActiveStage2Root != vm.Stage2Root)
+            {
+                regs.Ttbr0El1 = vm.Shadow.GuestTtbr0;
+                regs.Ttbr1El1 = vm.Shadow.GuestTtbr1;
+                regs.TcrEl1 = vm.Shadow.GuestTcr;
+            }
+        }
+
+        // The registers as the CPU has them: in the CPU while the VM runs, in
+        // its saved vCPU context otherwise.
+        private static void Live(VirtualMachine vm, bool running, out GuestTranslationRegisters regs)
+        {
             if (running)
             {
                 regs.Ttbr0El1 = SysReg.ReadTtbr0El1();
@@ -28,12 +41,6 @@ namespace Hypervisor.Paging
                 regs.Ttbr1El1 = vm.Context.El1.Ttbr1;
                 regs.TcrEl1 = vm.Context.El1.Tcr;
             }
-            if (vm.Shadow != null && vm.ActiveStage2Root != vm.Stage2Root)
-            {
-                regs.Ttbr0El1 = vm.Shadow.GuestTtbr0;
-                regs.Ttbr1El1 = vm.Shadow.GuestTtbr1;
-                regs.TcrEl1 = vm.Shadow.GuestTcr;
-            }
         }
 
         public static Stage2Table Stage2(VirtualMachine vm) =>
@@ -42,9 +49,7 @@ namespace Hypervisor.Paging
         // What the MMU itself walks: the live registers over the active stage 2.
         public static void Hardware(VirtualMachine vm, bool running, out GuestTranslationRegisters regs, out Stage2Table stage2)
         {
-            regs.Ttbr0El1 = running ? SysReg.ReadTtbr0El1() : vm.Context.El1.Ttbr0;
-            regs.Ttbr1El1 = running ? SysReg.ReadTtbr1El1() : vm.Context.El1.Ttbr1;
-            regs.TcrEl1 = running ? SysReg.ReadTcrEl1() : vm.Context.El1.Tcr;
+            Live(vm, running, out regs);
             stage2 = vm.ActiveStage2Root == vm.Stage2Root ? vm.Stage2
                    : vm.Shadow != null ? vm.Shadow.Identity.Table : vm.Direct.Identity.Table;
         }

@@ -25,9 +25,6 @@ namespace Hypervisor.Paging
         public readonly ulong Root;
         public readonly Stage2Table Table;
         private readonly uint _rootFrames;
-        private ulong _protected;
-
-        public ulong ProtectedPages => _protected;
 
         private IdentityMap(ulong root, uint rootFrames, Stage2Table table)
         {
@@ -69,10 +66,7 @@ namespace Hypervisor.Paging
             ulong attributes = readOnly
                 ? Stage2.Attributes(Stage2MemoryType.NormalWriteBack, Stage2Access.ReadOnly, true)
                 : Stage2.NormalReadWriteExecute;
-            if (Table.Map4K(hpa & ~0xfffUL, hpa & ~0xfffUL, attributes) != Stage2Status.Ok) return false;
-            if (readOnly) _protected++;
-            else _protected--;
-            return true;
+            return Table.Map4K(hpa & ~0xfffUL, hpa & ~0xfffUL, attributes) == Stage2Status.Ok;
         }
 
         // Tables and root back to the host. The caller has flushed the VMID.

@@ -168,7 +168,7 @@ namespace Hypervisor.Paging
             else
             {
                 int size = (int)((upper ? tcr >> 16 : tcr) & 0x3f);
-                int startLevel = size <= 24 ? 0 : size <= 33 ? 1 : 2;
+                int startLevel = StartLevel(upper);
                 ulong vaBase = upper ? ~0UL << (64 - (size == 0 ? 64 : size)) : 0;
                 ulong gpa = guest & BaddrMask;
                 ulong root;
@@ -186,6 +186,14 @@ namespace Hypervisor.Paging
             }
             if (upper) SysReg.WriteTtbr1El1(real); else SysReg.WriteTtbr0El1(real);
             return true;
+        }
+
+        // The level a walk of that half starts at, from the guest's TxSZ (4 KiB
+        // granule: up to 24 -> level 0, up to 33 -> level 1, else level 2).
+        private int StartLevel(bool upper)
+        {
+            int size = (int)((upper ? GuestTcr >> 16 : GuestTcr) & 0x3f);
+            return size <= 24 ? 0 : size <= 33 ? 1 : 2;
         }
 
         private static bool Set(TranslationRegister reg, ulong value)
@@ -231,8 +239,7 @@ namespace Hypervisor.Paging
             bool upper = (va >> 55) != 0;
             ulong root = upper ? _root1 : _root0;
             if (root == 0 || ShadowTables.InTrapWindow(root)) return;
-            int size = (int)((upper ? GuestTcr >> 16 : GuestTcr) & 0x3f);
-            Tables.FixLeaf(root, size <= 24 ? 0 : size <= 33 ? 1 : 2, va, gpa, frame);
+            Tables.FixLeaf(root, StartLevel(upper), va, gpa, frame);
         }
 
         // A stage-2 fault on the identity map (IPA == HPA): a guest write to

@@ -26,16 +26,12 @@ namespace Hypervisor.Trap
         {
             var syndrome = new DataAbortSyndrome(frame->Esr);
             ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
-            bool shadowLeaf = false;
-            if (vm.ActiveStage2Root != vm.Stage2Root)
+            bool onIdentityMap = vm.ActiveStage2Root != vm.Stage2Root;
+            bool shadowLeaf = onIdentityMap && FromTrapWindow(vm, ref ipa);
+            if (onIdentityMap && !shadowLeaf)
             {
-                if (vm.Shadow == null || !ShadowTables.InTrapWindow(ipa))
-                {
-                    IdentityMapFault(vm, frame, syndrome, ipa);
-                    return;
-                }
-                ipa -= ShadowTables.TrapBase;
-                shadowLeaf = true;
+                IdentityMapFault(vm, frame, syndrome, ipa);
+                return;
             }
 
             if (vm.IsRam(ipa))
@@ -76,6 +72,15 @@ namespace Hypervisor.Trap
             }
             vm.Counters.MmioExits++;
             if (!EmulateMmio(vm, frame, device, syndrome, ipa)) Injection.DataAbort(vm, frame, syndrome.IsWrite);
+        }
+
+        // On the identity map an IPA is a host address, or, reached through a
+        // shadow leaf, TrapBase + GPA: the latter gives the GPA back.
+        private static bool FromTrapWindow(VirtualMachine vm, ref ulong ipa)
+        {
+            if (vm.Shadow == null || !ShadowTables.InTrapWindow(ipa)) return false;
+            ipa -= ShadowTables.TrapBase;
+            return true;
         }
 
         // A shadow leaf into the trap window met RAM: a frame for the page if it
@@ -129,18 +134,10 @@ namespace Hypervisor.Trap
             ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
             if (vm.ActiveStage2Root != vm.Stage2Root)
             {
-                if (vm.Shadow == null || !ShadowTables.InTrapWindow(ipa))
-                {
-                    Injection.InstructionAbort(vm, frame);
-                    return;
-                }
-                ipa -= ShadowTables.TrapBase;
-                if (vm.IsRam(ipa) && syndrome.Status.IsTranslation)
-                {
+                if (FromTrapWindow(vm, ref ipa) && vm.IsRam(ipa) && syndrome.Status.IsTranslation)
                     ShadowDemandFault(vm, frame, ipa);
-                    return;
-                }
-                Injection.InstructionAbort(vm, frame);
+                else
+                    Injection.InstructionAbort(vm, frame);
                 return;
             }
             if (vm.IsRam(ipa) && syndrome.Status.IsTranslation)

@@ -36,12 +36,7 @@ namespace Hypervisor.Trap
                     ConsoleWrite(vm, frame);
                     break;
                 case HypercallAbi.ReadCounter:
-                    if (vm.Shadow != null)
-                    {
-                        vm.Counters.ShadowPages = vm.Shadow.Tables.PagesBuilt;
-                        vm.Counters.ShadowRootHits = vm.Shadow.Tables.RootHits;
-                    }
-                    if (vm.Counters.TryGet(frame->X[1], out ulong value)) { Return(frame, 0); frame->X[1] = value; }
+                    if (vm.TryGetCounter(frame->X[1], out ulong value)) { Return(frame, 0); frame->X[1] = value; }
                     else Error(frame, HypercallAbi.InvalidParameter);
                     break;
                 case HypercallAbi.TestRemap:

@@ -80,7 +80,7 @@ namespace Hypervisor.Vm
             VirtualMachine next = NextRunnable(Current);
             if (next != null && next != Current)
             {
-                if (Current.VgicCpu != null) Current.VgicCpu.Save();
+                Current.VgicCpu.Save();
                 Current.Context.SaveFrom(live);
                 Current.State = VmState.Runnable;
                 Load(next, live);

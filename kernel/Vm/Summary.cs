@@ -58,6 +58,9 @@ namespace Hypervisor.Vm
             Log.Stat("tlbi_vmalls12e1is", c.TlbiVmallS12E1);
             Log.Stat("frames_peak", vm.PeakFrames);
             Log.Stat("resets", vm.Resets);
+            Log.Stat("vgic_injected", vm.VgicCpu.Injected);
+            Log.Stat("vgic_completed", vm.VgicCpu.Completed);
+            Log.Stat("ptimer_traps", c.PhysicalTimerTraps);
             if (vm.Shadow != null || vm.Direct != null)
             {
                 Log.Write(vm.Shadow != null ? " paging=shadow" : " paging=direct");
@@ -73,6 +76,8 @@ namespace Hypervisor.Vm
                 Log.Stat("shadow_pages_freed", vm.Shadow.Tables.PagesFreed);
                 Log.Stat("shadow_roots_built", vm.Shadow.Tables.RootsBuilt);
                 Log.Stat("shadow_root_hits", vm.Shadow.Tables.RootHits);
+                Log.Stat("shadow_root_evictions", vm.Shadow.Tables.RootEvictions);
+                Log.Stat("shadow_mirrors_shared", vm.Shadow.Tables.MirrorsShared);
                 Log.Stat("shadow_leaves_fixed", vm.Shadow.Tables.LeavesFixed);
             }
             if (vm.Direct != null)

@@ -95,6 +95,18 @@ namespace Hypervisor.Vm
             }
         }
 
+        // A counter by HypercallAbi.Counter id: the exit counts, or the shadow
+        // tables' own (0 without shadow paging). False for an unknown id.
+        public bool TryGetCounter(ulong id, out ulong value)
+        {
+            if (id == HypercallAbi.Counter.ShadowPages || id == HypercallAbi.Counter.ShadowRootHits)
+            {
+                value = Shadow == null ? 0 : id == HypercallAbi.Counter.ShadowPages ? Shadow.Tables.PagesBuilt : Shadow.Tables.RootHits;
+                return true;
+            }
+            return Counters.TryGet(id, out value);
+        }
+
         public void AddDevice(MmioDevice device)
         {
             if (DeviceCount < MaxDevices) Devices[DeviceCount++] = device;

@@ -19,11 +19,10 @@ namespace Hypervisor.Vm
         public ulong BalloonedTouches;   // accesses to pages the guest had given to the balloon
 
         // Shadow and direct paging (kernel/Paging/). Shadow-table build counts
-        // live in ShadowTables and are read from there.
+        // live in ShadowTables (VirtualMachine.TryGetCounter reads them there).
         public ulong RegisterTraps, TableWriteTraps, GuestTlbiTraps, HiddenFaults;
         public ulong DirectUpdates, DirectBatches, DirectRefused;
         public ulong PhysicalTimerTraps;   // CNTP_* accesses (EL1PCEN = 0): read as zero, writes ignored
-        public ulong ShadowPages, ShadowRootHits;   // copied from ShadowTables when read
 
         // Exits by class: one increment per exit, in GuestExits.
         public ulong ExitsHvc, ExitsSmc, ExitsDataAbort, ExitsInstructionAbort, ExitsWfx, ExitsSysReg, ExitsIrq, ExitsOther;
@@ -51,8 +50,6 @@ namespace Hypervisor.Vm
                 case HypercallAbi.Counter.GuestTlbiTraps: value = GuestTlbiTraps; return true;
                 case HypercallAbi.Counter.HiddenFaults: value = HiddenFaults; return true;
                 case HypercallAbi.Counter.TlbiVa: value = TlbiVa; return true;
-                case HypercallAbi.Counter.ShadowPages: value = ShadowPages; return true;
-                case HypercallAbi.Counter.ShadowRootHits: value = ShadowRootHits; return true;
                 case HypercallAbi.Counter.DirectUpdates: value = DirectUpdates; return true;
                 case HypercallAbi.Counter.DirectBatches: value = DirectBatches; return true;
                 case HypercallAbi.Counter.DirectRefused: value = DirectRefused; return true;

@@ -33,6 +33,9 @@ namespace Hypervisor.Tests.Integration
             Assert.Contains(r.Lines, l => l.Contains("arch_timer: cp15 timer(s) running at 62.50MHz (virt)"));
             Assert.Contains(r.Lines, l => l.Contains("ttyAMA0 at MMIO 0x9000000"));
             Assert.DoesNotContain(r.Lines, l => Regex.IsMatch(l, @"\] (WARNING|Oops|BUG|Kernel panic)"));
+            // Its interrupts came through the list registers, and each was ended.
+            Assert.True(r.Stat("vgic_injected") > 100, "the timer and the UART must have interrupted");
+            Assert.Equal(r.Stat("vgic_injected"), r.Stat("vgic_completed"));
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
         }
 
