@@ -26,12 +26,15 @@ namespace Hypervisor.Trap
         {
             var syndrome = new DataAbortSyndrome(frame->Esr);
             ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
-            bool onIdentityMap = vm.ActiveStage2Root != vm.Stage2Root;
-            bool shadowLeaf = onIdentityMap && FromTrapWindow(vm, ref ipa);
-            if (onIdentityMap && !shadowLeaf)
+            bool shadowLeaf = false;
+            if (vm.ActiveStage2Root != vm.Stage2Root)   // one compare on the stage-2 path
             {
-                IdentityMapFault(vm, frame, syndrome, ipa);
-                return;
+                shadowLeaf = FromTrapWindow(vm, ref ipa);
+                if (!shadowLeaf)
+                {
+                    IdentityMapFault(vm, frame, syndrome, ipa);
+                    return;
+                }
             }
 
             if (vm.IsRam(ipa))
