@@ -104,7 +104,7 @@ debug: all | check-run-tools
 # The Linux guest kit: Debian's arm64 kernel and busybox, downloaded (and
 # cached in build/linux-kit) at build time; the project ships no kernel.
 LINUX_KIT := $(BUILD)/linux-kit/rootfs.cpio.gz
-$(LINUX_KIT): scripts/linux-kit guest/linux/init $(wildcard guest/linux/tests/*.sh)
+$(LINUX_KIT): scripts/linux-kit guest/linux/init $(wildcard guest/linux/tests/*.sh guest/linux/tools/*.S)
 	scripts/linux-kit $(BUILD)/linux-kit
 
 linux-kit: $(LINUX_KIT)

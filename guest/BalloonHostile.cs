@@ -66,6 +66,9 @@ namespace Guest
             VirtioBalloonDriver.DeflatePfns(pfns, 1);
             pfns[0] = q;
             VirtioBalloonDriver.InflatePfns(pfns, 1);
+            // q's neighbour p is touched now for the first time: with
+            // fault_around its whole window gets frames, but never q.
+            *(ulong*)((ulong)p << 12) = 5;
             Traps.Expect();
             Cpu.Load64((ulong)q << 12);
             bool qGone = Traps.Taken == 1;

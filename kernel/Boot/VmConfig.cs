@@ -38,6 +38,9 @@ namespace Hypervisor.Boot
         // Restarts from the image allowed after the guest asks for PSCI
         // SYSTEM_RESET; a reset beyond them stops the VM. -1: unlimited.
         public int MaxResets;
+        // Pages a stage-2 demand fault maps at once (the faulting page's
+        // aligned window; 1: just that page).
+        public int FaultAround;
 
         public bool HasInitrd => Initrd.Length > 0;
     }
@@ -87,7 +90,8 @@ namespace Hypervisor.Boot
     // image (required), initrd, args (quoted or one word), kind (elf|image|raw),
     // paging (stage2|shadow|direct), balloon (on|oom|off), cpus (1..8),
     // boot_balloon (a size below mem), resets (0..1000000 restarts after a
-    // guest's SYSTEM_RESET; absent: unlimited). hv keys: slice_ms (1..1000),
+    // guest's SYSTEM_RESET; absent: unlimited), fault_around (pages one
+    // demand fault maps: 1, 2, 4 .. 64; default 1). hv keys: slice_ms (1..1000),
     // vmid_bits (1..16), balloon_move (from:to:size, the balloon demo).
     // A '#' at the start of a word (outside quotes) starts a comment. A line with
     // any error is rejected as a whole and reported with its number; the other
@@ -106,7 +110,8 @@ namespace Hypervisor.Boot
         private const int KeyMem = 1, KeyImage = 2, KeyInitrd = 4, KeyArgs = 8, KeyKind = 16,
                           KeyPaging = 32, KeyBalloon = 64, KeyCpus = 128, KeyBootBalloon = 256,
                           KeySlice = 512, KeyVmidBits = 1024, KeyResets = 2048,
-                          KeyBalloonMove = 4096;
+                          KeyBalloonMove = 4096, KeyFaultAround = 8192;
+        public const int MaxFaultAround = 64;
 
         public static VmConfigResult Parse(ReadOnlySpan<byte> text, Span<VmSpec> vms, Span<VmConfigError> errors, out HvSettings hv)
         {
@@ -194,6 +199,7 @@ namespace Hypervisor.Boot
             vm.Paging = PagingMode.Stage2;
             vm.Cpus = 1;
             vm.MaxResets = UnlimitedResets;
+            vm.FaultAround = 1;
             line.SkipSpaces();
             int nameStart = line.Pos;
             int nameLength = line.AtEndOrComment ? 0 : line.SkipWord();
@@ -253,6 +259,11 @@ namespace Hypervisor.Boot
                     case KeyResets:
                         if (!ParseNumber(v, 0, MaxResetsLimit, out vm.MaxResets)) return Fail(ref error, VmConfigErrorKind.BadNumber, value);
                         break;
+                    case KeyFaultAround:
+                        // A power of two, so the window is aligned and lies in one level-3 table.
+                        if (!ParseNumber(v, 1, MaxFaultAround, out vm.FaultAround) || (vm.FaultAround & (vm.FaultAround - 1)) != 0)
+                            return Fail(ref error, VmConfigErrorKind.BadNumber, value);
+                        break;
                 }
             }
 
@@ -303,6 +314,7 @@ namespace Hypervisor.Boot
             if (Fdt.BytesEqual(key, "cpus")) return KeyCpus;
             if (Fdt.BytesEqual(key, "boot_balloon")) return KeyBootBalloon;
             if (Fdt.BytesEqual(key, "resets")) return KeyResets;
+            if (Fdt.BytesEqual(key, "fault_around")) return KeyFaultAround;
             return 0;
         }
 

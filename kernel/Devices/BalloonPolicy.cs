@@ -17,7 +17,7 @@ namespace Hypervisor.Devices
         private static ulong s_pages;
         private static uint s_fromTarget, s_toTarget;
         private static uint s_freeBefore;
-        private static ulong s_faultsAtHandover;
+        private static ulong s_mappedAtHandover;
         private static int s_phase;           // 0 waiting for both drivers, 1 a inflating, 2 b deflating, 3 b using them, 4 done
 
         public static void Configure(ReadOnlySpan<byte> spec)
@@ -74,15 +74,16 @@ namespace Hypervisor.Devices
             {
                 if (b.BalloonedPages > s_toTarget) return;
                 Step("handed", s_to, s_pages);
-                s_faultsAtHandover = s_to.Counters.Stage2Faults;
+                s_mappedAtHandover = s_to.Counters.PagesMapped;
                 s_phase = 3;
             }
             else if (s_phase == 3)
             {
                 // b's demand faults take the frames a gave (the allocator hands
-                // out the most recently freed first).
-                if (s_to.Counters.Stage2Faults - s_faultsAtHandover < s_pages) return;
-                Step("in use by", s_to, s_to.Counters.Stage2Faults - s_faultsAtHandover);
+                // out the most recently freed first). Pages, not faults: with
+                // fault_around one fault maps many.
+                if (s_to.Counters.PagesMapped - s_mappedAtHandover < s_pages) return;
+                Step("in use by", s_to, s_to.Counters.PagesMapped - s_mappedAtHandover);
                 s_phase = 4;
             }
         }

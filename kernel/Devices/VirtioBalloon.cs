@@ -175,7 +175,9 @@ namespace Hypervisor.Devices
 
         // Marks the valid page numbers as ballooned, then takes their frames
         // back in runs of consecutive pages (a driver usually lists pages in
-        // order, so most of a request is one or two runs).
+        // order, up or down: Linux's page allocator hands them out from the
+        // top of a free block, so its lists descend; most of a request is then
+        // one or two runs).
         private unsafe void InflateBatch(VirtualMachine vm, Span<byte> raw, int n)
         {
             uint runStart = 0;
@@ -196,6 +198,7 @@ namespace Hypervisor.Devices
                     map[i >> 6] |= bit;
                     accepted++;
                     if (runLength > 0 && pfn == runStart + (uint)runLength) { runLength++; continue; }
+                    if (runLength > 0 && pfn == runStart - 1) { runStart = pfn; runLength++; continue; }   // listed downwards
                     if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
                     runStart = pfn;
                     runLength = 1;

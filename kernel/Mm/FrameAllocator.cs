@@ -44,6 +44,13 @@ namespace Hypervisor.Mm
     //               so both are O(1): the demand-fault path depends on that.
     // Start-up order: construct (everything free), Reserve what is already in use
     // (image, DTB, bundle, these tables), then Seal() builds the free stack.
+    //
+    // One rule keeps memory from leaking between VMs: a free frame is always
+    // zero. Seal() scrubs every frame it puts on the stack (whatever was in
+    // RAM before the hypervisor ran) and every free scrubs the frame before it
+    // goes back. So nobody who allocates has to zero, and the demand-fault
+    // path, which allocates a frame per first touch, skips a 4 KiB clear that
+    // the frame already had when it was freed.
     public unsafe sealed class FrameAllocator
     {
         public const ulong FrameSize = 4096;
@@ -55,12 +62,14 @@ namespace Hypervisor.Mm
         private readonly uint* _freeStack;
         private uint _freeCount;
         private bool _sealed;
+        private readonly delegate*<ulong, void> _scrub;   // zeroes one frame (null: the tables only, for host tests)
 
         // Bytes of metadata the two tables need for a RAM range of this many frames.
         public static ulong MetadataBytes(uint frameCount) => (ulong)frameCount * (sizeof(ushort) + sizeof(uint));
 
-        public FrameAllocator(ulong ramBase, uint frameCount, ushort* ownerTable, uint* freeStack)
+        public FrameAllocator(ulong ramBase, uint frameCount, ushort* ownerTable, uint* freeStack, delegate*<ulong, void> scrub = null)
         {
+            _scrub = scrub;
             _base = ramBase;
             _frameCount = frameCount;
             _owner = ownerTable;
@@ -87,18 +96,22 @@ namespace Hypervisor.Mm
         }
 
         // Frames still free after reservations go on the stack, highest first,
-        // so that allocation hands out ascending addresses.
+        // so that allocation hands out ascending addresses. Each is scrubbed on
+        // the way (the boot scrub).
         public void Seal()
         {
             _freeCount = 0;
             for (uint i = _frameCount; i > 0; i--)
-                if (_owner[i - 1] == FrameOwner.Free) _freeStack[_freeCount++] = i - 1;
+            {
+                if (_owner[i - 1] != FrameOwner.Free) continue;
+                Scrub(i - 1);
+                _freeStack[_freeCount++] = i - 1;
+            }
             _sealed = true;
         }
 
-        // Physical address of a fresh frame now owned by `owner`, or 0 when none
-        // is left. The frame's contents are whatever its last owner left unless
-        // that owner scrubbed it: callers that give a frame to a VM zero it.
+        // Physical address of a zeroed frame now owned by `owner`, or 0 when
+        // none is left.
         public ulong Allocate(ushort owner)
         {
             if (_freeCount == 0 || owner == FrameOwner.Free) return 0;
@@ -107,7 +120,7 @@ namespace Hypervisor.Mm
             return _base + ((ulong)frame << FrameShift);
         }
 
-        // `count` physically contiguous frames whose first frame number is a
+        // `count` physically contiguous zeroed frames whose first frame number is a
         // multiple of `alignFrames` (e.g. 512 for a 2 MiB stage-2 block, 2 for
         // the 8 KiB concatenated stage-2 root). Returns the address or 0.
         // O(frames): meant for VM creation, never for a fault path.
@@ -142,6 +155,7 @@ namespace Hypervisor.Mm
             _freeCount = kept;
         }
 
+        // The frame goes back scrubbed; a refused free (see FrameStatus) changes nothing.
         public FrameStatus Free(ulong address, ushort owner)
         {
             if (!_sealed) return FrameStatus.NotSealed;
@@ -149,13 +163,14 @@ namespace Hypervisor.Mm
             if (status != FrameStatus.Ok) return status;
             if (_owner[frame] == FrameOwner.Free) return FrameStatus.AlreadyFree;
             if (_owner[frame] != owner) return FrameStatus.WrongOwner;
+            Scrub(frame);
             _owner[frame] = FrameOwner.Free;
             _freeStack[_freeCount++] = frame;
             return FrameStatus.Ok;
         }
 
         // Frees a batch of frames of one owner (the balloon returns hundreds at
-        // a time). Frames that fail Free's checks are skipped and counted in
+        // a time), each scrubbed. Frames that fail Free's checks are skipped and counted in
         // the result's complement: returns how many were freed.
         public int FreeMany(ReadOnlySpan<ulong> addresses, ushort owner)
         {
@@ -169,6 +184,7 @@ namespace Hypervisor.Mm
                     ulong offset = list[i] - _base;                      // wraps for addresses below RAM
                     ulong frame = offset >> FrameShift;
                     if ((offset & (FrameSize - 1)) != 0 || frame >= _frameCount || _owner[frame] != owner) continue;
+                    Scrub((uint)frame);
                     _owner[frame] = FrameOwner.Free;
                     _freeStack[top++] = (uint)frame;
                     freed++;
@@ -203,6 +219,12 @@ namespace Hypervisor.Mm
             uint n = 0;
             for (uint i = 0; i < _frameCount; i++) if (_owner[i] == owner) n++;
             return n;
+        }
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        private void Scrub(uint frame)
+        {
+            if (_scrub != null) _scrub(_base + ((ulong)frame << FrameShift));
         }
 
         private FrameStatus Check(ulong address, out uint frame)

@@ -34,7 +34,7 @@ namespace Hypervisor.Mm
             s_metadataEnd = start + metadataSize;
             var owner = (ushort*)start;
             var stack = (uint*)(start + (ulong)frames * sizeof(ushort));
-            var allocator = new FrameAllocator(ramBase, frames, owner, stack);
+            var allocator = new FrameAllocator(ramBase, frames, owner, stack, &HostMemory.Scrub);
             allocator.Reserve(boot->ImageStart, boot->ImageEnd, FrameOwner.Hypervisor);
             allocator.Reserve(s_metadataStart, s_metadataEnd, FrameOwner.Hypervisor);
             allocator.Reserve(boot->Dtb, dtbEnd, FrameOwner.Firmware);

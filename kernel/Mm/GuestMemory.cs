@@ -1,5 +1,6 @@
 using System;
 using Hypervisor.Arch;
+using Hypervisor.Boot;
 using Hypervisor.Trap;
 using Hypervisor.Vm;
 
@@ -20,13 +21,14 @@ namespace Hypervisor.Mm
             return pa;
         }
 
-        // Stage-2 translation fault on RAM: a fresh zeroed frame for that page.
-        // False when the host has no frame left.
+        // Stage-2 translation fault on RAM: a fresh frame for that page (free
+        // frames are zero), and with fault_around its neighbours too. False
+        // when the host has no frame left.
         public static bool MapOnDemand(VirtualMachine vm, ulong ipa)
         {
+            if (vm.FaultAround > 1 && Kernel.Frames.FreeFrames > FaultAroundReserve) return MapAround(vm, ipa);
             ulong frame = Kernel.Frames.Allocate(vm.Owner);
             if (frame == 0) return false;
-            HostMemory.ZeroFrame(frame);
             if (vm.Stage2.Map4K(ipa & ~PageMask, frame, RamAttributes) != Stage2Status.Ok)
             {
                 Kernel.Frames.Free(frame, vm.Owner);
@@ -36,6 +38,64 @@ namespace Hypervisor.Mm
             vm.Counters.PagesMapped++;
             Charge(vm, 1);
             return true;
+        }
+
+        // Below this many free host frames a fault maps only the page it
+        // needs: fault-around never takes the host's last memory.
+        private const uint FaultAroundReserve = 4096;
+
+        // Fault-around (vms.conf fault_around=N): the faulting page and every
+        // unmapped, unballooned page of RAM in its aligned window of N pages
+        // get a frame in this one exit. A guest that touches a page usually
+        // touches its neighbours soon after (Linux maps file pages around a
+        // fault for the same reason), so one exit serves many first touches;
+        // the price is frames for pages the guest may never use.
+        private static bool MapAround(VirtualMachine vm, ulong ipa)
+        {
+            ulong page = ipa & ~PageMask;
+            ulong start = page & ~(((ulong)vm.FaultAround << 12) - 1);
+            if (start < vm.RamBase) start = vm.RamBase;
+            ulong end = start + ((ulong)vm.FaultAround << 12);
+            if (end > vm.RamBase + vm.RamSize) end = vm.RamBase + vm.RamSize;
+            int count = (int)((end - start) >> 12);
+            int touched = (int)((page - start) >> 12);
+            if (vm.Stage2.EmptyPages(start, count, out ulong empty) != Stage2Status.Ok) return false;
+
+            Span<ulong> frames = stackalloc ulong[VmConfig.MaxFaultAround];
+            frames = frames.Slice(0, count);
+            frames.Clear();
+            for (int i = 0; i < count; i++)
+            {
+                if ((empty & (1UL << i)) == 0) continue;
+                if (i != touched && vm.Balloon != null && vm.Balloon.IsBallooned(start + ((ulong)i << 12))) continue;
+                frames[i] = Kernel.Frames.Allocate(vm.Owner);
+            }
+            if ((empty & (1UL << touched)) != 0 && frames[touched] == 0)
+            {
+                FreeUnused(vm, frames, 0);
+                return false;
+            }
+            ulong mapped = vm.Stage2.FillEmptyPages(start, frames, RamAttributes);
+            int n = count - FreeUnused(vm, frames, mapped);
+            vm.Counters.Stage2Faults++;
+            vm.Counters.PagesMapped += (ulong)n;
+            vm.Counters.PagesPrefaulted += (ulong)n - ((mapped >> touched) & 1);
+            Charge(vm, n);
+            return true;
+        }
+
+        // Gives back the frames that did not get mapped; returns how many
+        // slots of `frames` hold no mapped page.
+        private static int FreeUnused(VirtualMachine vm, Span<ulong> frames, ulong mapped)
+        {
+            int unused = 0;
+            for (int i = 0; i < frames.Length; i++)
+            {
+                if ((mapped & (1UL << i)) != 0) continue;
+                unused++;
+                if (frames[i] != 0) Kernel.Frames.Free(frames[i], vm.Owner);
+            }
+            return unused;
         }
 
         // The test service behind HypercallAbi.TestRemap: the page at `ipa` moves
@@ -60,9 +120,9 @@ namespace Hypervisor.Mm
 
         // The balloon takes pages back: a run of consecutive pages is unmapped
         // (one stage-2 walk per level-3 table, break-before-make per entry,
-        // the batched TLB discipline), each frame scrubbed and returned to the
-        // host pool. Pages the guest never touched have no frame to return.
-        // Returns how many frames went back to the host.
+        // the batched TLB discipline) and the frames go back to the host pool,
+        // which scrubs them. Pages the guest never touched have no frame to
+        // return. Returns how many frames went back to the host.
         public static int ReclaimRun(VirtualMachine vm, ulong ipa, int pages)
         {
             Span<ulong> frames = stackalloc ulong[64];
@@ -75,12 +135,7 @@ namespace Hypervisor.Mm
                 fixed (ulong* f = frames)
                 {
                     for (int i = 0; i < n; i++)
-                    {
-                        ulong frame = f[i];
-                        if (frame == 0) continue;
-                        HostMemory.ZeroFrame(frame);         // scrubbed before it leaves the VM
-                        f[held++] = frame;
-                    }
+                        if (f[i] != 0) f[held++] = f[i];
                 }
                 int freed = Kernel.Frames.FreeMany(frames.Slice(0, held), vm.Owner);
                 Charge(vm, -freed);
@@ -143,10 +198,10 @@ namespace Hypervisor.Mm
             }
         }
 
-        // A frame leaves the VM: zeroed first, so nobody else ever sees its data.
+        // A frame leaves the VM (the allocator scrubs it, so nobody else ever
+        // sees its data).
         private static void Release(VirtualMachine vm, ulong frame)
         {
-            HostMemory.ZeroFrame(frame);
             if (Kernel.Frames.Free(frame, vm.Owner) == FrameStatus.Ok) Charge(vm, -1);
         }
 

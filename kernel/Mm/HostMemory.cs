@@ -8,9 +8,13 @@ namespace Hypervisor.Mm
     public static unsafe class HostMemory
     {
         // DC ZVA over one 4 KiB frame (boot/sysreg.s): 64 instructions instead
-        // of 512 stores. Zeroing is on the demand-fault path.
+        // of 512 stores. Every frame freed to the allocator goes through it.
         [RuntimeImport("*", "frame_zero")][MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void ZeroFrame(ulong physicalAddress);
+
+        // The frame allocator's scrubber (it takes a function pointer, so host
+        // tests can run it without touching RAM).
+        public static void Scrub(ulong physicalAddress) => ZeroFrame(physicalAddress);
 
         [RuntimeImport("*", "cache_sync_instructions")][MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void SyncInstructions(ulong physicalAddress, ulong length);
@@ -35,16 +39,14 @@ namespace Hypervisor.Mm
 
         public override ulong AllocateTable()
         {
-            ulong pa = _frames.Allocate(FrameOwner.Hypervisor);
+            ulong pa = _frames.Allocate(FrameOwner.Hypervisor);   // zeroed: an empty table
             if (pa == 0) return 0;
-            HostMemory.ZeroFrame(pa);
             TablesInUse++;
             return pa;
         }
 
         public override void FreeTable(ulong physicalAddress)
         {
-            HostMemory.ZeroFrame(physicalAddress);
             if (_frames.Free(physicalAddress, FrameOwner.Hypervisor) == FrameStatus.Ok) TablesInUse--;
         }
     }

@@ -124,8 +124,56 @@ namespace Hypervisor.Mm
             return Stage2Status.Ok;
         }
 
-        // Software walk, the same steps the MMU takes: PA for `ipa`, the leaf
-        // descriptor and its level; or NotMapped with the level that faulted.
+        // Fault-around, step 1: which of the `count` pages from `ipa` have no
+        // valid entry (bit i for page i). The run must lie in one level-3 table
+        // (count <= 64); that table is created if missing, so step 2 cannot
+        // fail for want of one. Pages inside a block are mapped: no bits.
+        public Stage2Status EmptyPages(ulong ipa, int count, out ulong empty)
+        {
+            empty = 0;
+            Stage2Status status = CheckRun(ipa, count);
+            if (status != Stage2Status.Ok) return status;
+            int level = FirstNonTableLevel(ipa, 3, out ulong entry, out ulong old);
+            if (level != 3)
+            {
+                if (Descriptor.IsBlock(old, level)) return Stage2Status.Ok;
+                status = ReachLevel(ipa, 3, true, out entry, out old);
+                if (status != Stage2Status.Ok) return status;
+            }
+            for (int i = 0; i < count; i++)
+                if (!Descriptor.IsValid(_memory.Read64(entry + (ulong)i * 8))) empty |= 1UL << i;
+            return Stage2Status.Ok;
+        }
+
+        // Fault-around, step 2: page i of the run from `ipa` maps pas[i] where
+        // pas[i] is not 0 and the entry is still invalid. Nothing valid is
+        // replaced, so there is no TLB work. Returns the pages mapped (bit i
+        // for page i); a frame whose bit is clear is still the caller's.
+        public ulong FillEmptyPages(ulong ipa, ReadOnlySpan<ulong> pas, ulong attributes)
+        {
+            if (CheckRun(ipa, pas.Length) != Stage2Status.Ok) return 0;
+            if (FirstNonTableLevel(ipa, 3, out ulong entry, out _) != 3) return 0;
+            ulong mapped = 0;
+            for (int i = 0; i < pas.Length; i++)
+            {
+                ulong pa = pas[i];
+                ulong e = entry + (ulong)i * 8;
+                if (pa == 0 || Check(ipa, pa, PageSize) != Stage2Status.Ok || Descriptor.IsValid(_memory.Read64(e))) continue;
+                _memory.Write64(e, Stage2.Page(pa, attributes));
+                mapped |= 1UL << i;
+                _livePages++;
+            }
+            return mapped;
+        }
+
+        private Stage2Status CheckRun(ulong ipa, int count)
+        {
+            Stage2Status status = Check(ipa, 0, PageSize);
+            if (status != Stage2Status.Ok) return status;
+            if (count <= 0 || count > 64 || IndexAt(ipa, 3) + count > Descriptor.EntriesPerTable) return Stage2Status.Misaligned;
+            return Stage2Status.Ok;
+        }
+
         // Unmaps a run of 4 KiB pages from `ipa` that share one level-3 table:
         // one walk for the whole run instead of one per page (the balloon hands
         // pages back in runs). Each live entry still goes through
@@ -163,6 +211,8 @@ namespace Hypervisor.Mm
             return n;
         }
 
+        // Software walk, the same steps the MMU takes: PA for `ipa`, the leaf
+        // descriptor and its level; or NotMapped with the level that faulted.
         public Stage2Status Translate(ulong ipa, out ulong pa, out ulong descriptor, out int level)
         {
             Stage2Status status = Lookup(ipa, default, out Stage2Lookup result);

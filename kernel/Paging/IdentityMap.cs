@@ -38,8 +38,7 @@ namespace Hypervisor.Paging
         {
             uint rootFrames = (uint)(VmBuilder.RootTableBytes / FrameAllocator.FrameSize);
             ulong root = Kernel.Frames.AllocateContiguous(rootFrames, rootFrames, FrameOwner.Hypervisor);
-            if (root == 0) return null;
-            for (uint i = 0; i < rootFrames; i++) HostMemory.ZeroFrame(root + i * FrameAllocator.FrameSize);
+            if (root == 0) return null;   // zeroed, as every free frame
             var map = new IdentityMap(root, rootFrames, new Stage2Table(vm.TableMemory, vm.Tlb, root));
 
             ulong start = Kernel.Frames.Base;
@@ -75,9 +74,7 @@ namespace Hypervisor.Paging
             Table.Destroy(out _);
             for (uint i = 0; i < _rootFrames; i++)
             {
-                ulong frame = Root + i * FrameAllocator.FrameSize;
-                HostMemory.ZeroFrame(frame);
-                Kernel.Frames.Free(frame, FrameOwner.Hypervisor);
+                Kernel.Frames.Free(Root + i * FrameAllocator.FrameSize, FrameOwner.Hypervisor);
             }
         }
     }

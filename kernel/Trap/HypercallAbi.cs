@@ -75,7 +75,8 @@ namespace Hypervisor.Trap
             public const ulong DirectUpdates = 16;    // direct: entries written through MmuUpdate
             public const ulong DirectBatches = 17;    // direct: MmuUpdate calls that applied
             public const ulong DirectRefused = 18;    // direct: requests refused (pin, update, register)
-            public const ulong Count = 19;
+            public const ulong PagesPrefaulted = 19;  // pages fault-around mapped ahead of a touch
+            public const ulong Count = 20;
         }
     }
 

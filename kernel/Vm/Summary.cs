@@ -50,6 +50,7 @@ namespace Hypervisor.Vm
             Log.Stat("exits_irq", c.ExitsIrq);
             Log.Stat("exits_other", c.ExitsOther);
             Log.Stat("stage2_faults", c.Stage2Faults);
+            Log.Stat("pages_prefaulted", c.PagesPrefaulted);
             Log.Stat("mmio_exits", c.MmioExits);
             Log.Stat("hypercalls", c.Hypercalls);
             Log.Stat("injected_aborts", c.InjectedAborts);

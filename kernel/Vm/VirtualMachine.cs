@@ -48,6 +48,7 @@ namespace Hypervisor.Vm
 
         // How the guest's own translation is virtualized (vms.conf paging=).
         public Hypervisor.Boot.PagingMode Paging;
+        public int FaultAround = 1;                     // pages one demand fault maps (vms.conf fault_around)
         public ShadowPaging Shadow;                     // paging=shadow
         public DirectPaging Direct;                     // paging=direct
 

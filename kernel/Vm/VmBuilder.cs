@@ -99,6 +99,12 @@ namespace Hypervisor.Vm
                 Refuse(spec, name, "balloon=on needs paging=stage2", default);
                 return;
             }
+            if (spec.Paging != PagingMode.Stage2 && spec.FaultAround > 1)
+            {
+                // Shadow and direct paging learn about frames one fault at a time.
+                Refuse(spec, name, "fault_around needs paging=stage2", default);
+                return;
+            }
             if (spec.Cpus > 1) Warn(spec, name, "one vCPU per VM for now; cpus= ignored");
             ReadOnlySpan<byte> initrdName = BaseName(spec.Initrd.Of(conf));
             scoped ReadOnlySpan<byte> initrd = default;
@@ -157,6 +163,7 @@ namespace Hypervisor.Vm
             for (int i = 0; i < args.Length; i++) vm.BootArgs[i] = args[i];
             vm.MaxResets = spec.MaxResets;
             vm.Paging = spec.Paging;
+            vm.FaultAround = spec.FaultAround;
             // The virtual GIC's model first: the devices' interrupt lines go to it.
             vm.Vgic = new VgicState();
             vm.VgicCpu = new VgicCpu(vm.Vgic);
@@ -201,6 +208,11 @@ namespace Hypervisor.Vm
             {
                 Log.Write(spec.BalloonDeflateOnOom ? " balloon=oom boot_balloon=" : " balloon=on boot_balloon=");
                 Log.Size(spec.BootBalloonBytes);
+            }
+            if (vm.FaultAround > 1)
+            {
+                Log.Write(" fault_around=");
+                Log.Dec((ulong)vm.FaultAround);
             }
             Log.NewLine();
             if (spec.HasInitrd)
@@ -257,8 +269,7 @@ namespace Hypervisor.Vm
             uint rootFrames = (uint)(s_layout.RootTableBytes / FrameAllocator.FrameSize);
             ulong root = Kernel.Frames.AllocateContiguous(rootFrames, rootFrames, FrameOwner.Hypervisor);
             if (root == 0) return false;
-            vm.Stage2RootFrames = rootFrames;
-            for (ulong off = 0; off < s_layout.RootTableBytes; off += FrameAllocator.FrameSize) HostMemory.ZeroFrame(root + off);
+            vm.Stage2RootFrames = rootFrames;   // zeroed, as every free frame: an empty table
             vm.Stage2Root = root;
             vm.Vtcr = s_layout.Vtcr;
             vm.Vttbr = Stage2Layout.Vttbr(root, 0);
@@ -297,7 +308,6 @@ namespace Hypervisor.Vm
                 ulong block = Kernel.Frames.AllocateContiguous(512, 512, vm.Owner);
                 if (block != 0)
                 {
-                    for (ulong off = 0; off < Stage2Table.BlockSize; off += FrameAllocator.FrameSize) HostMemory.ZeroFrame(block + off);
                     if (vm.Stage2.Map2M(vm.RamBase, block, Hypervisor.Arch.Stage2.NormalReadWriteExecute) != Stage2Status.Ok)
                     {
                         for (ulong off = 0; off < Stage2Table.BlockSize; off += FrameAllocator.FrameSize) Kernel.Frames.Free(block + off, vm.Owner);

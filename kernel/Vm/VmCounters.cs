@@ -16,6 +16,7 @@ namespace Hypervisor.Vm
         public ulong TlbiVa;             // TLBI VAAE1IS (shadow and direct paging)
         public ulong InjectedAborts;
         public ulong PagesMapped;
+        public ulong PagesPrefaulted;    // mapped by fault-around, ahead of any touch
         public ulong BalloonedTouches;   // accesses to pages the guest had given to the balloon
 
         // Shadow and direct paging (kernel/Paging/). Shadow-table build counts
@@ -45,6 +46,7 @@ namespace Hypervisor.Vm
                 case HypercallAbi.Counter.TlbiVmallS12E1: value = TlbiVmallS12E1; return true;
                 case HypercallAbi.Counter.InjectedAborts: value = InjectedAborts; return true;
                 case HypercallAbi.Counter.PagesMapped: value = PagesMapped; return true;
+                case HypercallAbi.Counter.PagesPrefaulted: value = PagesPrefaulted; return true;
                 case HypercallAbi.Counter.RegisterTraps: value = RegisterTraps; return true;
                 case HypercallAbi.Counter.TableWriteTraps: value = TableWriteTraps; return true;
                 case HypercallAbi.Counter.GuestTlbiTraps: value = GuestTlbiTraps; return true;

@@ -30,9 +30,7 @@ namespace Hypervisor.Vm
             {
                 for (uint i = 0; i < vm.Stage2RootFrames; i++)
                 {
-                    ulong frame = vm.Stage2Root + i * FrameAllocator.FrameSize;
-                    HostMemory.ZeroFrame(frame);
-                    Kernel.Frames.Free(frame, FrameOwner.Hypervisor);
+                    Kernel.Frames.Free(vm.Stage2Root + i * FrameAllocator.FrameSize, FrameOwner.Hypervisor);
                 }
                 vm.Stage2Root = 0;
             }

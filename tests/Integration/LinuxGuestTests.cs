@@ -33,9 +33,11 @@ namespace Hypervisor.Tests.Integration
             Assert.Contains(r.Lines, l => l.Contains("arch_timer: cp15 timer(s) running at 62.50MHz (virt)"));
             Assert.Contains(r.Lines, l => l.Contains("ttyAMA0 at MMIO 0x9000000"));
             Assert.DoesNotContain(r.Lines, l => Regex.IsMatch(l, @"\] (WARNING|Oops|BUG|Kernel panic)"));
-            // Its interrupts came through the list registers, and each was ended.
+            // Its interrupts came through the list registers, and each was
+            // ended, but for one the timer may have raised while Linux was
+            // already powering off with interrupts masked.
             Assert.True(r.Stat("vgic_injected") > 100, "the timer and the UART must have interrupted");
-            Assert.Equal(r.Stat("vgic_injected"), r.Stat("vgic_completed"));
+            Assert.InRange(r.Stat("vgic_injected") - r.Stat("vgic_completed"), 0, 1);
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
         }
 
@@ -43,13 +45,15 @@ namespace Hypervisor.Tests.Integration
         // tests beside them: 128 MiB ballooned out of a (its MemTotal drops by
         // 128 MiB), handed to b (booted with 128 MiB in its balloon), whose
         // MemTotal grows by as much and which then uses more memory than it had.
+        // Both map 64 pages per demand fault (fault_around), which must leave
+        // every ballooned page alone.
         [Fact]
         public void TwoLinuxVmsMove128MiBThroughTheirBalloons()
         {
             string conf = GuestConfig.Write(
                 "hv balloon_move=a:b:128M\n" +
-                $"vm a mem=256M balloon=on $LINUX {Console} test=giver\"\n" +
-                $"vm b mem=256M balloon=on boot_balloon=128M $LINUX {Console} test=taker\"\n" +
+                $"vm a mem=256M balloon=on fault_around=64 $LINUX {Console} test=giver\"\n" +
+                $"vm b mem=256M balloon=on boot_balloon=128M fault_around=64 $LINUX {Console} test=taker\"\n" +
                 "vm c mem=64M image=$ELF args=\"tests=demand,remap,walk\"\n");
             var r = Qemu.Run(new[] { conf }, timeoutSeconds: 240);
             Assert.StartsWith("[a] linux-test giver PASS drop_mib=128", r.Require("[a] linux-test giver"));
@@ -58,6 +62,11 @@ namespace Hypervisor.Tests.Integration
             r.Require("[hv] balloon_move: received from vm a 32768 pages (128MiB)");
             r.Require("[hv] balloon_move: handed to vm b 32768 pages (128MiB)");
             Assert.Equal(32768, r.Lines.Where(l => l.StartsWith("STAT vm=a ")).Select(l => long.Parse(Regex.Match(l, @"balloon_inflated=(\d+)").Groups[1].Value)).First());
+            string b = r.Require("STAT vm=b ");
+            Assert.Contains("ballooned_touches=0", b);
+            long faults = long.Parse(Regex.Match(b, @"stage2_faults=(\d+)").Groups[1].Value);
+            long ahead = long.Parse(Regex.Match(b, @"pages_prefaulted=(\d+)").Groups[1].Value);
+            Assert.True(ahead > 20 * faults, $"fault_around=64 should map most pages ahead of a touch: {faults} faults, {ahead} ahead");
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
         }
 

@@ -119,6 +119,35 @@ namespace Hypervisor.Tests.Integration
             Assert.StartsWith("[i] TEST hvc PASS", r.Require("[i] TEST hvc"));
         }
 
+        // fault_around=N (kernel/Mm/GuestMemory.cs): one demand fault maps the
+        // faulting page's whole aligned window of N pages. The demand test's
+        // 256 pages become 16 faults and 240 pages mapped ahead; a hostile
+        // balloon driver touches the neighbour of a page it inflated, and that
+        // page must stay unmapped (the touch of it still aborts); the balloon
+        // cycles and the other tests pass, shadow paging refuses the key, and
+        // nothing leaks.
+        [Fact]
+        public void FaultAroundMapsWholeWindowsButNeverABalloonedPage()
+        {
+            string conf = GuestConfig.Write(
+                "vm g mem=64M image=$ELF fault_around=16 args=\"tests=demand,remap,walk\"\n" +
+                "vm h mem=64M image=$ELF balloon=on fault_around=64 args=\"role=balloonfuzz\"\n" +
+                "vm c mem=64M image=$ELF balloon=on fault_around=16 args=\"role=ballooncycles\"\n" +
+                "vm s mem=32M image=$ELF paging=shadow fault_around=16\n");
+            var r = Qemu.Run(new[] { conf }, timeoutSeconds: 180);
+            foreach (var t in new[] { "demand", "remap", "walk" }) r.AssertPasses("g", t);
+            Assert.Contains("stage2_faults=16 prefaulted=240", r.Require("[g] TEST demand"));
+            Assert.Contains("fault_around=16", r.Require("[hv] vm g: mem="));
+            r.AssertPasses("h", "balloon-hostile");
+            Assert.Contains("inflated_page=gone", r.Require("[h] TEST balloon-hostile"));
+            r.AssertPasses("c", "balloon-cycles");
+            Assert.Contains("fault_around needs paging=stage2", r.Require("[hv] vms.conf:4:"));
+            Assert.True(r.Stat("pages_prefaulted") > 0);
+            Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
+            Assert.Null(r.Line("[hv] PANIC"));
+            Assert.Equal(0, r.ExitCode);
+        }
+
         [Fact]
         public void BadConfigLinesAreReportedAndTheOtherVmsStillRun()
         {

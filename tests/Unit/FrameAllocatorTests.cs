@@ -238,4 +238,47 @@ namespace Hypervisor.Tests.Unit
             }
         }
     }
+
+    // The rule that keeps VMs apart: a free frame is always zero. The
+    // allocator calls its scrubber for every frame that becomes free (at Seal,
+    // Free and FreeMany), once, and never for a refused free.
+    public unsafe class FrameAllocatorScrubTests
+    {
+        [ThreadStatic] private static List<ulong> s_scrubbed;
+        private static void Record(ulong pa) => s_scrubbed.Add(pa);
+
+        [Fact]
+        public void EveryFrameThatBecomesFreeIsScrubbedOnce()
+        {
+            const ulong Base = 0x40000000;
+            s_scrubbed = new List<ulong>();
+            var owner = (ushort*)NativeMemory.Alloc(8 * sizeof(ushort));
+            var stack = (uint*)NativeMemory.Alloc(8 * sizeof(uint));
+            try
+            {
+                var a = new FrameAllocator(Base, 8, owner, stack, &Record);
+                a.Reserve(Base, Base + 4096, FrameOwner.Hypervisor);
+                a.Seal();
+                Assert.Equal(7, s_scrubbed.Count);                      // the boot scrub: every free frame, not the reserved one
+                Assert.DoesNotContain(Base, s_scrubbed);
+                s_scrubbed.Clear();
+
+                ulong p = a.Allocate(FrameOwner.FirstVm), q = a.Allocate(FrameOwner.FirstVm), r = a.Allocate(FrameOwner.FirstVm);
+                Assert.Empty(s_scrubbed);                               // allocation never clears: the frame already is zero
+                Assert.Equal(FrameStatus.WrongOwner, a.Free(p, FrameOwner.FirstVm + 1));
+                Assert.Equal(FrameStatus.Ok, a.Free(p, FrameOwner.FirstVm));
+                Assert.Equal(FrameStatus.AlreadyFree, a.Free(p, FrameOwner.FirstVm));
+                Assert.Equal(new[] { p }, s_scrubbed);
+                s_scrubbed.Clear();
+
+                Assert.Equal(2, a.FreeMany(new[] { q, q, r, Base }, FrameOwner.FirstVm));
+                Assert.Equal(new[] { q, r }, s_scrubbed);
+            }
+            finally
+            {
+                NativeMemory.Free(owner);
+                NativeMemory.Free(stack);
+            }
+        }
+    }
 }

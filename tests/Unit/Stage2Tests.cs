@@ -142,6 +142,39 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(3, _table.UnmapPages(Ipa, 100, new ulong[3]));
         }
 
+        // Fault-around: one walk finds the empty entries of a window, a second
+        // fills them. Valid entries are never replaced (so no TLB work), and a
+        // frame that did not go in is reported back to the caller.
+        [Fact]
+        public void FaultAroundFillsOnlyEmptyEntries()
+        {
+            Assert.Equal(Stage2Status.Ok, _table.Map4K(Ipa + 2 * 4096, Pa, Stage2.NormalReadWrite));
+            Assert.Equal(Stage2Status.Ok, _table.EmptyPages(Ipa, 8, out ulong empty));
+            Assert.Equal(0b1111_1011UL, empty);
+
+            var frames = new ulong[8];
+            for (int i = 0; i < 8; i++) frames[i] = (empty & (1UL << i)) != 0 && i != 5 ? 0x9_0000_0000 + (ulong)i * 4096 : 0;
+            frames[2] = 0x9_9999_9000;                          // a frame for a page that is mapped: must come back
+            ulong mapped = _table.FillEmptyPages(Ipa, frames, Stage2.NormalReadWrite);
+            Assert.Equal(0b1101_1011UL, mapped);                  // not page 2 (mapped), not page 5 (no frame)
+            Assert.Empty(_tlb.Calls);
+            Assert.Equal(7UL, _table.LivePages);
+            Assert.Equal(Stage2Status.Ok, _table.Translate(Ipa + 2 * 4096, out ulong pa, out _, out _));
+            Assert.Equal(Pa, pa);                                 // the old mapping stands
+            Assert.Equal(Stage2Status.Ok, _table.Translate(Ipa + 7 * 4096, out pa, out _, out _));
+            Assert.Equal(0x9_0000_7000UL, pa);
+            Assert.Equal(Stage2Status.NotMapped, _table.Translate(Ipa + 5 * 4096, out _, out _, out _));
+
+            // A window must lie in one level-3 table and hold at most 64 pages.
+            Assert.Equal(Stage2Status.Misaligned, _table.EmptyPages(Ipa + 510 * 4096, 4, out _));
+            Assert.Equal(Stage2Status.Misaligned, _table.EmptyPages(Ipa, 65, out _));
+            Assert.Equal(0UL, _table.FillEmptyPages(Ipa + 510 * 4096, new ulong[4] { Pa, Pa, Pa, Pa }, Stage2.NormalReadWrite));
+            // Inside a block every page is mapped already.
+            Assert.Equal(Stage2Status.Ok, _table.Map2M(Ipa + Stage2Table.BlockSize, BlockPa, Stage2.NormalReadWrite));
+            Assert.Equal(Stage2Status.Ok, _table.EmptyPages(Ipa + Stage2Table.BlockSize, 16, out empty));
+            Assert.Equal(0UL, empty);
+        }
+
         [Fact]
         public void BadArgumentsAreRefused()
         {

@@ -147,6 +147,10 @@ namespace Hypervisor.Tests.Unit
         [InlineData("vm a mem=64M image=g resets=", VmConfigErrorKind.EmptyValue, "resets")]
         [InlineData("vm a mem=64M image=g resets=1 resets=2", VmConfigErrorKind.DuplicateKey, "resets")]
         [InlineData("hv resets=1", VmConfigErrorKind.UnknownKey, "resets")]
+        [InlineData("vm a mem=64M image=g fault_around=0", VmConfigErrorKind.BadNumber, "0")]
+        [InlineData("vm a mem=64M image=g fault_around=3", VmConfigErrorKind.BadNumber, "3")]    // windows are powers of two
+        [InlineData("vm a mem=64M image=g fault_around=128", VmConfigErrorKind.BadNumber, "128")]
+        [InlineData("vm a mem=64M image=g fault_around=1 fault_around=2", VmConfigErrorKind.DuplicateKey, "fault_around")]
         [InlineData("hv vmid_bits=17", VmConfigErrorKind.BadNumber, "17")]
         [InlineData("hv slice_ms=0", VmConfigErrorKind.BadNumber, "0")]
         [InlineData("hv slice_ms=1 slice_ms=2", VmConfigErrorKind.DuplicateKey, "slice_ms")]
@@ -179,6 +183,19 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(2, p.Result.VmCount);
             Assert.Equal(expected, p.Vms[0].MaxResets);
             Assert.Equal(VmConfig.UnlimitedResets, p.Vms[1].MaxResets);
+        }
+
+        [Theory]
+        [InlineData("fault_around=1", 1)]
+        [InlineData("fault_around=16", 16)]
+        [InlineData("fault_around=64", 64)]
+        [InlineData("", 1)]                      // absent: one page per fault
+        public void ReadsTheFaultAroundWindow(string key, int expected)
+        {
+            var p = Parse("vm a mem=64M image=g " + key + "\nvm b mem=64M image=g\n");
+            Assert.Equal(0, p.Result.ErrorCount);
+            Assert.Equal(expected, p.Vms[0].FaultAround);
+            Assert.Equal(1, p.Vms[1].FaultAround);
         }
 
         [Fact]
