@@ -189,26 +189,67 @@ cache_sync_instructions:
     isb
     ret
 
-// frame_zero(pa): zero one 4 KiB frame with DC ZVA. The block size comes from
-// DCZID_EL0.BS (log2 of words); if DC ZVA is prohibited (DZP), plain stores.
+// Zeroing 4 KiB frames with DC ZVA. DCZID_EL0.BS is log2 of the block size
+// in words; DZP (bit 4) set means DC ZVA is prohibited: plain stores then.
+
+// \bs <- the DC ZVA block size in bytes, or 0 when DC ZVA is prohibited.
+.macro zva_block_size bs, tmp
+    mrs     \tmp, dczid_el0
+    mov     \bs, #0
+    tbnz    \tmp, #4, .Lknown\@
+    and     \tmp, \tmp, #0xf
+    mov     \bs, #4
+    lsl     \bs, \bs, \tmp
+.Lknown\@:
+.endm
+
+// Zeroes the frame at \at (which ends one frame further on); \bs from
+// zva_block_size; clobbers \end. Sixteen blocks per round while sixteen fit
+// in a frame (blocks up to 256 bytes; cortex-a72 has 64): the loop overhead
+// would otherwise cost as much as the zeroing. Larger blocks go one by one.
+.macro zero_4k at, bs, end
+    add     \end, \at, #4096
+    cbz     \bs, .Lstores\@
+    cmp     \bs, #256
+    b.hi    .Lone\@
+.Lsixteen\@:
+    .rept   16
+    dc      zva, \at
+    add     \at, \at, \bs
+    .endr
+    cmp     \at, \end
+    b.lo    .Lsixteen\@
+    b       .Ldone\@
+.Lone\@:
+    dc      zva, \at
+    add     \at, \at, \bs
+    cmp     \at, \end
+    b.lo    .Lone\@
+    b       .Ldone\@
+.Lstores\@:
+    stp     xzr, xzr, [\at], #16
+    stp     xzr, xzr, [\at], #16
+    cmp     \at, \end
+    b.lo    .Lstores\@
+.Ldone\@:
+.endm
+
+// frame_zero(pa): one frame.
     .global frame_zero
 frame_zero:
-    mrs     x1, dczid_el0
-    tbnz    x1, #4, 2f
-    and     x1, x1, #0xf
-    mov     x2, #4
-    lsl     x2, x2, x1              // block size in bytes
-    add     x3, x0, #4096
-1:  .rept   16                      // sixteen blocks per round: the loop overhead
-    dc      zva, x0                 // would otherwise cost as much as the zeroing
-    add     x0, x0, x2
-    .endr
-    cmp     x0, x3
-    b.lo    1b
+    zva_block_size x1, x2
+    zero_4k x0, x1, x2
     ret
-2:  add     x3, x0, #4096
-3:  stp     xzr, xzr, [x0], #16
-    stp     xzr, xzr, [x0], #16
-    cmp     x0, x3
-    b.lo    3b
-    ret
+
+// frames_zero(base, frame_numbers, count): the frames base + (n << 12) for
+// `count` 32-bit frame numbers (a stretch of the frame allocator's free stack).
+    .global frames_zero
+frames_zero:
+    zva_block_size x9, x10
+    cbz     x2, 2f
+1:  ldr     w3, [x1], #4
+    add     x3, x0, x3, lsl #12
+    zero_4k x3, x9, x4
+    subs    x2, x2, #1
+    b.ne    1b
+2:  ret

@@ -128,12 +128,31 @@ namespace Guest
             Console.Line(works ? " device=works" : " device=BROKEN");
         }
 
-        // role=gicfuzz: random 8- and 32-bit reads and writes all over the
-        // virtual GIC's distributor and redistributor (enables, pendings,
-        // priorities, routing, reserved space). Each completes or aborts; the
+        // role=gicfuzz: first the trapped SGI register, exactly: an SGI to
+        // this vCPU becomes pending in its redistributor, SGIs routed to
+        // anyone else (another Aff1, Aff2 or Aff3, range selector 1, IRM =
+        // "all but me", an empty list) do not. Then random 8- and 32-bit reads
+        // and writes all over the virtual GIC's distributor and redistributor
+        // (enables, pendings, priorities, routing, reserved space), and random
+        // values into all three SGI registers. Each completes or aborts; the
         // guest, which never unmasks IRQs, carries on and prints its verdict.
         public static void GicFuzz()
         {
+            ulong pending = Mmu.GicGva + 0xa0000 + 0x10000 + 0x200;     // GICR_ISPENDR0 (SGI_base frame)
+            ulong clearPending = pending + 0x80;                         // GICR_ICPENDR0
+            Hypervisor.Arch.Mmio.Write32(clearPending, 0xffff);
+            Cpu.WriteSgi1r(3UL << 24 | 1);                               // INTID 3 to target list {0}: this vCPU
+            Cpu.WriteSgi1r(4UL << 24 | 1UL << 16 | 1);                   // Aff1 = 1
+            Cpu.WriteSgi1r(5UL << 24 | 1UL << 40 | 1);                   // IRM = 1
+            Cpu.WriteSgi1r(6UL << 24 | 1UL << 44 | 1);                   // RS = 1
+            Cpu.WriteSgi1r(7UL << 24 | 1UL << 32 | 1);                   // Aff2 = 1
+            Cpu.WriteSgi1r(8UL << 24 | 1UL << 48 | 1);                   // Aff3 = 1
+            Cpu.WriteSgi1r(9UL << 24 | 2);                               // target list {1}
+            Cpu.WriteSgi0r(10UL << 24 | 1);                              // group 0, to this vCPU
+            uint sgis = Hypervisor.Arch.Mmio.Read32(pending) & 0xffff;
+            bool selfOnly = sgis == (1u << 3 | 1u << 10);
+            Hypervisor.Arch.Mmio.Write32(clearPending, 0xffff);
+
             ulong state = 0x853c49e6748fea9b, aborts = 0, done = 0;
             const int Accesses = 6000;
             for (int i = 0; i < Accesses; i++)
@@ -150,13 +169,25 @@ namespace Guest
                 done++;
             }
             Traps.Armed = false;
+            const int SgiWrites = 3000;
+            for (int i = 0; i < SgiWrites; i++)
+            {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                if (i % 3 == 0) Cpu.WriteSgi1r(state);
+                else if (i % 3 == 1) Cpu.WriteAsgi1r(state);
+                else Cpu.WriteSgi0r(state);
+            }
             // Still a working VM: hypercalls and the UART answer.
             bool alive = (long)Hvc.Call(HypercallAbi.Null).X0 == 0;
-            SelfTests.Verdict("gicfuzz", alive);
+            SelfTests.Verdict("gicfuzz", alive && selfOnly);
             Console.Write("accesses=");
             Console.Dec(done);
             Console.Write(" aborts=");
             Console.Dec(aborts);
+            Console.Write(" sgi_writes=");
+            Console.Dec(SgiWrites);
+            Console.Write(selfOnly ? " sgi_routing=self-only" : " sgi_routing=WRONG pending=");
+            if (!selfOnly) Console.Hex(sgis);
             Console.Put('\n');
         }
 

@@ -21,6 +21,9 @@ namespace Guest
         [RuntimeImport("*", "smc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void SmcCall(ulong* args);
         [RuntimeImport("*", "read_cntp_ctl_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCntpCtl();
         [RuntimeImport("*", "write_cntp_ctl_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCntpCtl(ulong v);
+        [RuntimeImport("*", "write_icc_sgi1r_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteSgi1r(ulong v);
+        [RuntimeImport("*", "write_icc_asgi1r_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteAsgi1r(ulong v);
+        [RuntimeImport("*", "write_icc_sgi0r_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteSgi0r(ulong v);
         [RuntimeImport("*", "tlb_flush_va")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void TlbFlushVa(ulong va);
         [RuntimeImport("*", "read_ttbr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadTtbr0();
         [RuntimeImport("*", "tlb_flush_all")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void TlbFlushAll();

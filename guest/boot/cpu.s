@@ -27,6 +27,24 @@ write_\reg:
     accessors currentel
     accessors cntp_ctl_el0
 
+// The SGI generation registers, write-only: ICC_SGI1R_EL1, ICC_ASGI1R_EL1,
+// ICC_SGI0R_EL1 (by encoding; they trap to the hypervisor, HCR_EL2.IMO).
+    .global write_icc_sgi1r_el1
+write_icc_sgi1r_el1:
+    msr     S3_0_C12_C11_5, x0
+    isb
+    ret
+    .global write_icc_asgi1r_el1
+write_icc_asgi1r_el1:
+    msr     S3_0_C12_C11_6, x0
+    isb
+    ret
+    .global write_icc_sgi0r_el1
+write_icc_sgi0r_el1:
+    msr     S3_0_C12_C11_7, x0
+    isb
+    ret
+
 // hvc_call(args*): x0-x3 from args[0..3], HVC #0, results back into args[0..3].
     .global hvc_call
 hvc_call:

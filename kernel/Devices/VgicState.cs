@@ -76,6 +76,15 @@ namespace Hypervisor.Devices
 
         public static bool IsValid(int intid) => intid >= 0 && intid < IntidCount;
 
+        // A write to ICC_SGI1R_EL1 (or ASGI1R, SGI0R): TargetList 15:0, Aff1
+        // 23:16, INTID 27:24, Aff2 39:32, IRM 40, RS 47:44, Aff3 55:48. The
+        // one vCPU has affinity 0.0.0.0, so the SGI reaches it only through
+        // bit 0 of the target list with Aff3/Aff2/Aff1 and the range selector
+        // all 0 and IRM clear (IRM = 1 means every PE but the writer: nobody).
+        private const ulong SgiRoutingFields = 0xffUL << 48 | 0xfUL << 44 | 1UL << 40 | 0xffUL << 32 | 0xffUL << 16;
+        public static bool SgiReachesVcpu0(ulong sgiRegister) => (sgiRegister & SgiRoutingFields) == 0 && (sgiRegister & 1) != 0;
+        public static int SgiIntid(ulong sgiRegister) => (int)((sgiRegister >> 24) & 0xf);
+
         private static bool Test(uint[] bits, int intid) => (bits[intid >> 5] & (1u << (intid & 31))) != 0;
 
         private void Notify()

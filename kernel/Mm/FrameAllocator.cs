@@ -62,12 +62,14 @@ namespace Hypervisor.Mm
         private readonly uint* _freeStack;
         private uint _freeCount;
         private bool _sealed;
-        private readonly delegate*<ulong, void> _scrub;   // zeroes one frame (null: the tables only, for host tests)
+        // Zeroes frames base + (n << 12) for `count` frame numbers n (null: the
+        // tables only, for host tests).
+        private readonly delegate*<ulong, uint*, int, void> _scrub;
 
         // Bytes of metadata the two tables need for a RAM range of this many frames.
         public static ulong MetadataBytes(uint frameCount) => (ulong)frameCount * (sizeof(ushort) + sizeof(uint));
 
-        public FrameAllocator(ulong ramBase, uint frameCount, ushort* ownerTable, uint* freeStack, delegate*<ulong, void> scrub = null)
+        public FrameAllocator(ulong ramBase, uint frameCount, ushort* ownerTable, uint* freeStack, delegate*<ulong, uint*, int, void> scrub = null)
         {
             _scrub = scrub;
             _base = ramBase;
@@ -102,11 +104,8 @@ namespace Hypervisor.Mm
         {
             _freeCount = 0;
             for (uint i = _frameCount; i > 0; i--)
-            {
-                if (_owner[i - 1] != FrameOwner.Free) continue;
-                Scrub(i - 1);
-                _freeStack[_freeCount++] = i - 1;
-            }
+                if (_owner[i - 1] == FrameOwner.Free) _freeStack[_freeCount++] = i - 1;
+            Scrub(0, _freeCount);
             _sealed = true;
         }
 
@@ -163,9 +162,10 @@ namespace Hypervisor.Mm
             if (status != FrameStatus.Ok) return status;
             if (_owner[frame] == FrameOwner.Free) return FrameStatus.AlreadyFree;
             if (_owner[frame] != owner) return FrameStatus.WrongOwner;
-            Scrub(frame);
             _owner[frame] = FrameOwner.Free;
-            _freeStack[_freeCount++] = frame;
+            _freeStack[_freeCount] = frame;
+            Scrub(_freeCount, 1);
+            _freeCount++;
             return FrameStatus.Ok;
         }
 
@@ -184,12 +184,12 @@ namespace Hypervisor.Mm
                     ulong offset = list[i] - _base;                      // wraps for addresses below RAM
                     ulong frame = offset >> FrameShift;
                     if ((offset & (FrameSize - 1)) != 0 || frame >= _frameCount || _owner[frame] != owner) continue;
-                    Scrub((uint)frame);
                     _owner[frame] = FrameOwner.Free;
                     _freeStack[top++] = (uint)frame;
                     freed++;
                 }
             }
+            Scrub(_freeCount, top - _freeCount);   // the whole batch in one call
             _freeCount = top;
             return freed;
         }
@@ -221,10 +221,10 @@ namespace Hypervisor.Mm
             return n;
         }
 
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        private void Scrub(uint frame)
+        // Zeroes the frames at free-stack positions [first, first + count).
+        private void Scrub(uint first, uint count)
         {
-            if (_scrub != null) _scrub(_base + ((ulong)frame << FrameShift));
+            if (_scrub != null && count != 0) _scrub(_base, _freeStack + first, (int)count);
         }
 
         private FrameStatus Check(ulong address, out uint frame)

@@ -12,9 +12,13 @@ namespace Hypervisor.Mm
         [RuntimeImport("*", "frame_zero")][MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void ZeroFrame(ulong physicalAddress);
 
+        // The same for many frames: base + (n << 12) for each frame number n.
+        [RuntimeImport("*", "frames_zero")][MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void ZeroFrames(ulong baseAddress, uint* frameNumbers, long count);
+
         // The frame allocator's scrubber (it takes a function pointer, so host
         // tests can run it without touching RAM).
-        public static void Scrub(ulong physicalAddress) => ZeroFrame(physicalAddress);
+        public static void Scrub(ulong baseAddress, uint* frameNumbers, int count) => ZeroFrames(baseAddress, frameNumbers, count);
 
         [RuntimeImport("*", "cache_sync_instructions")][MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void SyncInstructions(ulong physicalAddress, ulong length);

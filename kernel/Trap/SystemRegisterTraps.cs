@@ -1,4 +1,5 @@
 using Hypervisor.Arch;
+using Hypervisor.Devices;
 using Hypervisor.Paging;
 using Hypervisor.Vm;
 
@@ -104,17 +105,16 @@ namespace Hypervisor.Trap
     // does not have, and the guest gets an undefined-instruction exception.
     public static unsafe class SystemRegisterTraps
     {
+
         public static void Handle(VirtualMachine vm, TrapFrame* frame)
         {
             var access = new SysRegAccess(frame->Esr);
             if (access.IsSgiGeneration && vm.Vgic != null)
             {
                 // ICC_SGI1R/ASGI1R/SGI0R_EL1 always trap with HCR_EL2.IMO set: a
-                // software-generated interrupt, INTID in bits 27:24. With one vCPU
-                // the only possible target is itself (IRM, or bit 0 of the list).
+                // software-generated interrupt for the PEs the value names.
                 ulong value = access.Rt == 31 ? 0 : frame->X[access.Rt];
-                bool toSelf = ((value >> 40) & 1) != 0 || ((value & 1) != 0 && ((value >> 16) & 0xff) == 0);
-                if (toSelf) vm.Vgic.Raise((int)((value >> 24) & 0xf));
+                if (VgicState.SgiReachesVcpu0(value)) vm.Vgic.Raise(VgicState.SgiIntid(value));
                 frame->Elr += 4;
                 return;
             }

@@ -245,7 +245,10 @@ namespace Hypervisor.Tests.Unit
     public unsafe class FrameAllocatorScrubTests
     {
         [ThreadStatic] private static List<ulong> s_scrubbed;
-        private static void Record(ulong pa) => s_scrubbed.Add(pa);
+        private static void Record(ulong baseAddress, uint* frames, int count)
+        {
+            for (int i = 0; i < count; i++) s_scrubbed.Add(baseAddress + ((ulong)frames[i] << 12));
+        }
 
         [Fact]
         public void EveryFrameThatBecomesFreeIsScrubbedOnce()

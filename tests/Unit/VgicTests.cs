@@ -361,5 +361,22 @@ namespace Hypervisor.Tests.Unit
             _state.Listener = null;
             _state.Raise(41);                                      // no listener: nothing to call
         }
+
+        // ICC_SGI1R_EL1 routing for the one vCPU (affinity 0.0.0.0).
+        [Theory]
+        [InlineData(0x0300_0001UL, true, 3)]                  // target list {0}, INTID 3
+        [InlineData(0x0f00_0003UL, true, 15)]                 // {0, 1}: vCPU 0 among others
+        [InlineData(0x0300_0002UL, false, 3)]                 // {1}: another PE
+        [InlineData(0x0301_0001UL, false, 3)]                 // Aff1 = 1
+        [InlineData(0x01_0300_0001UL, false, 3)]              // Aff2 = 1
+        [InlineData(0x01_0000_0300_0001UL, false, 3)]         // Aff3 = 1
+        [InlineData(0x1000_0300_0001UL, false, 3)]            // RS = 1: list bit 0 is Aff0 16
+        [InlineData(0x0100_0300_0001UL, false, 3)]            // IRM = 1: every PE but the writer
+        [InlineData(0x0300_0000UL, false, 3)]                 // empty target list
+        public void SgiRoutingReachesOnlyItsTargets(ulong value, bool reaches, int intid)
+        {
+            Assert.Equal(reaches, VgicState.SgiReachesVcpu0(value));
+            Assert.Equal(intid, VgicState.SgiIntid(value));
+        }
     }
 }
