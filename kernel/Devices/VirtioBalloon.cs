@@ -72,6 +72,17 @@ namespace Hypervisor.Devices
             return (_ballooned[i >> 6] & (1UL << (int)(i & 63))) != 0;
         }
 
+        // Which of `count` pages from `ipa` are ballooned (bit i for page i).
+        // The run must not cross a 64-page boundary of RAM (fault-around's
+        // aligned windows never do): it is then part of one bitmap word.
+        public ulong BalloonedMask(ulong ipa, int count)
+        {
+            ulong i = (ipa >> 12) - _firstPfn;
+            if (i >= _pageCount || count <= 0 || count > 64 || (i & 63) + (ulong)count > 64) return 0;
+            ulong word = _ballooned[i >> 6] >> (int)(i & 63);
+            return count == 64 ? word : word & ((1UL << count) - 1);
+        }
+
         public override bool ReadConfig(uint offset, int size, out uint value)
         {
             value = 0;

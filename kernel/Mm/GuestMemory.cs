@@ -60,17 +60,15 @@ namespace Hypervisor.Mm
             int count = (int)((end - start) >> 12);
             int touched = (int)((page - start) >> 12);
             if (vm.Stage2.EmptyPages(start, count, out ulong empty) != Stage2Status.Ok) return false;
+            ulong want = empty;
+            if (vm.Balloon != null) want &= ~vm.Balloon.BalloonedMask(start, count) | (1UL << touched);
 
             Span<ulong> frames = stackalloc ulong[VmConfig.MaxFaultAround];
             frames = frames.Slice(0, count);
             frames.Clear();
             for (int i = 0; i < count; i++)
-            {
-                if ((empty & (1UL << i)) == 0) continue;
-                if (i != touched && vm.Balloon != null && vm.Balloon.IsBallooned(start + ((ulong)i << 12))) continue;
-                frames[i] = Kernel.Frames.Allocate(vm.Owner);
-            }
-            if ((empty & (1UL << touched)) != 0 && frames[touched] == 0)
+                if ((want & (1UL << i)) != 0) frames[i] = Kernel.Frames.Allocate(vm.Owner);
+            if ((want & (1UL << touched)) != 0 && frames[touched] == 0)
             {
                 FreeUnused(vm, frames, 0);
                 return false;
