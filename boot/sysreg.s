@@ -31,6 +31,7 @@ write_\name:
     reader  id_aa64pfr0_el1, id_aa64pfr0_el1
     reader  cntfrq_el0, cntfrq_el0
     reader  cntpct_el0, cntpct_el0
+    reader  isr_el1, isr_el1
     reader  pmcr_el0, pmcr_el0
     reader  esr_el2, esr_el2
     reader  far_el2, far_el2

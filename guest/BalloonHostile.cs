@@ -107,7 +107,7 @@ namespace Guest
                 if (!virtio && offset < 4) continue;
                 Traps.Expect();
                 if ((state & 2) != 0) Hypervisor.Arch.Mmio.Write32(address, (uint)(state >> 32));
-                else Hypervisor.Arch.Mmio.Read32(address);
+                else Cpu.Load32(address);
                 if (Traps.Taken != 0) aborts++;
                 done++;
             }

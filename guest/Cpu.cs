@@ -38,6 +38,7 @@ namespace Guest
         [RuntimeImport("*", "write_vbar_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteVbar(ulong v);
         [RuntimeImport("*", "fp_survives_switches")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong FpSurvivesSwitches(ulong seed, ulong rounds);
         [RuntimeImport("*", "load64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong Load64(ulong address);
+        [RuntimeImport("*", "load32")][MethodImpl(MethodImplOptions.InternalCall)] public static extern uint Load32(ulong address);
         [RuntimeImport("*", "store64")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Store64(ulong address, ulong value);
     }
 

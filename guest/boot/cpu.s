@@ -117,6 +117,14 @@ load64:
     ldr     x0, [x0]
     ret
 
+// load32(address): a plain LDR (Mmio.Read32 is a load-acquire, which the CPU
+// itself faults when unaligned; the MMIO fuzzer wants unaligned loads to
+// reach the hypervisor).
+    .global load32
+load32:
+    ldr     w0, [x0]
+    ret
+
     .global store64
 store64:
     str     x1, [x0]

@@ -87,6 +87,8 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "write_elr_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteElrEl2(ulong value);
         [RuntimeImport("*", "read_spsr_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadSpsrEl2();
         [RuntimeImport("*", "write_spsr_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteSpsrEl2(ulong value);
+        // ISR_EL1 read at EL2: the physical interrupts pending (I = bit 7).
+        [RuntimeImport("*", "read_isr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIsrEl1();
         [RuntimeImport("*", "read_pmcr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadPmcrEl0();
     }
 

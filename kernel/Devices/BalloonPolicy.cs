@@ -79,9 +79,9 @@ namespace Hypervisor.Devices
             }
             else if (s_phase == 3)
             {
-                // b's demand faults take the frames a gave (the allocator hands
-                // out the most recently freed first). Pages, not faults: with
-                // fault_around one fault maps many.
+                // b's demand faults take frames from the host's pool, which a
+                // refilled (clean frames first: a's are scrubbed while the CPU
+                // idles). Pages, not faults: with fault_around one fault maps many.
                 if (s_to.Counters.PagesMapped - s_mappedAtHandover < s_pages) return;
                 Step("in use by", s_to, s_to.Counters.PagesMapped - s_mappedAtHandover);
                 s_phase = 4;

@@ -45,12 +45,18 @@ namespace Hypervisor.Mm
     // Start-up order: construct (everything free), Reserve what is already in use
     // (image, DTB, bundle, these tables), then Seal() builds the free stack.
     //
-    // One rule keeps memory from leaking between VMs: a free frame is always
-    // zero. Seal() scrubs every frame it puts on the stack (whatever was in
-    // RAM before the hypervisor ran) and every free scrubs the frame before it
-    // goes back. So nobody who allocates has to zero, and the demand-fault
-    // path, which allocates a frame per first touch, skips a 4 KiB clear that
-    // the frame already had when it was freed.
+    // One rule keeps memory from leaking between VMs: a frame is zeroed
+    // (scrubbed) after its last owner freed it and before anyone gets it
+    // again; so allocation hands out zeroed frames and nobody else clears
+    // them. When that happens is the allocator's choice. The free stack is
+    // split at _cleanTop: below it, frames already scrubbed (Seal scrubs all
+    // of RAM that is free at boot); from it to the top, frames freed since.
+    // A free only pushes. ScrubSome, called when the CPU
+    // would otherwise sleep (kernel/Trap/GuestExits.cs), scrubs dirty frames
+    // from the bottom of that stretch up. Allocate takes a clean frame while
+    // there is one and scrubs a dirty one only when there is none. So the
+    // 4 KiB clear leaves the paths a guest waits on (the balloon's inflate,
+    // VM teardown, and the demand fault while clean frames last).
     public unsafe sealed class FrameAllocator
     {
         public const ulong FrameSize = 4096;
@@ -61,7 +67,12 @@ namespace Hypervisor.Mm
         private readonly ushort* _owner;
         private readonly uint* _freeStack;
         private uint _freeCount;
+        private uint _cleanTop;      // free-stack positions below this hold zeroed frames
         private bool _sealed;
+
+        // Where the scrubbing happened: frames zeroed by ScrubSome (idle) and
+        // by Allocate (the frame was still dirty when someone needed it).
+        public ulong ScrubbedIdle, ScrubbedOnAllocation;
         // Zeroes frames base + (n << 12) for `count` frame numbers n (null: the
         // tables only, for host tests).
         private readonly delegate*<ulong, uint*, int, void> _scrub;
@@ -98,26 +109,58 @@ namespace Hypervisor.Mm
         }
 
         // Frames still free after reservations go on the stack, highest first,
-        // so that allocation hands out ascending addresses. Each is scrubbed on
-        // the way (the boot scrub).
+        // so that allocation hands out ascending addresses. All of them are
+        // scrubbed here (the boot scrub: nobody knows what RAM held before the
+        // hypervisor ran), so a guest's first touches find clean frames.
         public void Seal()
         {
             _freeCount = 0;
             for (uint i = _frameCount; i > 0; i--)
                 if (_owner[i - 1] == FrameOwner.Free) _freeStack[_freeCount++] = i - 1;
             Scrub(0, _freeCount);
+            _cleanTop = _freeCount;
             _sealed = true;
         }
 
         // Physical address of a zeroed frame now owned by `owner`, or 0 when
-        // none is left.
+        // none is left. A clean frame if there is one: the top of the clean
+        // stretch, whose place the topmost dirty frame takes (so the stretches
+        // stay apart). Only when every free frame is dirty does the caller
+        // wait for a scrub.
         public ulong Allocate(ushort owner)
         {
             if (_freeCount == 0 || owner == FrameOwner.Free) return 0;
-            uint frame = _freeStack[--_freeCount];
+            uint frame;
+            if (_cleanTop > 0)
+            {
+                uint position = --_cleanTop;
+                frame = _freeStack[position];
+                _freeStack[position] = _freeStack[--_freeCount];   // itself when nothing is dirty
+            }
+            else
+            {
+                Scrub(--_freeCount, 1);
+                ScrubbedOnAllocation++;
+                frame = _freeStack[_freeCount];
+            }
             _owner[frame] = owner;
             return _base + ((ulong)frame << FrameShift);
         }
+
+        // Scrubs up to `max` dirty free frames (the oldest first); returns how
+        // many. The idle loop calls it in small steps so an interrupt waits
+        // at most one step.
+        public uint ScrubSome(uint max)
+        {
+            uint n = _freeCount - _cleanTop;
+            if (n > max) n = max;
+            Scrub(_cleanTop, n);
+            _cleanTop += n;
+            ScrubbedIdle += n;
+            return n;
+        }
+
+        public uint DirtyFrames => _freeCount - _cleanTop;
 
         // `count` physically contiguous zeroed frames whose first frame number is a
         // multiple of `alignFrames` (e.g. 512 for a 2 MiB stage-2 block, 2 for
@@ -141,20 +184,33 @@ namespace Hypervisor.Mm
             return 0;
         }
 
-        // Drops frames [start, start+count), just claimed, from the free stack.
+        // Drops frames [start, start+count), just claimed, from the free stack,
+        // scrubbing those that were dirty. The stack keeps its order, so the
+        // clean stretch stays below the dirty one.
         private void RemoveFromFreeStack(uint start, uint count)
         {
-            uint kept = 0;
+            uint kept = 0, cleanKept = 0;
             for (uint i = 0; i < _freeCount; i++)
             {
                 uint f = _freeStack[i];
-                if (f >= start && f < start + count) continue;
+                if (f >= start && f < start + count)
+                {
+                    if (i >= _cleanTop)
+                    {
+                        Scrub(i, 1);
+                        ScrubbedOnAllocation++;
+                    }
+                    continue;
+                }
+                if (i < _cleanTop) cleanKept++;
                 _freeStack[kept++] = f;
             }
             _freeCount = kept;
+            _cleanTop = cleanKept;
         }
 
-        // The frame goes back scrubbed; a refused free (see FrameStatus) changes nothing.
+        // The frame goes back to the pool, to be scrubbed before anyone gets
+        // it again; a refused free (see FrameStatus) changes nothing.
         public FrameStatus Free(ulong address, ushort owner)
         {
             if (!_sealed) return FrameStatus.NotSealed;
@@ -163,14 +219,12 @@ namespace Hypervisor.Mm
             if (_owner[frame] == FrameOwner.Free) return FrameStatus.AlreadyFree;
             if (_owner[frame] != owner) return FrameStatus.WrongOwner;
             _owner[frame] = FrameOwner.Free;
-            _freeStack[_freeCount] = frame;
-            Scrub(_freeCount, 1);
-            _freeCount++;
+            _freeStack[_freeCount++] = frame;
             return FrameStatus.Ok;
         }
 
         // Frees a batch of frames of one owner (the balloon returns hundreds at
-        // a time), each scrubbed. Frames that fail Free's checks are skipped and counted in
+        // a time). Frames that fail Free's checks are skipped and counted in
         // the result's complement: returns how many were freed.
         public int FreeMany(ReadOnlySpan<ulong> addresses, ushort owner)
         {
@@ -189,7 +243,6 @@ namespace Hypervisor.Mm
                     freed++;
                 }
             }
-            Scrub(_freeCount, top - _freeCount);   // the whole batch in one call
             _freeCount = top;
             return freed;
         }

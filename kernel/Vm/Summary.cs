@@ -21,6 +21,8 @@ namespace Hypervisor.Vm
             Log.Dec((ulong)Scheduler.Count);
             Log.Stat("frames_free_start", FreeFramesAtStart);
             Log.Stat("frames_free_end", f.FreeFrames);
+            Log.Stat("frames_scrubbed_idle", f.ScrubbedIdle);
+            Log.Stat("frames_scrubbed_on_allocation", f.ScrubbedOnAllocation);
             Log.Stat("heap_used_start", HeapAtStart);
             Log.Stat("heap_used_end", Hypervisor.Runtime.Heap.BytesInUse);
             Log.Stat("vm_switches", Scheduler.Switches);

@@ -239,43 +239,91 @@ namespace Hypervisor.Tests.Unit
         }
     }
 
-    // The rule that keeps VMs apart: a free frame is always zero. The
-    // allocator calls its scrubber for every frame that becomes free (at Seal,
-    // Free and FreeMany), once, and never for a refused free.
+    // The rule that keeps VMs apart: every frame is scrubbed after its last
+    // owner freed it and before anyone gets it again, once. A model follows
+    // each frame (clean or dirty) through random frees, allocations, idle
+    // scrubbing and contiguous allocations; the recording scrubber checks
+    // that only free, dirty frames are scrubbed.
     public unsafe class FrameAllocatorScrubTests
     {
-        [ThreadStatic] private static List<ulong> s_scrubbed;
+        private const ulong Base = 0x40000000;
+        [ThreadStatic] private static HashSet<ulong> s_dirty;      // free frames not yet scrubbed
+        [ThreadStatic] private static HashSet<ulong> s_free;
+        [ThreadStatic] private static int s_scrubs;
+
         private static void Record(ulong baseAddress, uint* frames, int count)
         {
-            for (int i = 0; i < count; i++) s_scrubbed.Add(baseAddress + ((ulong)frames[i] << 12));
+            for (int i = 0; i < count; i++)
+            {
+                ulong pa = baseAddress + ((ulong)frames[i] << 12);
+                Assert.True(s_free.Contains(pa), $"scrubbed {pa:x}, which is not free");
+                Assert.True(s_dirty.Remove(pa), $"scrubbed {pa:x} twice");
+                s_scrubs++;
+            }
         }
 
         [Fact]
-        public void EveryFrameThatBecomesFreeIsScrubbedOnce()
+        public void EveryFrameIsScrubbedOnceBetweenOwners()
         {
-            const ulong Base = 0x40000000;
-            s_scrubbed = new List<ulong>();
-            var owner = (ushort*)NativeMemory.Alloc(8 * sizeof(ushort));
-            var stack = (uint*)NativeMemory.Alloc(8 * sizeof(uint));
+            const uint Frames = 256;
+            s_dirty = new HashSet<ulong>();
+            s_free = new HashSet<ulong>();
+            s_scrubs = 0;
+            var owner = (ushort*)NativeMemory.Alloc(Frames * sizeof(ushort));
+            var stack = (uint*)NativeMemory.Alloc(Frames * sizeof(uint));
             try
             {
-                var a = new FrameAllocator(Base, 8, owner, stack, &Record);
+                var a = new FrameAllocator(Base, Frames, owner, stack, &Record);
                 a.Reserve(Base, Base + 4096, FrameOwner.Hypervisor);
+                for (uint i = 1; i < Frames; i++) { s_free.Add(Base + i * 4096); s_dirty.Add(Base + i * 4096); }
                 a.Seal();
-                Assert.Equal(7, s_scrubbed.Count);                      // the boot scrub: every free frame, not the reserved one
-                Assert.DoesNotContain(Base, s_scrubbed);
-                s_scrubbed.Clear();
+                Assert.Empty(s_dirty);                                   // the boot scrub: all free RAM
+                Assert.Equal(0u, a.DirtyFrames);
 
-                ulong p = a.Allocate(FrameOwner.FirstVm), q = a.Allocate(FrameOwner.FirstVm), r = a.Allocate(FrameOwner.FirstVm);
-                Assert.Empty(s_scrubbed);                               // allocation never clears: the frame already is zero
-                Assert.Equal(FrameStatus.WrongOwner, a.Free(p, FrameOwner.FirstVm + 1));
-                Assert.Equal(FrameStatus.Ok, a.Free(p, FrameOwner.FirstVm));
-                Assert.Equal(FrameStatus.AlreadyFree, a.Free(p, FrameOwner.FirstVm));
-                Assert.Equal(new[] { p }, s_scrubbed);
-                s_scrubbed.Clear();
-
-                Assert.Equal(2, a.FreeMany(new[] { q, q, r, Base }, FrameOwner.FirstVm));
-                Assert.Equal(new[] { q, r }, s_scrubbed);
+                var held = new List<ulong>();
+                var random = new Random(7);
+                for (int step = 0; step < 4000; step++)
+                {
+                    int op = random.Next(10);
+                    if (op < 4)
+                    {
+                        ulong p = a.Allocate(FrameOwner.FirstVm);
+                        if (p == 0) { Assert.Empty(s_free); continue; }
+                        Assert.DoesNotContain(p, s_dirty);               // handed out clean
+                        s_free.Remove(p);
+                        held.Add(p);
+                    }
+                    else if (op < 7 && held.Count > 0)
+                    {
+                        int n = random.Next(1, Math.Min(held.Count, 8) + 1);
+                        var batch = held.GetRange(held.Count - n, n);
+                        held.RemoveRange(held.Count - n, n);
+                        foreach (ulong p in batch) { s_free.Add(p); s_dirty.Add(p); }
+                        if (n == 1) Assert.Equal(FrameStatus.Ok, a.Free(batch[0], FrameOwner.FirstVm));
+                        else Assert.Equal(n, a.FreeMany(batch.ToArray(), FrameOwner.FirstVm));
+                    }
+                    else if (op < 9)
+                    {
+                        int before = s_dirty.Count;
+                        uint n = a.ScrubSome((uint)random.Next(1, 6));
+                        Assert.Equal(before - (int)n, s_dirty.Count);
+                    }
+                    else
+                    {
+                        ulong p = a.AllocateContiguous(2, 2, FrameOwner.FirstVm);
+                        if (p == 0) continue;
+                        foreach (ulong q in new[] { p, p + 4096 })
+                        {
+                            Assert.DoesNotContain(q, s_dirty);
+                            s_free.Remove(q);
+                            held.Add(q);
+                        }
+                    }
+                    Assert.Equal((uint)s_dirty.Count, a.DirtyFrames);
+                    Assert.Equal((uint)s_free.Count, a.FreeFrames);
+                }
+                Assert.Equal((ulong)(s_scrubs - (Frames - 1)), a.ScrubbedIdle + a.ScrubbedOnAllocation);
+                Assert.True(a.ScrubbedIdle > 0 && a.ScrubbedOnAllocation > 0);
             }
             finally
             {
