@@ -15,6 +15,29 @@ namespace Guest
         private static ulong RamEnd => Mmu.RamBase + Mmu.RamSize;
         private static ulong DataPage(int i) => Mmu.RamBase + DataOffset + (ulong)(uint)i * 4096;
 
+        // role=badroot (paging=shadow): TTBR0_EL1 names a root table outside
+        // RAM. This guest runs from TTBR0's half, so its very next fetch walks
+        // that "table": the shadow's walk reads it through the trap window,
+        // the fetch aborts, and so does the fetch of its exception vector. The
+        // hypervisor stops the VM for that loop; it must not read host memory
+        // or stop anyone else. Never returns.
+        public static void BadRoot()
+        {
+            Console.Line("badroot: TTBR0_EL1 = a GPA 1 GiB past RAM");
+            Cpu.WriteTtbr0(RamEnd + (1UL << 30));
+            Cpu.TlbFlushAll();
+            Console.Line("badroot: STILL RUNNING");
+        }
+
+        // role=badgranule (paging=shadow): TCR_EL1 asks for 64 KiB pages,
+        // which shadow paging does not build; the VM is stopped with a line.
+        public static void BadGranule()
+        {
+            Console.Line("badgranule: TCR_EL1.TG0 = 64 KiB");
+            Cpu.WriteTcr(16 | (1 << 8) | (1 << 10) | (3 << 12) | (1UL << 14) | (1UL << 23) | (2UL << 32));
+            Console.Line("badgranule: STILL RUNNING");
+        }
+
         // role=shadowfuzz (paging=stage2 or shadow: this guest writes its tables
         // itself). Entries naming GPAs outside RAM, tables outside RAM, a table
         // that points at itself, and thousands of random descriptors. A load

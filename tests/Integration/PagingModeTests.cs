@@ -87,6 +87,30 @@ namespace Hypervisor.Tests.Integration
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
         }
 
+        // Shadow paging against bad translation registers: a root table
+        // outside RAM (the walk goes through the trap window, the guest's
+        // fetches abort down to its own vector, and the VM is stopped for the
+        // loop) and a 64 KiB granule (not built: stopped with a line). Neither
+        // reaches host memory, the third VM passes its tests, nothing leaks.
+        [Fact]
+        public void ShadowStopsAVmWhoseTranslationRegistersMakeNoSense()
+        {
+            string conf = GuestConfig.Write(
+                "vm root mem=32M paging=shadow image=$ELF args=\"role=badroot\"\n" +
+                "vm gran mem=32M paging=shadow image=$ELF args=\"role=badgranule\"\n" +
+                "vm good mem=32M image=$ELF args=\"tests=demand,remap,walk\"\n");
+            var r = Qemu.Run(new[] { conf });
+            r.Require("[root] badroot: TTBR0_EL1");
+            Assert.Contains("exception loop", r.Require("[hv] vm root stopped"));
+            Assert.Null(r.Line("[root] badroot: STILL RUNNING"));
+            Assert.Contains("4 KiB granule only", r.Require("[hv] vm gran stopped"));
+            Assert.Null(r.Line("[gran] badgranule: STILL RUNNING"));
+            foreach (var t in new[] { "demand", "remap", "walk" }) r.AssertPasses("good", t);
+            Assert.Null(r.Line("[hv] PANIC"));
+            Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
+            Assert.Equal(0, r.ExitCode);
+        }
+
         // A table tree built to explode the shadow: the VM is stopped with a
         // reason, its shadow pages go back, the other VM is unaffected.
         [Fact]
