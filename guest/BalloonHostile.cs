@@ -235,17 +235,17 @@ namespace Guest
             PagePool.Init();
             if (!VirtioBalloonDriver.Probe(Program.Fdt.VirtioBase)) { SelfTests.Verdict("balloon-follow", false); Console.Line("no device"); return; }
             Console.Line("balloon: driver ok, following the target");
-            while (VirtioBalloonDriver.TargetPages == 0) Cpu.WaitForInterrupt();
+            while (VirtioBalloonDriver.TargetPages == 0) Cpu.Yield();
             while ((uint)VirtioBalloonDriver.BalloonedPages != VirtioBalloonDriver.TargetPages)
             {
                 VirtioBalloonDriver.FollowTarget();
-                Cpu.WaitForInterrupt();
+                Cpu.Yield();
             }
             SelfTests.Verdict("balloon-follow", VirtioBalloonDriver.ActualPages == VirtioBalloonDriver.TargetPages);
             Console.Write("pages=");
             Console.Dec((ulong)VirtioBalloonDriver.BalloonedPages);
             Console.Put('\n');
-            while (VirtioBalloonDriver.TargetPages != 0) { VirtioBalloonDriver.FollowTarget(); Cpu.WaitForInterrupt(); }
+            while (VirtioBalloonDriver.TargetPages != 0) { VirtioBalloonDriver.FollowTarget(); Cpu.Yield(); }
             VirtioBalloonDriver.FollowTarget();
             SelfTests.Verdict("balloon-follow-back", VirtioBalloonDriver.BalloonedPages == 0);
             Console.Line("pages=0");

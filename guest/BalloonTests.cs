@@ -54,7 +54,7 @@ namespace Guest
             if (!StartDriver()) return;
             // Wait for a target, then give until it is met.
             int rounds = 0;
-            while (VirtioBalloonDriver.TargetPages == 0 && rounds++ < 100000) Cpu.WaitForInterrupt();
+            while (VirtioBalloonDriver.TargetPages == 0 && rounds++ < 100000) Cpu.Yield();
             if (Benchmarking) Bench.EnableCycleCounter();
             ulong start = Cpu.ReadCycles();
             VirtioBalloonDriver.FollowTarget();
@@ -62,7 +62,7 @@ namespace Guest
             while ((uint)VirtioBalloonDriver.BalloonedPages < VirtioBalloonDriver.TargetPages)
             {
                 VirtioBalloonDriver.FollowTarget();
-                Cpu.WaitForInterrupt();
+                Cpu.Yield();
             }
             int given = VirtioBalloonDriver.BalloonedPages;
             if (Benchmarking) PrintBench("inflate", cycles, given);
@@ -90,7 +90,7 @@ namespace Guest
             while (Hvc.Call(HypercallAbi.RunningVms).X1 > 1)
             {
                 VirtioBalloonDriver.FollowTarget();
-                Cpu.WaitForInterrupt();
+                Cpu.Yield();
             }
         }
 
@@ -120,7 +120,7 @@ namespace Guest
             Console.Line(" pages in the balloon");
             // Wait until the host lowers the target, then take the pages back.
             int rounds = 0;
-            while (VirtioBalloonDriver.TargetPages >= (uint)bootBallooned && rounds++ < 1000000) Cpu.WaitForInterrupt();
+            while (VirtioBalloonDriver.TargetPages >= (uint)bootBallooned && rounds++ < 1000000) Cpu.Yield();
             if (Benchmarking) Bench.EnableCycleCounter();
             int before = VirtioBalloonDriver.BalloonedPages;
             ulong start = Cpu.ReadCycles();
@@ -129,7 +129,7 @@ namespace Guest
             while ((uint)VirtioBalloonDriver.BalloonedPages > VirtioBalloonDriver.TargetPages)
             {
                 VirtioBalloonDriver.FollowTarget();
-                Cpu.WaitForInterrupt();
+                Cpu.Yield();
             }
             if (Benchmarking) PrintBench("deflate", cycles, before - VirtioBalloonDriver.BalloonedPages);
             int usableAfter = PagePool.FreePages;

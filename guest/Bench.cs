@@ -20,21 +20,21 @@ namespace Guest
             Cpu.WritePmccfiltr(1UL << 27);
         }
 
-        // bench=switch, in two VMs at once: each WFI hands the CPU to the other
+        // bench=switch, in two VMs at once: each Yield hands the CPU to the other
         // VM, so one round is two VM switches plus two short loop bodies.
         public static void VmSwitch()
         {
             EnableCycleCounter();
-            for (int i = 0; i < 10; i++) Cpu.WaitForInterrupt();   // both VMs are running now
+            for (int i = 0; i < 10; i++) Cpu.Yield();   // both VMs are running now
             ulong start = Cpu.ReadCycles();
-            for (int i = 0; i < Rounds; i++) Cpu.WaitForInterrupt();
+            for (int i = 0; i < Rounds; i++) Cpu.Yield();
             ulong perRound = (Cpu.ReadCycles() - start) / Rounds;
             Console.Write("STAT bench_vm_switch=");
             Console.Dec(perRound / 2);
             Console.Write(" bench_vm_switch_round=");
             Console.Dec(perRound);
             Console.Put('\n');
-            for (int i = 0; i < 10; i++) Cpu.WaitForInterrupt();   // let the other VM finish its rounds
+            for (int i = 0; i < 10; i++) Cpu.Yield();   // let the other VM finish its rounds
         }
 
         public static void Run()

@@ -33,7 +33,9 @@ namespace Guest
         [RuntimeImport("*", "mmio_load_pair_pre_index")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong LoadPairPreIndex32(ulong addressPlus8);
         [RuntimeImport("*", "mmio_store_simd")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void StoreSimd128(ulong address, ulong value);
         [RuntimeImport("*", "fp_survives_exits")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong FpSurvivesExits(ulong uart);
-        [RuntimeImport("*", "cpu_wfi")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WaitForInterrupt();
+        // Lets other VMs run (the Yield hypercall): this guest polls, and takes
+        // no interrupts, so WFI would leave it waiting.
+        public static void Yield() => Hvc.Call(Hypervisor.Trap.HypercallAbi.Yield);
         [RuntimeImport("*", "cpu_undefined")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void Undefined();
         [RuntimeImport("*", "write_vbar_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteVbar(ulong v);
         [RuntimeImport("*", "fp_survives_switches")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong FpSurvivesSwitches(ulong seed, ulong rounds);

@@ -218,7 +218,7 @@ namespace Guest
             }
         }
 
-        // WFI traps to the hypervisor (HCR_EL2.TWI): the scheduler's cue.
-        public static void Yield() => Cpu.WaitForInterrupt();
+        // The Yield hypercall: the scheduler's cue.
+        public static void Yield() => Cpu.Yield();
     }
 }

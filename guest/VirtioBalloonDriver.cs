@@ -202,7 +202,7 @@ namespace Guest
             AddBuffer(queue, gpa, length, deviceWrites);
             SetReg(QueueNotify, (uint)queue);
             // The call between reads makes the compiler load the index afresh each time.
-            while (*(ushort*)(page + UsedOffset + 2) == usedBefore) Cpu.WaitForInterrupt();
+            while (*(ushort*)(page + UsedOffset + 2) == usedBefore) Cpu.Yield();
         }
 
         private static void AddBuffer(int queue, ulong gpa, uint length, bool deviceWrites)
@@ -260,7 +260,7 @@ namespace Guest
             *(ushort*)(page + AvailOffset + 2) = (ushort)(idx + 1);
             Cpu.Barrier();
             SetReg(QueueNotify, (uint)queue);
-            for (int spin = 0; spin < 1000 && *(ushort*)(page + UsedOffset + 2) == usedBefore; spin++) Cpu.WaitForInterrupt();
+            for (int spin = 0; spin < 1000 && *(ushort*)(page + UsedOffset + 2) == usedBefore; spin++) Cpu.Yield();
         }
 
         public static ulong QueuePage(int queue) => s_queuePage[queue];

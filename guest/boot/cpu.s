@@ -138,10 +138,6 @@ mmio_store_simd:
     str     q0, [x0]
     ret
 
-    .global cpu_wfi
-cpu_wfi:
-    wfi
-    ret
 
     .global cpu_undefined
 cpu_undefined:
@@ -217,15 +213,18 @@ fp_survives_exits:
     restore_callee_simd
     ret
 
-// fp_survives_switches(seed, rounds): yields the CPU with WFI `rounds` times;
-// another VM, with other values in its SIMD registers, runs in between.
+// fp_survives_switches(seed, rounds): yields the CPU `rounds` times (the Yield
+// hypercall, 0xC600000C); another VM, with other values in its SIMD
+// registers, runs in between.
     .global fp_survives_switches
 fp_survives_switches:
     save_callee_simd
     mov     x9, x0
     simd_fill x9
-1:  wfi
-    subs    x1, x1, #1
+    mov     x10, x1
+1:  ldr     x0, =0xC600000C
+    hvc     #0
+    subs    x10, x10, #1
     b.ne    1b
     simd_check x9
     restore_callee_simd

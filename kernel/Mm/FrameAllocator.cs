@@ -52,7 +52,7 @@ namespace Hypervisor.Mm
     // split at _cleanTop: below it, frames already scrubbed (Seal scrubs all
     // of RAM that is free at boot); from it to the top, frames freed since.
     // A free only pushes. ScrubSome, called when the CPU
-    // would otherwise sleep (kernel/Trap/GuestExits.cs), scrubs dirty frames
+    // would otherwise sleep (kernel/Vm/Scheduler.cs), scrubs dirty frames
     // from the bottom of that stretch up. Allocate takes a clean frame while
     // there is one and scrubs a dirty one only when there is none. So the
     // 4 KiB clear leaves the paths a guest waits on (the balloon's inflate,

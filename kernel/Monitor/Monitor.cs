@@ -111,7 +111,7 @@ namespace Hypervisor.Monitor
                 VirtualMachine vm = Scheduler.At(i);
                 Log.Write("[hv] vm ");
                 Log.Write(vm.Name);
-                Log.Write(vm.State == VmState.Stopped ? " stopped" : vm.State == VmState.Running ? " running" : " runnable");
+                Log.Write(vm.State == VmState.Stopped ? " stopped" : vm.State == VmState.Running ? " running" : vm.State == VmState.Waiting ? " waiting" : " runnable");
                 Log.Write(" mem=");
                 Log.Size(vm.RamSize);
                 Log.Write(" vmid=");

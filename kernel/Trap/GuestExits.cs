@@ -49,14 +49,22 @@ namespace Hypervisor.Trap
                     DataAborts.HandleInstructionFetch(vm, frame);
                     break;
                 case ExceptionClass.WfiWfe:
-                    // The guest has nothing to do until an interrupt: a good
-                    // moment to let another VM run. Alone, a guest waiting for
-                    // its own timer lets the CPU go idle until an interrupt
-                    // (its timer, or the next slice tick) instead of spinning.
+                    // WFI: the guest has nothing to do until an interrupt. If
+                    // one is there already the WFI completes; else the VM
+                    // waits (kernel/Vm/Scheduler.cs) until one is pending for
+                    // it, and the CPU goes to another VM or idles.
+                    // WFE: a guest spinning on a lock or a flag: it gives the
+                    // CPU to another VM if there is one, and carries on.
                     vm.Counters.ExitsWfx++;
                     frame->Elr += 4;
-                    if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
-                    else if (vm.VgicCpu != null && !vm.VgicCpu.HasWork() && WaitsForItsTimer()) Idle();
+                    if (IsWfe(frame->Esr))
+                    {
+                        if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
+                    }
+                    else if (!vm.VgicCpu.HasWork())
+                    {
+                        Scheduler.Wait(frame);
+                    }
                     break;
                 case ExceptionClass.SysReg64:
                     vm.Counters.ExitsSysReg++;
@@ -83,11 +91,8 @@ namespace Hypervisor.Trap
 
         // A physical IRQ taken while a guest ran (HCR_EL2.IMO):
         //   the EL2 timer          -> the running VM's slice is over;
-        //   the virtual timer      -> the running VM's own timer fired: it is
-        //                             masked (CNTV_CTL_EL0.IMASK, which the
-        //                             guest's handler rewrites anyway) so the
-        //                             level does not fire again at once, and
-        //                             the virtual GIC presents it to the guest;
+        //   the virtual timer      -> the running VM's own timer fired
+        //                             (VirtualTimerFired);
         //   the maintenance IRQ    -> list registers ran low: they are
         //                             refilled on the way back in.
         private static void PhysicalInterrupt(TrapFrame* frame)
@@ -100,34 +105,36 @@ namespace Hypervisor.Trap
             }
             else if (intid == Gic.VirtualTimerIntid)
             {
-                // Only if this VM's timer really fires: the interrupt may have
-                // been raised by the previous VM's timer just before the switch
-                // (its condition is checked again when that VM runs next).
-                ulong ctl = SysReg.ReadCntvCtlEl0();
-                if ((ctl & (CntvEnable | CntvImask | CntvStatus)) == (CntvEnable | CntvStatus))
-                {
-                    SysReg.WriteCntvCtlEl0(ctl | CntvImask);
-                    Scheduler.Current.Vgic.Raise((int)Gic.VirtualTimerIntid);
-                }
+                VirtualTimerFired();
             }
             Gic.EndOfInterrupt(intid);
         }
 
-        private const ulong CntvImask = 1UL << 1, CntvEnable = 1, CntvStatus = 1UL << 2;
-
-        // The CPU has nothing to run until an interrupt. First the work that
-        // waits for such moments: freed frames are scrubbed, a few at a time,
-        // for as long as no interrupt is pending (the interrupt then waits one
-        // step, about 2,500 instructions). Then WFI: the CPU sleeps at EL2.
-        private const uint IdleScrubStep = 16;
-        private const ulong IsrIrqPending = 1UL << 7;
-
-        private static void Idle()
+        // The virtual timer's PPI reached EL2. Only if the loaded VM's timer
+        // really fires: the interrupt may have been raised by the previous
+        // VM's timer just before the switch (its condition is checked again
+        // when that VM runs next). The timer is masked (CNTV_CTL_EL0.IMASK,
+        // which the guest's handler rewrites anyway) so the level does not
+        // fire again at once, and the virtual GIC presents INTID 27.
+        public static void VirtualTimerFired()
         {
-            while ((SysReg.ReadIsrEl1() & IsrIrqPending) == 0 && Kernel.Frames.ScrubSome(IdleScrubStep) != 0) { }
-            Cpu.WaitForInterrupt();
+            VirtualMachine vm = Scheduler.Current;
+            if (vm == null)
+            {
+                SysReg.WriteCntvCtlEl0(0);   // a stopped VM's timer, still in the CPU: nobody's now
+                return;
+            }
+            ulong ctl = SysReg.ReadCntvCtlEl0();
+            if ((ctl & (CntvEnable | CntvImask | CntvStatus)) == (CntvEnable | CntvStatus))
+            {
+                SysReg.WriteCntvCtlEl0(ctl | CntvImask);
+                vm.Vgic.Raise((int)Gic.VirtualTimerIntid);
+            }
         }
 
-        private static bool WaitsForItsTimer() => (SysReg.ReadCntvCtlEl0() & (CntvEnable | CntvImask)) == CntvEnable;
+        public const ulong CntvImask = 1UL << 1, CntvEnable = 1, CntvStatus = 1UL << 2;
+
+        // ESR_EL2.ISS.TI for EC 0x01: bit 0 set for WFE (and WFET).
+        private static bool IsWfe(ulong esr) => (esr & 1) != 0;
     }
 }

@@ -27,6 +27,7 @@ namespace Hypervisor.Trap
         public const ulong UnpinTable = VendorBase + 10;   // x1 = machine address -> x0 = status
         public const ulong MmuUpdate = VendorBase + 11;    // x1 = GPA of requests, x2 = count (<= 256)
                                                            //   -> x0 = status, x1 = index of the first refused request
+        public const ulong Yield = VendorBase + 12;        // -> x0 = 0, after other runnable VMs had the CPU
 
         // MmuUpdate requests: 16 bytes each, { target, value }. The low 3 bits of
         // target say what it is (entries are 8-byte aligned, so they are free).

@@ -72,6 +72,12 @@ namespace Hypervisor.Trap
                     Return(frame, 0);
                     frame->X[1] = (ulong)Scheduler.LiveVms();
                     break;
+                case HypercallAbi.Yield:
+                    // A guest polling for something another VM will do: let
+                    // that VM run now (WFI would wait for an interrupt).
+                    Return(frame, 0);
+                    if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
+                    break;
                 default:
                     Error(frame, HypercallAbi.NotSupported);
                     break;

@@ -8,8 +8,13 @@ using Hypervisor.Trap;
 namespace Hypervisor.Vm
 {
     // Round-robin time slices on the boot CPU. A VM runs until its slice ends
-    // (the EL2 timer, CNTHP), it waits (WFI/WFE) or it stops; then the next
-    // runnable VM gets the CPU. When none is left the hypervisor prints its
+    // (the EL2 timer, CNTHP), it yields (WFE), it waits (WFI with no interrupt
+    // pending) or it stops; then the next runnable VM gets the CPU. A waiting
+    // VM is runnable again once an interrupt is pending for it: a device line
+    // rose, or its virtual timer's deadline passed (the EL2 timer is armed
+    // for the earliest one, so a waiting VM wakes on time even while another
+    // runs). With nothing runnable the CPU idles: it scrubs freed frames, then
+    // sleeps in WFI. When every VM has stopped the hypervisor prints its
     // summary and powers the machine off.
     public static unsafe class Scheduler
     {
@@ -17,6 +22,7 @@ namespace Hypervisor.Vm
         public static VirtualMachine Current;
         public static VmidAllocator Vmids;
         public static ulong Switches;
+        public static ulong IdleSleeps;       // times the CPU had nothing to run and slept (WFI at EL2)
 
         // Set up by Init, not by static initializers: a type with a static
         // constructor gets a "has it run yet?" check on every access, and
@@ -60,10 +66,11 @@ namespace Hypervisor.Vm
             return true;
         }
 
-        // Puts the first runnable VM on the CPU. Never returns.
+        // Puts the first runnable VM on the CPU (idling until there is one).
+        // Never returns.
         public static void Start()
         {
-            VirtualMachine first = NextRunnable(null);
+            VirtualMachine first = NextRunnable(null) ?? IdleUntilRunnable(null);
             if (first == null) Summary.PrintAndPowerOff();
             RunFresh(first);
         }
@@ -72,20 +79,113 @@ namespace Hypervisor.Vm
         // runnable VM, if any, gets the CPU; `live` is the exit's frame.
         public static void Yield(TrapFrame* live)
         {
-            // Housekeeping on every scheduling point (slice end or a guest's
-            // WFI): the serial console and the balloon policy. Cheap when idle.
-            Hypervisor.Monitor.Monitor.Poll();
-            Hypervisor.Devices.BalloonPolicy.Tick();
-
+            Housekeeping();
             VirtualMachine next = NextRunnable(Current);
             if (next != null && next != Current)
             {
+                Current.State = VmState.Runnable;
+                SwitchTo(next, live);
+            }
+            ArmTimer();
+        }
+
+        // The running VM executed WFI with no interrupt pending: it waits. Another
+        // VM gets the CPU, or the CPU idles until some VM, maybe this one, has
+        // an interrupt to take. If it is this one, it simply carries on: its
+        // state never left the CPU.
+        public static void Wait(TrapFrame* live)
+        {
+            VirtualMachine vm = Current;
+            vm.State = VmState.Waiting;
+            Housekeeping();
+            VirtualMachine next = NextRunnable(vm) ?? IdleUntilRunnable(vm);
+            if (next == vm) vm.State = VmState.Running;
+            else SwitchTo(next, live);
+            ArmTimer();
+        }
+
+        // Every scheduling point: the serial console, the balloon policy, and
+        // waiting VMs that have something to take now. Cheap when idle.
+        private static void Housekeeping()
+        {
+            Hypervisor.Monitor.Monitor.Poll();
+            Hypervisor.Devices.BalloonPolicy.Tick();
+            ulong now = SysReg.ReadCntpctEl0();
+            for (int i = 0; i < s_count; i++)
+            {
+                VirtualMachine vm = s_vms[i];
+                if (vm.State == VmState.Waiting && (vm.VgicCpu.HasWork() || TimerDeadline(vm) <= now)) vm.State = VmState.Runnable;
+            }
+        }
+
+        // Nothing can run: scrub freed frames while no interrupt is pending,
+        // then sleep (WFI at EL2, interrupts masked: it wakes on a pending one)
+        // until the earliest waiting VM's timer deadline or the next tick;
+        // take the interrupts that woke it, and look again. `loaded` is the
+        // VM whose state is in the CPU (its virtual timer can fire here).
+        // Returns the VM to run, or null when every VM has stopped.
+        private static VirtualMachine IdleUntilRunnable(VirtualMachine loaded)
+        {
+            while (true)
+            {
+                VirtualMachine next = NextRunnable(loaded);
+                if (next != null) return next;
+                if (LiveVms() == 0) return null;
+                ArmTimer();
+                while ((SysReg.ReadIsrEl1() & IsrIrqPending) == 0 && Kernel.Frames.ScrubSome(IdleScrubStep) != 0) { }
+                Cpu.WaitForInterrupt();
+                IdleSleeps++;
+                for (uint intid = Gic.Acknowledge(); intid != Gic.SpuriousIntid; intid = Gic.Acknowledge())
+                {
+                    if (intid == Gic.VirtualTimerIntid) GuestExits.VirtualTimerFired();
+                    else if (intid == Gic.HypTimerIntid) HypTimer.Stop();   // its level would signal again at once; re-armed below
+                    Gic.EndOfInterrupt(intid);
+                }
+                Housekeeping();
+            }
+        }
+
+        // Frames scrubbed per step of the idle loop: an interrupt waits at
+        // most one step (about 2,500 instructions).
+        private const uint IdleScrubStep = 16;
+        private const ulong IsrIrqPending = 1UL << 7;
+
+        // The EL2 timer ends the running VM's slice, or wakes a waiting VM at
+        // its timer's deadline if that comes first.
+        private static void ArmTimer()
+        {
+            ulong now = SysReg.ReadCntpctEl0();
+            ulong at = now + s_sliceTicks;
+            for (int i = 0; i < s_count; i++)
+            {
+                if (s_vms[i].State != VmState.Waiting) continue;
+                ulong deadline = TimerDeadline(s_vms[i]);
+                if (deadline < at) at = deadline;
+            }
+            HypTimer.Arm(at > now ? at - now : 1);
+        }
+
+        // When the VM's virtual timer fires, in physical counter ticks
+        // (CNTVCT = CNTPCT - CNTVOFF), or ulong.MaxValue if it is off or
+        // masked. The loaded VM's timer is read from the CPU.
+        private static ulong TimerDeadline(VirtualMachine vm)
+        {
+            bool live = vm == Current;
+            ulong ctl = live ? SysReg.ReadCntvCtlEl0() : vm.Context.El1.CntvCtl;
+            if ((ctl & (GuestExits.CntvEnable | GuestExits.CntvImask)) != GuestExits.CntvEnable) return ulong.MaxValue;
+            ulong cval = live ? SysReg.ReadCntvCvalEl0() : vm.Context.El1.CntvCval;
+            return cval + vm.CntvOffset;
+        }
+
+        // The loaded VM's state goes to its context, `next`'s comes in.
+        private static void SwitchTo(VirtualMachine next, TrapFrame* live)
+        {
+            if (Current != null)
+            {
                 Current.VgicCpu.Save();
                 Current.Context.SaveFrom(live);
-                Current.State = VmState.Runnable;
-                Load(next, live);
             }
-            HypTimer.Arm(s_sliceTicks);
+            Load(next, live);
         }
 
         // Ends the running VM (its own request or a fatal error) and moves on.
@@ -130,8 +230,14 @@ namespace Hypervisor.Vm
         private static void RunFresh(VirtualMachine vm)
         {
             TrapFrame* live = LiveFrame();
+            if (Current != null && Current != vm)
+            {
+                // Left loaded by IdleUntilRunnable: save it before it is replaced.
+                Current.VgicCpu.Save();
+                Current.Context.SaveFrom(live);
+            }
             Load(vm, live);
-            HypTimer.Arm(s_sliceTicks);
+            ArmTimer();
             EnterGuest(live);
         }
 

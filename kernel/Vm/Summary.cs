@@ -26,6 +26,7 @@ namespace Hypervisor.Vm
             Log.Stat("heap_used_start", HeapAtStart);
             Log.Stat("heap_used_end", Hypervisor.Runtime.Heap.BytesInUse);
             Log.Stat("vm_switches", Scheduler.Switches);
+            Log.Stat("cpu_idle_sleeps", Scheduler.IdleSleeps);
             Log.Stat("vmid_rollovers", Tlb.Rollovers);
             Log.NewLine();
             if (f.FreeFrames != FreeFramesAtStart)

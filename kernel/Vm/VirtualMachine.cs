@@ -6,7 +6,9 @@ using Hypervisor.Trap;
 
 namespace Hypervisor.Vm
 {
-    public enum VmState { Created, Runnable, Running, Stopped }
+    // Running: on the CPU. Runnable: ready for it. Waiting: in WFI with no
+    // interrupt pending; runnable again once one is (kernel/Vm/Scheduler.cs).
+    public enum VmState { Created, Runnable, Running, Waiting, Stopped }
 
     // One guest: its memory (a stage-2 address space with its own VMID), its
     // single vCPU's saved state, its devices and its counters.
