@@ -8,8 +8,8 @@ using Hypervisor.Trap;
 namespace Hypervisor.Vm
 {
     // Round-robin time slices on the boot CPU. A VM runs until its slice ends
-    // (the EL2 timer, CNTHP), it yields (WFE), it waits (WFI with no interrupt
-    // pending) or it stops; then the next runnable VM gets the CPU. A waiting
+    // (the EL2 timer, CNTHP), it yields (the Yield hypercall, or WFE), it
+    // waits (WFI with no interrupt pending) or it stops; then the next runnable VM gets the CPU. A waiting
     // VM is runnable again once an interrupt is pending for it: a device line
     // rose, or its virtual timer's deadline passed (the EL2 timer is armed
     // for the earliest one, so a waiting VM wakes on time even while another
@@ -227,15 +227,11 @@ namespace Hypervisor.Vm
             RunFresh(vm);
         }
 
+        // Starts `vm` on a CPU that holds no VM's state (at boot, after a stop
+        // or a reset): nothing to save first.
         private static void RunFresh(VirtualMachine vm)
         {
             TrapFrame* live = LiveFrame();
-            if (Current != null && Current != vm)
-            {
-                // Left loaded by IdleUntilRunnable: save it before it is replaced.
-                Current.VgicCpu.Save();
-                Current.Context.SaveFrom(live);
-            }
             Load(vm, live);
             ArmTimer();
             EnterGuest(live);
