@@ -29,6 +29,7 @@ namespace Hypervisor.Vm
         // Current is read on every VM exit.
         private static VirtualMachine[] s_vms;
         private static int s_count;
+        private static int s_waiting;          // VMs in VmState.Waiting (SetState keeps it)
         private static ulong s_sliceTicks;
 
         [RuntimeImport("*", "hv_enter_guest")][MethodImpl(MethodImplOptions.InternalCall)]
@@ -83,7 +84,7 @@ namespace Hypervisor.Vm
             VirtualMachine next = NextRunnable(Current);
             if (next != null && next != Current)
             {
-                Current.State = VmState.Runnable;
+                SetState(Current, VmState.Runnable);
                 SwitchTo(next, live);
             }
             ArmTimer();
@@ -96,10 +97,10 @@ namespace Hypervisor.Vm
         public static void Wait(TrapFrame* live)
         {
             VirtualMachine vm = Current;
-            vm.State = VmState.Waiting;
+            SetState(vm, VmState.Waiting);
             Housekeeping();
             VirtualMachine next = NextRunnable(vm) ?? IdleUntilRunnable(vm);
-            if (next == vm) vm.State = VmState.Running;
+            if (next == vm) SetState(vm, VmState.Running);
             else SwitchTo(next, live);
             ArmTimer();
         }
@@ -110,12 +111,20 @@ namespace Hypervisor.Vm
         {
             Hypervisor.Monitor.Monitor.Poll();
             Hypervisor.Devices.BalloonPolicy.Tick();
+            if (s_waiting == 0) return;
             ulong now = SysReg.ReadCntpctEl0();
             for (int i = 0; i < s_count; i++)
             {
                 VirtualMachine vm = s_vms[i];
-                if (vm.State == VmState.Waiting && (vm.VgicCpu.HasWork() || TimerDeadline(vm) <= now)) vm.State = VmState.Runnable;
+                if (vm.State == VmState.Waiting && (vm.VgicCpu.HasWork() || TimerDeadline(vm) <= now)) SetState(vm, VmState.Runnable);
             }
+        }
+
+        private static void SetState(VirtualMachine vm, VmState state)
+        {
+            if (vm.State == VmState.Waiting) s_waiting--;
+            if (state == VmState.Waiting) s_waiting++;
+            vm.State = state;
         }
 
         // Nothing can run: scrub freed frames while no interrupt is pending,
@@ -154,6 +163,11 @@ namespace Hypervisor.Vm
         // its timer's deadline if that comes first.
         private static void ArmTimer()
         {
+            if (s_waiting == 0)
+            {
+                HypTimer.Arm(s_sliceTicks);
+                return;
+            }
             ulong now = SysReg.ReadCntpctEl0();
             ulong at = now + s_sliceTicks;
             for (int i = 0; i < s_count; i++)
@@ -252,7 +266,7 @@ namespace Hypervisor.Vm
             vm.Context.RestoreInto(live);
             vm.VgicCpu.Restore();
             vm.VgicCpu.Fill();
-            vm.State = VmState.Running;
+            SetState(vm, VmState.Running);
             Current = vm;
             Switches++;
             if (!vm.Announced) Announce(vm);
