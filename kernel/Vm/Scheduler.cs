@@ -106,7 +106,12 @@ namespace Hypervisor.Vm
         }
 
         // Every scheduling point: the serial console, the balloon policy, and
-        // waiting VMs that have something to take now. Cheap when idle.
+        // waiting VMs that have something to take now. Cheap when idle. A
+        // waiting VM's timer is checked here only while its registers are out
+        // of the CPU; the loaded VM's timer raises its own interrupt
+        // (VirtualTimerFired), a moment after the counter passes the deadline:
+        // waking it on the counter alone would let it run, find nothing, and
+        // execute WFI again.
         private static void Housekeeping()
         {
             Hypervisor.Monitor.Monitor.Poll();
@@ -116,7 +121,7 @@ namespace Hypervisor.Vm
             for (int i = 0; i < s_count; i++)
             {
                 VirtualMachine vm = s_vms[i];
-                if (vm.State == VmState.Waiting && (vm.VgicCpu.HasWork() || TimerDeadline(vm) <= now)) SetState(vm, VmState.Runnable);
+                if (vm.State == VmState.Waiting && (vm.VgicCpu.HasWork() || (vm != Current && TimerDeadline(vm) <= now))) SetState(vm, VmState.Runnable);
             }
         }
 

@@ -68,16 +68,18 @@ namespace Hypervisor.Tests.Integration
             long ahead = long.Parse(Regex.Match(b, @"pages_prefaulted=(\d+)").Groups[1].Value);
             Assert.True(ahead > 20 * faults, $"fault_around=64 should map most pages ahead of a touch: {faults} faults, {ahead} ahead");
             // An idle Linux VM waits in WFI until an interrupt is pending for it
-            // (its timer, its devices): its WFI exits stay within a small
-            // multiple of the interrupts it was given (0.02 to 1.6 over many
-            // runs), where handing the CPU back and forth between two idle VMs
-            // makes fifteen times as many. And with both idle the CPU sleeps.
+            // (its timer, its devices): it has fewer WFI exits than interrupts
+            // it was given (about 3% in practice). Handing the CPU back and
+            // forth between two idle VMs makes fifteen times as many, and
+            // waking a VM on its timer's deadline before the timer's interrupt
+            // is there makes it spin through WFI until it is (up to 1.6 times).
+            // And with both idle the CPU sleeps.
             foreach (var vm in new[] { "a", "b" })
             {
                 string stat = r.Require($"STAT vm={vm} ");
                 long wfx = long.Parse(Regex.Match(stat, @"exits_wfx=(\d+)").Groups[1].Value);
                 long injected = long.Parse(Regex.Match(stat, @"vgic_injected=(\d+)").Groups[1].Value);
-                Assert.True(wfx <= 3 * injected, $"vm {vm}: {wfx} WFI exits for {injected} interrupts");
+                Assert.True(wfx <= injected, $"vm {vm}: {wfx} WFI exits for {injected} interrupts");
             }
             Assert.True(r.Stat("cpu_idle_sleeps") > 0, "with both Linux VMs idle the CPU should sleep");
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
