@@ -99,7 +99,7 @@ namespace Guest
             const int Accesses = 4000;
             for (int i = 0; i < Accesses; i++)
             {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                IsolationTests.Next(ref state);
                 bool virtio = (state & 1) != 0;
                 ulong offset = (state >> 8) % (virtio ? 0x200UL : 0x1000UL);
                 ulong address = (virtio ? Program.Fdt.VirtioBase : Console.UartBase) + offset;
@@ -157,7 +157,7 @@ namespace Guest
             const int Accesses = 6000;
             for (int i = 0; i < Accesses; i++)
             {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                IsolationTests.Next(ref state);
                 bool redistributor = (state & 1) != 0;
                 ulong offset = (state >> 8) % (redistributor ? 0x20000UL : 0x10000UL);
                 ulong address = Mmu.GicGva + (redistributor ? 0xa0000UL : 0) + offset;
@@ -172,7 +172,7 @@ namespace Guest
             const int SgiWrites = 3000;
             for (int i = 0; i < SgiWrites; i++)
             {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                IsolationTests.Next(ref state);
                 if (i % 3 == 0) Cpu.WriteSgi1r(state);
                 else if (i % 3 == 1) Cpu.WriteAsgi1r(state);
                 else Cpu.WriteSgi0r(state);
@@ -203,7 +203,7 @@ namespace Guest
             const int Rounds = 1000;
             for (int round = 0; round < Rounds; round++)
             {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                IsolationTests.Next(ref state);
                 int n = 1 + (int)(state % 256);
                 for (int i = 0; i < n; i++)
                 {

@@ -63,9 +63,8 @@ namespace Hypervisor.Mm
             ulong want = empty;
             if (vm.Balloon != null) want &= ~vm.Balloon.BalloonedMask(start, count) | (1UL << touched);
 
-            Span<ulong> frames = stackalloc ulong[VmConfig.MaxFaultAround];
+            Span<ulong> frames = stackalloc ulong[VmConfig.MaxFaultAround];   // zeroed: no frame yet
             frames = frames.Slice(0, count);
-            frames.Clear();
             for (int i = 0; i < count; i++)
                 if ((want & (1UL << i)) != 0) frames[i] = Kernel.Frames.Allocate(vm.Owner);
             if ((want & (1UL << touched)) != 0 && frames[touched] == 0)
