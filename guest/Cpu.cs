@@ -8,6 +8,7 @@ namespace Guest
     {
         [RuntimeImport("*", "read_sctlr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadSctlr();
         [RuntimeImport("*", "write_sctlr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteSctlr(ulong v);
+        [RuntimeImport("*", "read_tcr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadTcr();
         [RuntimeImport("*", "write_tcr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteTcr(ulong v);
         [RuntimeImport("*", "write_ttbr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteTtbr0(ulong v);
         [RuntimeImport("*", "write_mair_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteMair(ulong v);

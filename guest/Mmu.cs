@@ -24,6 +24,9 @@ namespace Guest
     // without a device are refused (HoleStatus keeps the answer).
     public static unsafe class Mmu
     {
+        // T0SZ 16 (48-bit VAs), write-back walks (IRGN0, ORGN0), inner
+        // shareable, 4 KiB granule; TTBR1's half off (EPD1); 40-bit IPS.
+        public const ulong Tcr = 16 | (1 << 8) | (1 << 10) | (3 << 12) | (1UL << 23) | (2UL << 32);
         public const ulong WindowGva = 0x0000_0080_0000_0000;
         public const ulong WindowGpaOffset = 16UL << 20;
         public const int WindowPages = 512;
@@ -85,7 +88,7 @@ namespace Guest
             Cpu.WriteMair(0x04 | (0xffUL << 8));
             // TCR: T0SZ=16 (48-bit), IRGN0/ORGN0 WB, SH0 inner, TG0 4K, EPD1 (no
             // TTBR1 walks), IPS 40-bit.
-            Cpu.WriteTcr(16 | (1 << 8) | (1 << 10) | (3 << 12) | (1UL << 23) | (2UL << 32));
+            Cpu.WriteTcr(Tcr);
             Cpu.WriteTtbr0(t.Address(Root));
             Cpu.TlbFlushAll();
             // SCTLR: M, C, I on top of the RES1 bits.

@@ -29,13 +29,95 @@ namespace Guest
             Console.Line("badroot: STILL RUNNING");
         }
 
-        // role=badgranule (paging=shadow): TCR_EL1 asks for 64 KiB pages,
-        // which shadow paging does not build; the VM is stopped with a line.
-        public static void BadGranule()
+        // role=walkrules (paging=shadow or direct): every SCTLR_EL1/TCR_EL1
+        // setting that would make the MMU read a table entry other than as
+        // the hypervisor wrote or checked it is refused with an undefined
+        // instruction, and leaves the register as it was; the settings that
+        // change no entry's meaning are taken. (kernel/Paging/WalkRules.cs.)
+        // The first case is the endianness escape: a "table" descriptor stored
+        // byte-swapped reads as invalid little-endian, so it is accepted (or
+        // mirrored as nothing), and would become a valid table once the MMU
+        // walked big-endian.
+        public static void WalkRules()
         {
-            Console.Line("badgranule: TCR_EL1.TG0 = 64 KiB");
-            Cpu.WriteTcr(16 | (1 << 8) | (1 << 10) | (3 << 12) | (1UL << 14) | (1UL << 23) | (2UL << 32));
-            Console.Line("badgranule: STILL RUNNING");
+            ulong sctlr = Cpu.ReadSctlr(), tcr = Cpu.ReadTcr();
+            ulong refusedBefore = Hvc.Counter(HypercallAbi.Counter.WalkRulesRefused);
+            int refused = 0, cases = 0;
+            if (Mmu.Tables is DirectTables t)
+            {
+                ulong root = t.NewTable(0);
+                ulong* one = stackalloc ulong[2];
+                one[0] = t.Address(root) + 8 * 5;
+                one[1] = ByteSwap(t.Address(Mmu.LowL1) | PageTables.TableType);
+                if ((long)t.Raw(one, 1).X0 == HypercallAbi.Ok) Console.Line("walkrules: a byte-swapped table entry stored (invalid little-endian)");
+            }
+            RefuseSctlr(sctlr | (1UL << 25), "SCTLR_EL1.EE=1", ref cases, ref refused);
+            RefuseSctlr(sctlr & ~(1UL << 2), "SCTLR_EL1.C=0", ref cases, ref refused);
+            RefuseTcr(tcr & ~(3UL << 8), "TCR_EL1.IRGN0=0", ref cases, ref refused);
+            RefuseTcr(tcr & ~(3UL << 10), "TCR_EL1.ORGN0=0", ref cases, ref refused);
+            RefuseTcr(tcr & ~(3UL << 12), "TCR_EL1.SH0=0", ref cases, ref refused);
+            RefuseTcr((tcr & ~(3UL << 12)) | (1UL << 12), "TCR_EL1.SH0=1 (reserved)", ref cases, ref refused);
+            RefuseTcr(tcr | (1UL << 14), "TCR_EL1.TG0=64 KiB", ref cases, ref refused);
+            RefuseTcr(tcr & ~(1UL << 23), "TCR_EL1.EPD1=0 with IRGN1, ORGN1, SH1, TG1 all 0", ref cases, ref refused);
+            // Allowed: EL0's data endianness, top-byte-ignore.
+            bool allowed = Accept(sctlr | (1UL << 24), sctlr, true) && Accept(tcr | (1UL << 37), tcr, false);
+            bool unchanged = Cpu.ReadSctlr() == sctlr && Cpu.ReadTcr() == tcr;
+            ulong counted = Hvc.Counter(HypercallAbi.Counter.WalkRulesRefused) - refusedBefore;
+            SelfTests.Verdict("walkrules", refused == cases && allowed && unchanged && counted == (ulong)cases);
+            Console.Write("cases=");
+            Console.Dec((ulong)cases);
+            Console.Write(" refused=");
+            Console.Dec((ulong)refused);
+            Console.Write(" counted=");
+            Console.Dec(counted);
+            Console.Write(allowed ? " allowed=taken" : " allowed=REFUSED");
+            Console.Write(unchanged ? " registers=unchanged\n" : " registers=CHANGED\n");
+        }
+
+        private static ulong ByteSwap(ulong v)
+        {
+            ulong r = 0;
+            for (int i = 0; i < 8; i++) r |= ((v >> (8 * i)) & 0xff) << (8 * (7 - i));
+            return r;
+        }
+
+        private static bool Undefined() => Traps.Taken == 1 && ((Traps.LastEsr >> 26) & 0x3f) == 0;
+
+        private static void RefuseSctlr(ulong value, string what, ref int cases, ref int refused)
+        {
+            ulong before = Cpu.ReadSctlr();
+            Traps.Expect();
+            Cpu.WriteSctlr(value);
+            Report(what, Undefined() && Cpu.ReadSctlr() == before, ref cases, ref refused);
+        }
+
+        private static void RefuseTcr(ulong value, string what, ref int cases, ref int refused)
+        {
+            ulong before = Cpu.ReadTcr();
+            Traps.Expect();
+            Cpu.WriteTcr(value);
+            Report(what, Undefined() && Cpu.ReadTcr() == before, ref cases, ref refused);
+        }
+
+        private static void Report(string what, bool wasRefused, ref int cases, ref int refused)
+        {
+            Traps.Armed = false;
+            cases++;
+            if (wasRefused) refused++;
+            Console.Write("walkrules: ");
+            Console.Write(what);
+            Console.Line(wasRefused ? " refused" : " NOT REFUSED");
+        }
+
+        // Write `value`, check it was taken, then put `restore` back.
+        private static bool Accept(ulong value, ulong restore, bool sctlr)
+        {
+            Traps.Expect();
+            if (sctlr) Cpu.WriteSctlr(value); else Cpu.WriteTcr(value);
+            bool taken = Traps.Taken == 0 && (sctlr ? Cpu.ReadSctlr() : Cpu.ReadTcr()) == value;
+            Traps.Armed = false;
+            if (sctlr) Cpu.WriteSctlr(restore); else Cpu.WriteTcr(restore);
+            return taken;
         }
 
         // role=shadowfuzz (paging=stage2 or shadow: this guest writes its tables

@@ -86,7 +86,7 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "shadowfuzz")) PagingHostile.ShadowFuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "shadowbomb")) PagingHostile.ShadowBomb();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "badroot")) PagingHostile.BadRoot();
-            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "badgranule")) PagingHostile.BadGranule();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "walkrules")) PagingHostile.WalkRules();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "directfuzz")) PagingHostile.DirectFuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "fpswitch")) IsolationTests.FpSwitch(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else Fail("unknown role");

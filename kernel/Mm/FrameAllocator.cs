@@ -69,6 +69,9 @@ namespace Hypervisor.Mm
         private uint _freeCount;
         private uint _cleanTop;      // free-stack positions below this hold zeroed frames
         private bool _sealed;
+        private const int MaxReservations = 8;
+        private readonly ulong[] _reservedStart = new ulong[MaxReservations], _reservedEnd = new ulong[MaxReservations];
+        private int _reservedCount;
 
         // Where the scrubbing happened: frames zeroed by ScrubSome (idle) and
         // by Allocate (the frame was still dirty when someone needed it).
@@ -105,7 +108,23 @@ namespace Hypervisor.Mm
             if (end > ramEnd) end = ramEnd;
             for (ulong a = start & ~(FrameSize - 1); a < end; a += FrameSize)
                 _owner[(a - _base) >> FrameShift] = owner;
+            if (_reservedCount < MaxReservations && start < end)
+            {
+                _reservedStart[_reservedCount] = start & ~(FrameSize - 1);
+                _reservedEnd[_reservedCount++] = end;
+            }
             return FrameStatus.Ok;
+        }
+
+        // Reserved before Seal (the hypervisor image, its heap and stacks, the
+        // allocator's tables, the firmware's device tree, the guest bundle):
+        // never handed out, never freed. The identity stage 2 of shadow and
+        // direct paging leaves them out (kernel/Paging/IdentityMap.cs).
+        public bool IsBootReserved(ulong start, ulong end)
+        {
+            for (int i = 0; i < _reservedCount; i++)
+                if (start < _reservedEnd[i] && _reservedStart[i] < end) return true;
+            return false;
         }
 
         // Frames still free after reservations go on the stack, highest first,

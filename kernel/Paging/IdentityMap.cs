@@ -5,7 +5,10 @@ using Hypervisor.Vm;
 namespace Hypervisor.Paging
 {
     // The stage 2 a VM runs on while shadow or direct paging is in charge of
-    // its MMU: IPA == HPA over all host RAM, in 2 MiB blocks.
+    // its MMU: IPA == HPA over host RAM, in 2 MiB blocks, except what the
+    // hypervisor reserved at boot (its image, heap, stacks, the frame tables,
+    // the device tree, the guest bundle): a second wall, so that even a stage-1
+    // entry that got past the checks cannot reach the hypervisor's code.
     //
     // Why keep stage 2 at all? On Arm a stage-1 fault (translation, permission)
     // is taken by the guest at EL1; only stage-2 faults come to EL2. So stage 2
@@ -15,7 +18,7 @@ namespace Hypervisor.Paging
     // keep this layer cheap for the MMU: a stage-1 walk of 4 reads costs
     // 2 stage-2 reads each (level 1, then the block), and the TLB caches them.
     //
-    // Why is mapping all of host RAM safe? The guest never chooses an address
+    // Why is mapping the rest of host RAM safe? The guest never chooses an address
     // this table sees: with its MMU on, every access goes through stage-1
     // tables the hypervisor built (shadow) or validated entry by entry
     // (direct), which only name the VM's own frames. With its MMU off the VM
@@ -45,15 +48,18 @@ namespace Hypervisor.Paging
             ulong end = start + (ulong)Kernel.Frames.TotalFrames * FrameAllocator.FrameSize;
             for (ulong pa = start; pa < end;)
             {
-                bool block = (pa & (Stage2Table.BlockSize - 1)) == 0 && end - pa >= Stage2Table.BlockSize;
-                Stage2Status s = block ? map.Table.Map2M(pa, pa, Stage2.NormalReadWriteExecute)
-                                       : map.Table.Map4K(pa, pa, Stage2.NormalReadWriteExecute);
+                bool block = (pa & (Stage2Table.BlockSize - 1)) == 0 && end - pa >= Stage2Table.BlockSize
+                             && !Kernel.Frames.IsBootReserved(pa, pa + Stage2Table.BlockSize);
+                ulong size = block ? Stage2Table.BlockSize : Stage2Table.PageSize;
+                Stage2Status s = Stage2Status.Ok;
+                if (block) s = map.Table.Map2M(pa, pa, Stage2.NormalReadWriteExecute);
+                else if (!Kernel.Frames.IsBootReserved(pa, pa + size)) s = map.Table.Map4K(pa, pa, Stage2.NormalReadWriteExecute);
                 if (s != Stage2Status.Ok)
                 {
                     map.Destroy();
                     return null;
                 }
-                pa += block ? Stage2Table.BlockSize : Stage2Table.PageSize;
+                pa += size;
             }
             return map;
         }

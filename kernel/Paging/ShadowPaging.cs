@@ -101,7 +101,8 @@ namespace Hypervisor.Paging
                     GuestTtbr1 = value;
                     return MmuOn ? Activate(true) : Set(reg, value);
                 case TranslationRegister.Tcr:
-                    if (!GranuleSupported(value)) return Stop("shadow paging handles the 4 KiB granule only (TCR_EL1.TG0/TG1)");
+                    // (The granule, cacheability and the rest were checked by
+                    // WalkRules before this write got here.)
                     GuestTcr = value;
                     // The MMU must not set access/dirty bits in the shadow: the
                     // guest would never see them in its own tables.
@@ -200,13 +201,6 @@ namespace Hypervisor.Paging
         {
             TranslationRegisters.WriteReal(reg, value);
             return true;
-        }
-
-        private static bool GranuleSupported(ulong tcr)
-        {
-            bool tg0 = ((tcr >> 14) & 3) == 0;                          // 0b00: 4 KiB
-            bool tg1 = ((tcr >> 30) & 3) == 2 || (tcr & TcrEpd1) != 0;   // 0b10: 4 KiB
-            return tg0 && tg1;
         }
 
         private bool Stop(string why)

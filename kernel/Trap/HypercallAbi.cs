@@ -77,7 +77,8 @@ namespace Hypervisor.Trap
             public const ulong DirectBatches = 17;    // direct: MmuUpdate calls that applied
             public const ulong DirectRefused = 18;    // direct: requests refused (pin, update, register)
             public const ulong PagesPrefaulted = 19;  // pages fault-around mapped ahead of a touch
-            public const ulong Count = 20;
+            public const ulong WalkRulesRefused = 20; // shadow/direct: SCTLR/TCR writes refused (Paging/WalkRules.cs)
+            public const ulong Count = 21;
         }
     }
 

@@ -1,4 +1,5 @@
 using Hypervisor.Arch;
+using Hypervisor.Console;
 using Hypervisor.Devices;
 using Hypervisor.Paging;
 using Hypervisor.Vm;
@@ -106,6 +107,25 @@ namespace Hypervisor.Trap
     public static unsafe class SystemRegisterTraps
     {
 
+        // SCTLR_EL1 and TCR_EL1 writes are checked against the state they
+        // would make, in both modes whose tables the hypervisor vouches for
+        // (kernel/Paging/WalkRules.cs says which fields and why).
+        private static bool RefusedByWalkRules(VirtualMachine vm, TranslationRegister reg, ulong value)
+        {
+            if (reg != TranslationRegister.Sctlr && reg != TranslationRegister.Tcr) return false;
+            ulong sctlr = reg == TranslationRegister.Sctlr ? value : SysReg.ReadSctlrEl1();
+            ulong tcr = reg == TranslationRegister.Tcr ? value : vm.Shadow != null ? vm.Shadow.GuestTcr : SysReg.ReadTcrEl1();
+            string refusal = WalkRules.Refusal(sctlr, tcr);
+            if (refusal == null) return false;
+            vm.Counters.WalkRulesRefused++;
+            if (vm.Direct != null) vm.Counters.DirectRefused++;
+            Log.Write("[hv] vm ");
+            Log.Write(vm.Name);
+            Log.Write(reg == TranslationRegister.Sctlr ? ": SCTLR_EL1 write refused: " : ": TCR_EL1 write refused: ");
+            Log.Line(refusal);
+            return true;
+        }
+
         public static void Handle(VirtualMachine vm, TrapFrame* frame)
         {
             var access = new SysRegAccess(frame->Esr);
@@ -146,6 +166,11 @@ namespace Hypervisor.Trap
                 return;
             }
             ulong written = access.Rt == 31 ? 0 : frame->X[access.Rt];
+            if (RefusedByWalkRules(vm, reg, written))
+            {
+                Injection.UndefinedInstruction(vm, frame);
+                return;
+            }
             bool done = vm.Shadow != null ? vm.Shadow.Write(reg, written) : vm.Direct.Write(vm, frame, reg, written);
             if (done) frame->Elr += 4;
         }

@@ -69,6 +69,7 @@ namespace Hypervisor.Vm
             {
                 Log.Write(vm.Shadow != null ? " paging=shadow" : " paging=direct");
                 Log.Stat("register_traps", c.RegisterTraps);
+                Log.Stat("walk_rules_refused", c.WalkRulesRefused);
                 Log.Stat("tlbi_vaae1is", c.TlbiVa);
             }
             if (vm.Shadow != null)

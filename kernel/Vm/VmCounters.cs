@@ -23,6 +23,7 @@ namespace Hypervisor.Vm
         // live in ShadowTables (VirtualMachine.TryGetCounter reads them there).
         public ulong RegisterTraps, TableWriteTraps, GuestTlbiTraps, HiddenFaults;
         public ulong DirectUpdates, DirectBatches, DirectRefused;
+        public ulong WalkRulesRefused;     // SCTLR/TCR writes refused by kernel/Paging/WalkRules.cs
         public ulong PhysicalTimerTraps;   // CNTP_* accesses (EL1PCEN = 0): read as zero, writes ignored
 
         // Exits by class: one increment per exit, in GuestExits.
@@ -55,6 +56,7 @@ namespace Hypervisor.Vm
                 case HypercallAbi.Counter.DirectUpdates: value = DirectUpdates; return true;
                 case HypercallAbi.Counter.DirectBatches: value = DirectBatches; return true;
                 case HypercallAbi.Counter.DirectRefused: value = DirectRefused; return true;
+                case HypercallAbi.Counter.WalkRulesRefused: value = WalkRulesRefused; return true;
                 default: value = 0; return false;
             }
         }

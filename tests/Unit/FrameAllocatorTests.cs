@@ -27,6 +27,24 @@ namespace Hypervisor.Tests.Unit
             foreach (var b in _blocks) NativeMemory.Free((void*)b);
         }
 
+        // The identity stage 2 of shadow and direct paging leaves out what is
+        // reserved at boot; it asks by range (a 2 MiB block, or one frame).
+        [Fact]
+        public void BootReservationsAreKnownByRange()
+        {
+            var a = Make(1024);
+            a.Reserve(Base + 4096, Base + 3 * 4096 + 1, FrameOwner.Hypervisor);   // frames 1..3
+            a.Reserve(Base + 600 * 4096, Base + 601 * 4096, FrameOwner.Bundle);  // frame 600
+            a.Seal();
+            Assert.False(a.IsBootReserved(Base, Base + 4096));
+            Assert.True(a.IsBootReserved(Base + 3 * 4096, Base + 4 * 4096));
+            Assert.False(a.IsBootReserved(Base + 4 * 4096, Base + 512 * 4096));
+            Assert.True(a.IsBootReserved(Base + 512 * 4096, Base + 1024 * 4096));
+            Assert.False(a.IsBootReserved(Base + 601 * 4096, Base + 602 * 4096));
+            ulong p = a.Allocate(FrameOwner.Hypervisor);   // allocated later: not a boot reservation
+            Assert.False(a.IsBootReserved(p, p + 4096));
+        }
+
         [Fact]
         public void ReservationsAreNotHandedOut()
         {
