@@ -74,13 +74,74 @@ write_\reg:
 .endm
     ich_accessors ich_hcr_el2
     ich_accessors ich_vmcr_el2
-    ich_accessors ich_ap0r0_el2
-    ich_accessors ich_ap1r0_el2
     ich_accessors ich_lr0_el2
     ich_accessors ich_lr1_el2
     ich_accessors ich_lr2_el2
     ich_accessors ich_lr3_el2
     ich_accessors icc_sre_el1
+
+// The active priorities, all of them: ICH_AP0R<n>_EL2 and ICH_AP1R<n>_EL2 for
+// n < x1 (1, 2 or 4: 5, 6 or 7 priority bits, ICH_VTR_EL2.PRIbits). A bit set
+// there is a priority the guest has an interrupt active at; it masks every
+// interrupt of that priority or lower, so it must never be left for the next
+// VM. x0 = 8 words: AP0R0..3, then AP1R0..3.
+// ich_apr_save stores them and leaves the hardware's at zero.
+    .global ich_apr_save
+ich_apr_save:
+    mrs     x2, ich_ap0r0_el2
+    mrs     x3, ich_ap1r0_el2
+    stp     xzr, xzr, [x0, #8]        // unused words stay zero
+    stp     xzr, xzr, [x0, #40]
+    str     x2, [x0]
+    str     x3, [x0, #32]
+    msr     ich_ap0r0_el2, xzr
+    msr     ich_ap1r0_el2, xzr
+    cmp     x1, #1
+    b.eq    1f
+    mrs     x2, ich_ap0r1_el2
+    mrs     x3, ich_ap1r1_el2
+    str     x2, [x0, #8]
+    str     x3, [x0, #40]
+    msr     ich_ap0r1_el2, xzr
+    msr     ich_ap1r1_el2, xzr
+    cmp     x1, #2
+    b.eq    1f
+    mrs     x2, ich_ap0r2_el2
+    mrs     x3, ich_ap1r2_el2
+    stp     x2, xzr, [x0, #16]
+    stp     x3, xzr, [x0, #48]
+    mrs     x2, ich_ap0r3_el2
+    mrs     x3, ich_ap1r3_el2
+    str     x2, [x0, #24]
+    str     x3, [x0, #56]
+    msr     ich_ap0r2_el2, xzr
+    msr     ich_ap1r2_el2, xzr
+    msr     ich_ap0r3_el2, xzr
+    msr     ich_ap1r3_el2, xzr
+1:  ret
+// ich_apr_restore writes them back from the same layout.
+    .global ich_apr_restore
+ich_apr_restore:
+    ldr     x2, [x0]
+    ldr     x3, [x0, #32]
+    msr     ich_ap0r0_el2, x2
+    msr     ich_ap1r0_el2, x3
+    cmp     x1, #1
+    b.eq    1f
+    ldr     x2, [x0, #8]
+    ldr     x3, [x0, #40]
+    msr     ich_ap0r1_el2, x2
+    msr     ich_ap1r1_el2, x3
+    cmp     x1, #2
+    b.eq    1f
+    ldp     x2, x3, [x0, #16]
+    msr     ich_ap0r2_el2, x2
+    msr     ich_ap0r3_el2, x3
+    ldp     x2, x3, [x0, #48]
+    msr     ich_ap1r2_el2, x2
+    msr     ich_ap1r3_el2, x3
+1:  ret
+
     .global read_ich_vtr_el2
 read_ich_vtr_el2:
     mrs     x0, ich_vtr_el2

@@ -28,11 +28,29 @@ write_\name:
     reader  midr_el1, midr_el1
     reader  id_aa64mmfr0_el1, id_aa64mmfr0_el1
     reader  id_aa64mmfr1_el1, id_aa64mmfr1_el1
+    reader  id_aa64dfr0_el1, id_aa64dfr0_el1
     reader  id_aa64pfr0_el1, id_aa64pfr0_el1
     reader  cntfrq_el0, cntfrq_el0
     reader  cntpct_el0, cntpct_el0
     reader  isr_el1, isr_el1
     reader  pmcr_el0, pmcr_el0
+    reader  pmccntr_el0, pmccntr_el0
+
+// The PMU is the hypervisor's (guests have none: MDCR_EL2.TPM/TPMCR trap it).
+// Its cycle counter runs from boot at every exception level (PMCCFILTR_EL0.NSH
+// adds EL2), for the benchmarks' ReadCycles hypercall; under -icount shift=0
+// it advances once per instruction.
+    .global pmu_start_cycle_counter
+pmu_start_cycle_counter:
+    mov     x0, #(1 << 27)                 // PMCCFILTR_EL0.NSH: count at EL2 too
+    msr     pmccfiltr_el0, x0
+    mov     x0, #(1 << 31)                 // PMCNTENSET_EL0.C
+    msr     pmcntenset_el0, x0
+    mrs     x0, pmcr_el0
+    orr     x0, x0, #1                     // PMCR_EL0.E
+    msr     pmcr_el0, x0
+    isb
+    ret
     reader  esr_el2, esr_el2
     reader  far_el2, far_el2
     reader  hpfar_el2, hpfar_el2
@@ -254,3 +272,317 @@ frames_zero:
     subs    x2, x2, #1
     b.ne    1b
 2:  ret
+
+// read_id_register(n): the ID register at op0=3, op1=0, CRn=0, CRm=1+n/8,
+// op2=n%8, for n = 0..55: the space HCR_EL2.TID3 traps (ID_PFR0_EL1 ..
+// ID_AA64MMFR4_EL1 and the reserved encodings between them, which read as
+// zero). kernel/Arch/IdRegisters.cs decides what a guest sees of each.
+// A table of 56 two-instruction entries (mrs, ret), entered at 8 * n.
+    .global read_id_register
+read_id_register:
+    cmp     x0, #56
+    b.hs    2f
+    adr     x1, 1f
+    add     x1, x1, x0, lsl #3
+    br      x1
+1:
+    .irp crm, 1, 2, 3, 4, 5, 6, 7
+    .irp op2, 0, 1, 2, 3, 4, 5, 6, 7
+    mrs     x0, S3_0_C0_C\crm\()_\op2
+    ret
+    .endr
+    .endr
+2:  mov     x0, #0
+    ret
+
+// The debug registers of the VM that uses them (kernel/Vm/DebugState.cs).
+// x0 = 65 words: DBGBVR0..15, DBGBCR0..15, DBGWVR0..15, DBGWCR0..15, the OS
+// lock (OSLSR_EL1.OSLK); x1 = breakpoints, x2 =
+// watchpoints this CPU has (1..16 each). Each list is 16 four-instruction
+// entries, from register 15 down to 0, entered at the first one the CPU has:
+// a register a CPU does not have is an undefined instruction even at EL2.
+.macro debug_jump count, table
+    mov     x4, #16
+    sub     x4, x4, \count
+    adr     x5, \table
+    add     x5, x5, x4, lsl #4
+    br      x5
+.endm
+
+    .global debug_save
+debug_save:
+    debug_jump x1, 1f
+1:
+    mrs     x3, dbgbvr15_el1
+    str     x3, [x0, #120]
+    mrs     x3, dbgbcr15_el1
+    str     x3, [x0, #248]
+    mrs     x3, dbgbvr14_el1
+    str     x3, [x0, #112]
+    mrs     x3, dbgbcr14_el1
+    str     x3, [x0, #240]
+    mrs     x3, dbgbvr13_el1
+    str     x3, [x0, #104]
+    mrs     x3, dbgbcr13_el1
+    str     x3, [x0, #232]
+    mrs     x3, dbgbvr12_el1
+    str     x3, [x0, #96]
+    mrs     x3, dbgbcr12_el1
+    str     x3, [x0, #224]
+    mrs     x3, dbgbvr11_el1
+    str     x3, [x0, #88]
+    mrs     x3, dbgbcr11_el1
+    str     x3, [x0, #216]
+    mrs     x3, dbgbvr10_el1
+    str     x3, [x0, #80]
+    mrs     x3, dbgbcr10_el1
+    str     x3, [x0, #208]
+    mrs     x3, dbgbvr9_el1
+    str     x3, [x0, #72]
+    mrs     x3, dbgbcr9_el1
+    str     x3, [x0, #200]
+    mrs     x3, dbgbvr8_el1
+    str     x3, [x0, #64]
+    mrs     x3, dbgbcr8_el1
+    str     x3, [x0, #192]
+    mrs     x3, dbgbvr7_el1
+    str     x3, [x0, #56]
+    mrs     x3, dbgbcr7_el1
+    str     x3, [x0, #184]
+    mrs     x3, dbgbvr6_el1
+    str     x3, [x0, #48]
+    mrs     x3, dbgbcr6_el1
+    str     x3, [x0, #176]
+    mrs     x3, dbgbvr5_el1
+    str     x3, [x0, #40]
+    mrs     x3, dbgbcr5_el1
+    str     x3, [x0, #168]
+    mrs     x3, dbgbvr4_el1
+    str     x3, [x0, #32]
+    mrs     x3, dbgbcr4_el1
+    str     x3, [x0, #160]
+    mrs     x3, dbgbvr3_el1
+    str     x3, [x0, #24]
+    mrs     x3, dbgbcr3_el1
+    str     x3, [x0, #152]
+    mrs     x3, dbgbvr2_el1
+    str     x3, [x0, #16]
+    mrs     x3, dbgbcr2_el1
+    str     x3, [x0, #144]
+    mrs     x3, dbgbvr1_el1
+    str     x3, [x0, #8]
+    mrs     x3, dbgbcr1_el1
+    str     x3, [x0, #136]
+    mrs     x3, dbgbvr0_el1
+    str     x3, [x0, #0]
+    mrs     x3, dbgbcr0_el1
+    str     x3, [x0, #128]
+    debug_jump x2, 2f
+2:
+    mrs     x3, dbgwvr15_el1
+    str     x3, [x0, #376]
+    mrs     x3, dbgwcr15_el1
+    str     x3, [x0, #504]
+    mrs     x3, dbgwvr14_el1
+    str     x3, [x0, #368]
+    mrs     x3, dbgwcr14_el1
+    str     x3, [x0, #496]
+    mrs     x3, dbgwvr13_el1
+    str     x3, [x0, #360]
+    mrs     x3, dbgwcr13_el1
+    str     x3, [x0, #488]
+    mrs     x3, dbgwvr12_el1
+    str     x3, [x0, #352]
+    mrs     x3, dbgwcr12_el1
+    str     x3, [x0, #480]
+    mrs     x3, dbgwvr11_el1
+    str     x3, [x0, #344]
+    mrs     x3, dbgwcr11_el1
+    str     x3, [x0, #472]
+    mrs     x3, dbgwvr10_el1
+    str     x3, [x0, #336]
+    mrs     x3, dbgwcr10_el1
+    str     x3, [x0, #464]
+    mrs     x3, dbgwvr9_el1
+    str     x3, [x0, #328]
+    mrs     x3, dbgwcr9_el1
+    str     x3, [x0, #456]
+    mrs     x3, dbgwvr8_el1
+    str     x3, [x0, #320]
+    mrs     x3, dbgwcr8_el1
+    str     x3, [x0, #448]
+    mrs     x3, dbgwvr7_el1
+    str     x3, [x0, #312]
+    mrs     x3, dbgwcr7_el1
+    str     x3, [x0, #440]
+    mrs     x3, dbgwvr6_el1
+    str     x3, [x0, #304]
+    mrs     x3, dbgwcr6_el1
+    str     x3, [x0, #432]
+    mrs     x3, dbgwvr5_el1
+    str     x3, [x0, #296]
+    mrs     x3, dbgwcr5_el1
+    str     x3, [x0, #424]
+    mrs     x3, dbgwvr4_el1
+    str     x3, [x0, #288]
+    mrs     x3, dbgwcr4_el1
+    str     x3, [x0, #416]
+    mrs     x3, dbgwvr3_el1
+    str     x3, [x0, #280]
+    mrs     x3, dbgwcr3_el1
+    str     x3, [x0, #408]
+    mrs     x3, dbgwvr2_el1
+    str     x3, [x0, #272]
+    mrs     x3, dbgwcr2_el1
+    str     x3, [x0, #400]
+    mrs     x3, dbgwvr1_el1
+    str     x3, [x0, #264]
+    mrs     x3, dbgwcr1_el1
+    str     x3, [x0, #392]
+    mrs     x3, dbgwvr0_el1
+    str     x3, [x0, #256]
+    mrs     x3, dbgwcr0_el1
+    str     x3, [x0, #384]
+    mrs     x3, oslsr_el1
+    ubfx    x3, x3, #1, #1
+    str     x3, [x0, #512]
+    ret
+
+    .global debug_restore
+debug_restore:
+    debug_jump x1, 1f
+1:
+    ldr     x3, [x0, #120]
+    msr     dbgbvr15_el1, x3
+    ldr     x3, [x0, #248]
+    msr     dbgbcr15_el1, x3
+    ldr     x3, [x0, #112]
+    msr     dbgbvr14_el1, x3
+    ldr     x3, [x0, #240]
+    msr     dbgbcr14_el1, x3
+    ldr     x3, [x0, #104]
+    msr     dbgbvr13_el1, x3
+    ldr     x3, [x0, #232]
+    msr     dbgbcr13_el1, x3
+    ldr     x3, [x0, #96]
+    msr     dbgbvr12_el1, x3
+    ldr     x3, [x0, #224]
+    msr     dbgbcr12_el1, x3
+    ldr     x3, [x0, #88]
+    msr     dbgbvr11_el1, x3
+    ldr     x3, [x0, #216]
+    msr     dbgbcr11_el1, x3
+    ldr     x3, [x0, #80]
+    msr     dbgbvr10_el1, x3
+    ldr     x3, [x0, #208]
+    msr     dbgbcr10_el1, x3
+    ldr     x3, [x0, #72]
+    msr     dbgbvr9_el1, x3
+    ldr     x3, [x0, #200]
+    msr     dbgbcr9_el1, x3
+    ldr     x3, [x0, #64]
+    msr     dbgbvr8_el1, x3
+    ldr     x3, [x0, #192]
+    msr     dbgbcr8_el1, x3
+    ldr     x3, [x0, #56]
+    msr     dbgbvr7_el1, x3
+    ldr     x3, [x0, #184]
+    msr     dbgbcr7_el1, x3
+    ldr     x3, [x0, #48]
+    msr     dbgbvr6_el1, x3
+    ldr     x3, [x0, #176]
+    msr     dbgbcr6_el1, x3
+    ldr     x3, [x0, #40]
+    msr     dbgbvr5_el1, x3
+    ldr     x3, [x0, #168]
+    msr     dbgbcr5_el1, x3
+    ldr     x3, [x0, #32]
+    msr     dbgbvr4_el1, x3
+    ldr     x3, [x0, #160]
+    msr     dbgbcr4_el1, x3
+    ldr     x3, [x0, #24]
+    msr     dbgbvr3_el1, x3
+    ldr     x3, [x0, #152]
+    msr     dbgbcr3_el1, x3
+    ldr     x3, [x0, #16]
+    msr     dbgbvr2_el1, x3
+    ldr     x3, [x0, #144]
+    msr     dbgbcr2_el1, x3
+    ldr     x3, [x0, #8]
+    msr     dbgbvr1_el1, x3
+    ldr     x3, [x0, #136]
+    msr     dbgbcr1_el1, x3
+    ldr     x3, [x0, #0]
+    msr     dbgbvr0_el1, x3
+    ldr     x3, [x0, #128]
+    msr     dbgbcr0_el1, x3
+    debug_jump x2, 2f
+2:
+    ldr     x3, [x0, #376]
+    msr     dbgwvr15_el1, x3
+    ldr     x3, [x0, #504]
+    msr     dbgwcr15_el1, x3
+    ldr     x3, [x0, #368]
+    msr     dbgwvr14_el1, x3
+    ldr     x3, [x0, #496]
+    msr     dbgwcr14_el1, x3
+    ldr     x3, [x0, #360]
+    msr     dbgwvr13_el1, x3
+    ldr     x3, [x0, #488]
+    msr     dbgwcr13_el1, x3
+    ldr     x3, [x0, #352]
+    msr     dbgwvr12_el1, x3
+    ldr     x3, [x0, #480]
+    msr     dbgwcr12_el1, x3
+    ldr     x3, [x0, #344]
+    msr     dbgwvr11_el1, x3
+    ldr     x3, [x0, #472]
+    msr     dbgwcr11_el1, x3
+    ldr     x3, [x0, #336]
+    msr     dbgwvr10_el1, x3
+    ldr     x3, [x0, #464]
+    msr     dbgwcr10_el1, x3
+    ldr     x3, [x0, #328]
+    msr     dbgwvr9_el1, x3
+    ldr     x3, [x0, #456]
+    msr     dbgwcr9_el1, x3
+    ldr     x3, [x0, #320]
+    msr     dbgwvr8_el1, x3
+    ldr     x3, [x0, #448]
+    msr     dbgwcr8_el1, x3
+    ldr     x3, [x0, #312]
+    msr     dbgwvr7_el1, x3
+    ldr     x3, [x0, #440]
+    msr     dbgwcr7_el1, x3
+    ldr     x3, [x0, #304]
+    msr     dbgwvr6_el1, x3
+    ldr     x3, [x0, #432]
+    msr     dbgwcr6_el1, x3
+    ldr     x3, [x0, #296]
+    msr     dbgwvr5_el1, x3
+    ldr     x3, [x0, #424]
+    msr     dbgwcr5_el1, x3
+    ldr     x3, [x0, #288]
+    msr     dbgwvr4_el1, x3
+    ldr     x3, [x0, #416]
+    msr     dbgwcr4_el1, x3
+    ldr     x3, [x0, #280]
+    msr     dbgwvr3_el1, x3
+    ldr     x3, [x0, #408]
+    msr     dbgwcr3_el1, x3
+    ldr     x3, [x0, #272]
+    msr     dbgwvr2_el1, x3
+    ldr     x3, [x0, #400]
+    msr     dbgwcr2_el1, x3
+    ldr     x3, [x0, #264]
+    msr     dbgwvr1_el1, x3
+    ldr     x3, [x0, #392]
+    msr     dbgwcr1_el1, x3
+    ldr     x3, [x0, #256]
+    msr     dbgwvr0_el1, x3
+    ldr     x3, [x0, #384]
+    msr     dbgwcr0_el1, x3
+    ldr     x3, [x0, #512]
+    msr     oslar_el1, x3
+    isb
+    ret

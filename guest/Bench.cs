@@ -2,22 +2,20 @@ using Hypervisor.Trap;
 
 namespace Guest
 {
-    // Instruction counts of the basic exits, measured from inside the guest.
-    // Under `-icount shift=0` the PMU cycle counter advances once per
-    // instruction, so the figures repeat exactly from run to run.
+    // Instruction counts of the basic exits, measured from inside the guest
+    // with the hypervisor's cycle counter (the ReadCycles hypercall; its own
+    // cost is in every reading, and cancels out of a difference). Under
+    // `-icount shift=0` the counter advances once per instruction, so the
+    // figures repeat exactly from run to run.
     public static unsafe class Bench
     {
         private const int Rounds = 1000;
 
-        // Turns on the cycle counter without resetting it: the PMU is not
-        // switched between VMs, and another VM may be measuring too.
+        // The figures come from the hypervisor's own cycle counter (guests have
+        // no PMU): the VM needs hv_counter=on in vms.conf.
         public static void EnableCycleCounter()
         {
-            Cpu.WritePmcr(1);                      // PMCR_EL0.E
-            Cpu.WritePmcntenset(1UL << 31);        // turn on PMCCNTR_EL0
-            // Count at EL2 as well (PMCCFILTR_EL0.NSH): a VM exit's cost is
-            // mostly hypervisor instructions, which the filter hides by default.
-            Cpu.WritePmccfiltr(1UL << 27);
+            if ((long)Hvc.Call(HypercallAbi.ReadCycles).X0 != 0) Program.Fail("bench needs hv_counter=on in vms.conf");
         }
 
         // bench=switch, in two VMs at once: each Yield hands the CPU to the other

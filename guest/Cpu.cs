@@ -15,7 +15,15 @@ namespace Guest
         [RuntimeImport("*", "write_pmcr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WritePmcr(ulong v);
         [RuntimeImport("*", "write_pmcntenset_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WritePmcntenset(ulong v);
         [RuntimeImport("*", "write_pmccfiltr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WritePmccfiltr(ulong v);
-        [RuntimeImport("*", "read_pmccntr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCycles();
+        [RuntimeImport("*", "read_pmccntr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadPmccntr();
+        [RuntimeImport("*", "read_pmevcntr0_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadPmevcntr0();
+        [RuntimeImport("*", "write_pmevcntr0_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WritePmevcntr0(ulong v);
+        [RuntimeImport("*", "read_id_aa64dfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Dfr0();
+        [RuntimeImport("*", "read_id_aa64pfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Pfr0();
+        // The hypervisor's cycle counter (the ReadCycles hypercall, for a VM
+        // with hv_counter=on): guests have no PMU of their own.
+        public static ulong ReadCycles() => Hvc.Call(Hypervisor.Trap.HypercallAbi.ReadCycles).X1;
+        [RuntimeImport("*", "read_cntfrq_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCounterFrequency();
         [RuntimeImport("*", "read_cntvct_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadVirtualCount();
         [RuntimeImport("*", "read_currentel")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCurrentEl();
         [RuntimeImport("*", "hvc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void HvcCall(ulong* args);

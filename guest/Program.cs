@@ -87,6 +87,10 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "shadowbomb")) PagingHostile.ShadowBomb();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "badroot")) PagingHostile.BadRoot();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "walkrules")) PagingHostile.WalkRules();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "sleeper")) Interrupts.Sleeper();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "pmu")) CpuStateTests.Pmu();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "debug")) CpuStateTests.Debug(ParseNumber(BootArgs.Get(args, "seed", out _)));
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "gicleftovers")) Interrupts.Leftovers();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "directfuzz")) PagingHostile.DirectFuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "fpswitch")) IsolationTests.FpSwitch(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else Fail("unknown role");

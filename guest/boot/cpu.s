@@ -24,8 +24,60 @@ write_\reg:
     accessors pmccntr_el0
     accessors pmccfiltr_el0
     accessors cntvct_el0
+    accessors pmevcntr0_el0
+    accessors id_aa64dfr0_el1
+    accessors id_aa64pfr0_el1
     accessors currentel
     accessors cntp_ctl_el0
+    accessors cntv_ctl_el0
+    accessors cntfrq_el0
+    accessors cntv_cval_el0
+
+// GICv3 CPU-interface registers by encoding (the guest's ICC_* reach the
+// virtual interface, ICV_*, with HCR_EL2.IMO set).
+.macro encoded_accessors name, encoding
+    .global read_\name
+read_\name:
+    mrs     x0, \encoding
+    ret
+    .global write_\name
+write_\name:
+    msr     \encoding, x0
+    isb
+    ret
+.endm
+    encoded_accessors icc_iar1_el1, S3_0_C12_C12_0
+    encoded_accessors icc_eoir1_el1, S3_0_C12_C12_1
+    encoded_accessors icc_pmr_el1, S3_0_C4_C6_0
+    encoded_accessors icc_igrpen1_el1, S3_0_C12_C12_7
+    encoded_accessors icc_ap1r0_el1, S3_0_C12_C9_0
+
+// Debug registers: breakpoint/watchpoint 0, MDSCR_EL1, the OS lock.
+    accessors dbgbvr0_el1
+    accessors dbgbcr0_el1
+    accessors dbgwvr0_el1
+    accessors dbgwcr0_el1
+    accessors mdscr_el1
+    .global write_oslar_el1
+write_oslar_el1:
+    msr     oslar_el1, x0
+    isb
+    ret
+    .global read_oslsr_el1
+read_oslsr_el1:
+    mrs     x0, oslsr_el1
+    ret
+
+// IRQs masked at PSTATE (a pending interrupt still ends a WFI); one WFI.
+    .global irq_mask
+irq_mask:
+    msr     daifset, #2
+    ret
+    .global wait_for_interrupt
+wait_for_interrupt:
+    dsb     sy
+    wfi
+    ret
 
 // The SGI generation registers, write-only: ICC_SGI1R_EL1, ICC_ASGI1R_EL1,
 // ICC_SGI0R_EL1 (by encoding; they trap to the hypervisor, HCR_EL2.IMO).

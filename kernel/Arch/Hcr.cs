@@ -16,6 +16,8 @@ namespace Hypervisor.Arch
         public const ulong BSU_Inner = 1UL << 10; // the guest's barriers are at least inner-shareable, same reason
         public const ulong TWI = 1UL << 13;  // trap WFI: an idle guest gives the CPU back
         public const ulong TWE = 1UL << 14;  // trap WFE: a spinning guest gives the CPU back
+        public const ulong TID3 = 1UL << 18; // trap reads of the feature ID registers: the guest sees the
+                                             // features the hypervisor decided it has (IdRegisters.cs)
         public const ulong TSC = 1UL << 19;  // trap SMC: the guest must not reach the real firmware at EL3
         public const ulong TTLB = 1UL << 25; // trap guest TLB maintenance (shadow paging)
         public const ulong TVM = 1UL << 26;  // trap guest writes to translation registers (shadow paging)
@@ -23,7 +25,27 @@ namespace Hypervisor.Arch
         public const ulong RW = 1UL << 31;   // EL1 is AArch64
 
         // What every VM in stage-2 paging mode runs with.
-        public const ulong GuestDefault = VM | SWIO | FMO | IMO | AMO | FB | BSU_Inner | TWI | TWE | TSC | RW;
+        public const ulong GuestDefault = VM | SWIO | FMO | IMO | AMO | FB | BSU_Inner | TWI | TWE | TID3 | TSC | RW;
+    }
+
+    // MDCR_EL2, the Monitor Debug Configuration Register: who owns the PMU
+    // and the debug registers (Arm ARM D19.3.15 "MDCR_EL2"). Neither is
+    // switched on every exit, so the guest must not reach them unwatched:
+    // the PMU is the hypervisor's (guests are told they have none: ID
+    // registers, IdRegisters.cs) and the debug registers move with the VM
+    // that uses them (kernel/Vm/DebugState.cs).
+    public static class Mdcr
+    {
+        public const ulong HpmnMask = 0x1f;   // event counters in the guest's range: all (they trap anyway)
+        public const ulong TPMCR = 1UL << 5;  // trap PMCR_EL0
+        public const ulong TPM = 1UL << 6;    // trap every other PMU register: the guest has no PMU
+        public const ulong TDA = 1UL << 9;    // trap the debug registers (breakpoints, watchpoints, MDSCR,
+                                              // claim tags, DCC) until the VM first uses them
+        public const ulong TDOSA = 1UL << 10; // trap the OS lock and power-down registers, the same way
+        public const ulong TDRA = 1UL << 11;  // trap the debug ROM address register: it reads as zero
+
+        public const ulong DebugTraps = TDA | TDOSA;
+        public static ulong Boot(ulong pmcr) => ((pmcr >> 11) & HpmnMask) | TPMCR | TPM | TDRA | DebugTraps;
     }
 
     // SPSR values for entering a guest.

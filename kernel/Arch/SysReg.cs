@@ -12,6 +12,7 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "read_midr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadMidrEl1();
         [RuntimeImport("*", "read_id_aa64mmfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Mmfr0El1();
         [RuntimeImport("*", "read_id_aa64mmfr1_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Mmfr1El1();
+        [RuntimeImport("*", "read_id_aa64dfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Dfr0El1();
         [RuntimeImport("*", "read_id_aa64pfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Pfr0El1();
         [RuntimeImport("*", "read_cntfrq_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCntfrqEl0();
         [RuntimeImport("*", "read_cntpct_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCntpctEl0();
@@ -90,6 +91,8 @@ namespace Hypervisor.Arch
         // ISR_EL1 read at EL2: the physical interrupts pending (I = bit 7).
         [RuntimeImport("*", "read_isr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIsrEl1();
         [RuntimeImport("*", "read_pmcr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadPmcrEl0();
+        [RuntimeImport("*", "read_pmccntr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadPmccntrEl0();
+        [RuntimeImport("*", "pmu_start_cycle_counter")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void StartCycleCounter();
     }
 
     public static class Cpu

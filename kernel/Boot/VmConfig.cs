@@ -41,6 +41,7 @@ namespace Hypervisor.Boot
         // Pages a stage-2 demand fault maps at once (the faulting page's
         // aligned window; 1: just that page).
         public int FaultAround;
+        public bool HvCounter;           // hv_counter=on: may read the hypervisor's cycle counter (benchmarks)
 
         public bool HasInitrd => Initrd.Length > 0;
     }
@@ -91,7 +92,8 @@ namespace Hypervisor.Boot
     // paging (stage2|shadow|direct), balloon (on|oom|off), cpus (1..8),
     // boot_balloon (a size below mem), resets (0..1000000 restarts after a
     // guest's SYSTEM_RESET; absent: unlimited), fault_around (pages one
-    // demand fault maps: 1, 2, 4 .. 64; default 1). hv keys: slice_ms (1..1000),
+    // demand fault maps: 1, 2, 4 .. 64; default 1), hv_counter (on|off: the
+    // guest may read the hypervisor's cycle counter, for benchmarks). hv keys: slice_ms (1..1000),
     // vmid_bits (1..16), balloon_move (from:to:size, the balloon demo).
     // A '#' at the start of a word (outside quotes) starts a comment. A line with
     // any error is rejected as a whole and reported with its number; the other
@@ -110,7 +112,7 @@ namespace Hypervisor.Boot
         private const int KeyMem = 1, KeyImage = 2, KeyInitrd = 4, KeyArgs = 8, KeyKind = 16,
                           KeyPaging = 32, KeyBalloon = 64, KeyCpus = 128, KeyBootBalloon = 256,
                           KeySlice = 512, KeyVmidBits = 1024, KeyResets = 2048,
-                          KeyBalloonMove = 4096, KeyFaultAround = 8192;
+                          KeyBalloonMove = 4096, KeyFaultAround = 8192, KeyHvCounter = 16384;
         public const int MaxFaultAround = 64;
 
         public static VmConfigResult Parse(ReadOnlySpan<byte> text, Span<VmSpec> vms, Span<VmConfigError> errors, out HvSettings hv)
@@ -259,6 +261,11 @@ namespace Hypervisor.Boot
                     case KeyResets:
                         if (!ParseNumber(v, 0, MaxResetsLimit, out vm.MaxResets)) return Fail(ref error, VmConfigErrorKind.BadNumber, value);
                         break;
+                    case KeyHvCounter:
+                        if (Fdt.BytesEqual(v, "on")) vm.HvCounter = true;
+                        else if (Fdt.BytesEqual(v, "off")) vm.HvCounter = false;
+                        else return Fail(ref error, VmConfigErrorKind.BadChoice, value);
+                        break;
                     case KeyFaultAround:
                         // A power of two, so the window is aligned and lies in one level-3 table.
                         if (!ParseNumber(v, 1, MaxFaultAround, out vm.FaultAround) || (vm.FaultAround & (vm.FaultAround - 1)) != 0)
@@ -315,6 +322,7 @@ namespace Hypervisor.Boot
             if (Fdt.BytesEqual(key, "boot_balloon")) return KeyBootBalloon;
             if (Fdt.BytesEqual(key, "resets")) return KeyResets;
             if (Fdt.BytesEqual(key, "fault_around")) return KeyFaultAround;
+            if (Fdt.BytesEqual(key, "hv_counter")) return KeyHvCounter;
             return 0;
         }
 

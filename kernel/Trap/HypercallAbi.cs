@@ -28,6 +28,8 @@ namespace Hypervisor.Trap
         public const ulong MmuUpdate = VendorBase + 11;    // x1 = GPA of requests, x2 = count (<= 256)
                                                            //   -> x0 = status, x1 = index of the first refused request
         public const ulong Yield = VendorBase + 12;        // -> x0 = 0, after other runnable VMs had the CPU
+        public const ulong ReadCycles = VendorBase + 13;   // -> x0 = status, x1 = the hypervisor's PMU cycle counter
+                                                           //   (every EL, every VM); only for a VM with hv_counter=on
 
         // MmuUpdate requests: 16 bytes each, { target, value }. The low 3 bits of
         // target say what it is (entries are 8-byte aligned, so they are free).

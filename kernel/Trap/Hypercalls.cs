@@ -72,6 +72,14 @@ namespace Hypervisor.Trap
                     Return(frame, 0);
                     frame->X[1] = (ulong)Scheduler.LiveVms();
                     break;
+                case HypercallAbi.ReadCycles:
+                    // A clock as fine as one instruction under -icount, that
+                    // counts the hypervisor's and other VMs' work too: for the
+                    // benchmarks only, so a VM must be given it in vms.conf.
+                    if (!vm.MayReadCycles) { Error(frame, HypercallAbi.NotSupported); break; }
+                    frame->X[1] = SysReg.ReadPmccntrEl0();
+                    Return(frame, 0);
+                    break;
                 case HypercallAbi.Yield:
                     // A guest polling for something another VM will do: let
                     // that VM run now (WFI would wait for an interrupt).

@@ -97,6 +97,17 @@ namespace Hypervisor.Trap
         // CNTP_TVAL_EL0 (3,3,14,2,0), CNTP_CTL_EL0 (op2 1), CNTP_CVAL_EL0 (op2 2).
         public bool IsPhysicalTimer => Op0 == 3 && Op1 == 3 && CRn == 14 && CRm == 2 && Op2 <= 2;
 
+        // MDRAR_EL1 (2,0,1,0,0): where the memory-mapped debug ROM is.
+        public bool IsDebugRomAddress => Op0 == 2 && Op1 == 0 && CRn == 1 && CRm == 0 && Op2 == 0;
+
+        // The PMU's registers: PMCR_EL0 and the rest of (3,3,9,12..14,*),
+        // PMINTENSET/CLR_EL1 and PMMIR_EL1 (3,0,9,14,1/2/6), PMEVCNTR<n>_EL0,
+        // PMEVTYPER<n>_EL0 and PMCCFILTR_EL0 (3,3,14,8..15,*).
+        public bool IsPmu => Op0 == 3 && (
+            (Op1 == 3 && CRn == 9 && CRm >= 12 && CRm <= 14) ||
+            (Op1 == 0 && CRn == 9 && CRm == 14 && (Op2 == 1 || Op2 == 2 || Op2 == 6)) ||
+            (Op1 == 3 && CRn == 14 && CRm >= 8));
+
         // ICC_SGI1R_EL1 (3,0,12,11,5), ICC_ASGI1R_EL1 (op2 6), ICC_SGI0R_EL1 (op2 7).
         public bool IsSgiGeneration => Op0 == 3 && Op1 == 0 && CRn == 12 && CRm == 11 && Op2 >= 5 && !IsRead;
     }
@@ -136,6 +147,34 @@ namespace Hypervisor.Trap
                 ulong value = access.Rt == 31 ? 0 : frame->X[access.Rt];
                 if (VgicState.SgiReachesVcpu0(value)) vm.Vgic.Raise(VgicState.SgiIntid(value));
                 frame->Elr += 4;
+                return;
+            }
+            if (IdRegisters.IsIdRegister(access.Op0, access.Op1, access.CRn, access.CRm) && access.IsRead)
+            {
+                // HCR_EL2.TID3: the feature ID registers, as decided in IdRegisters.cs.
+                if (access.Rt != 31) frame->X[access.Rt] = IdRegisters.Read(IdRegisters.Index(access.CRm, access.Op2));
+                frame->Elr += 4;
+                return;
+            }
+            if (access.Op0 == 2)
+            {
+                // The debug registers (MDCR_EL2.TDA/TDOSA/TDRA): see
+                // kernel/Vm/DebugState.cs.
+                if (access.IsDebugRomAddress)
+                {
+                    if (access.Rt != 31) frame->X[access.Rt] = 0;
+                    frame->Elr += 4;
+                }
+                else if (!vm.Debug.InUse) vm.Debug.TakeOwnership();   // the access runs again, untrapped
+                else Injection.UndefinedInstruction(vm, frame);
+                return;
+            }
+            if (access.IsPmu)
+            {
+                // MDCR_EL2.TPM/TPMCR: the ID registers say there is no PMU, and
+                // an absent PMU's registers are undefined instructions.
+                vm.Counters.PmuTraps++;
+                Injection.UndefinedInstruction(vm, frame);
                 return;
             }
             if (access.IsPhysicalTimer)

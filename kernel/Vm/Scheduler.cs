@@ -54,7 +54,8 @@ namespace Hypervisor.Vm
             // delivers.
             SysReg.WriteCnthctlEl2(1);
             SysReg.WriteVpidrEl2(SysReg.ReadMidrEl1());               // guests see the real CPU model
-            SysReg.WriteMdcrEl2((SysReg.ReadPmcrEl0() >> 11) & 0x1f); // and all PMU counters (HPMN = PMCR_EL0.N), untrapped
+            DebugState.Init(Mdcr.Boot(SysReg.ReadPmcrEl0()));    // MDCR_EL2: PMU the hypervisor's, debug registers trapped until used
+            SysReg.StartCycleCounter();
             s_vms = new VirtualMachine[MaxVms];
             Vmids = new VmidAllocator(vmidBits);
             s_sliceTicks = SysReg.ReadCntfrqEl0() / 1000 * (ulong)sliceMs;
@@ -271,6 +272,7 @@ namespace Hypervisor.Vm
             vm.Context.RestoreInto(live);
             vm.VgicCpu.Restore();
             vm.VgicCpu.Fill();
+            DebugState.Switch(vm.Debug);
             SetState(vm, VmState.Running);
             Current = vm;
             Switches++;

@@ -65,6 +65,7 @@ namespace Hypervisor.Vm
             Log.Stat("vgic_injected", vm.VgicCpu.Injected);
             Log.Stat("vgic_completed", vm.VgicCpu.Completed);
             Log.Stat("ptimer_traps", c.PhysicalTimerTraps);
+            Log.Stat("pmu_traps", c.PmuTraps);
             if (vm.Shadow != null || vm.Direct != null)
             {
                 Log.Write(vm.Shadow != null ? " paging=shadow" : " paging=direct");

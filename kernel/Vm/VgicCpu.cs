@@ -20,8 +20,9 @@ namespace Hypervisor.Vm
     //                   not fit, ICH_HCR_EL2.UIE asks for a maintenance
     //                   interrupt when the list runs low
     //   switch-> Save/Restore the list registers, ICH_VMCR_EL2 (the guest's
-    //                   virtual PMR, BPR, group enables) and the active
-    //                   priorities ICH_AP0R0/AP1R0
+    //                   virtual PMR, BPR, group enables) and all the active
+    //                   priorities ICH_AP0R<n>/AP1R<n>; ICH_HCR_EL2 is zero
+    //                   while no VM is loaded
     //
     // The distributor/redistributor state (enables, priorities, pending) is in
     // kernel/Devices/VgicState.cs and emulated by VgicDistributor and
@@ -39,10 +40,8 @@ namespace Hypervisor.Vm
         [RuntimeImport("*", "write_ich_hcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteHcr(ulong v);
         [RuntimeImport("*", "read_ich_vmcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadVmcr();
         [RuntimeImport("*", "write_ich_vmcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteVmcr(ulong v);
-        [RuntimeImport("*", "read_ich_ap0r0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadAp0r0();
-        [RuntimeImport("*", "write_ich_ap0r0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteAp0r0(ulong v);
-        [RuntimeImport("*", "read_ich_ap1r0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadAp1r0();
-        [RuntimeImport("*", "write_ich_ap1r0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteAp1r0(ulong v);
+        [RuntimeImport("*", "ich_apr_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void SaveActivePriorities(ulong* words, int perGroup);
+        [RuntimeImport("*", "ich_apr_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void RestoreActivePriorities(ulong* words, int perGroup);
         [RuntimeImport("*", "read_ich_lr0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadLr0();
         [RuntimeImport("*", "write_ich_lr0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteLr0(ulong v);
         [RuntimeImport("*", "read_ich_lr1_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadLr1();
@@ -55,11 +54,13 @@ namespace Hypervisor.Vm
         [RuntimeImport("*", "write_icc_sre_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccSreEl1(ulong v);
 
         private static int s_listRegisters;
+        private static int s_aprPerGroup;          // ICH_AP0R<n>/AP1R<n> registers: 1, 2 or 4
 
         public readonly VgicState State;
         private readonly ulong[] _lr = new ulong[MaxListRegisters];
         private readonly int[] _inList = new int[MaxListRegisters];   // INTID in each list register, -1 when empty
-        private ulong _vmcr, _ap0r0, _ap1r0;
+        private ulong _vmcr;
+        private readonly ulong[] _apr = new ulong[8];   // AP0R0..3, AP1R0..3 (ich_apr_save's layout)
         public ulong Injected, Completed;
 
         // Read by the exit path before it calls in (a call costs more than the
@@ -81,15 +82,20 @@ namespace Hypervisor.Vm
         // ICC_SRE_EL1 (system-register interface on, as every GICv3 guest expects).
         public static void Init()
         {
-            int n = (int)(ReadVtr() & 0x1f) + 1;
+            ulong vtr = ReadVtr();
+            int n = (int)(vtr & 0x1f) + 1;
             s_listRegisters = n < MaxListRegisters ? n : MaxListRegisters;
+            int priorityBits = (int)((vtr >> 29) & 7) + 1;
+            s_aprPerGroup = priorityBits >= 7 ? 4 : priorityBits == 6 ? 2 : 1;
+            WriteHcr(0);         // no virtual interface, no maintenance interrupt, until a VM is loaded
             WriteIccSreEl1(7);   // SRE, DFB, DIB
         }
 
         public void Reset()
         {
             for (int i = 0; i < MaxListRegisters; i++) { _lr[i] = 0; _inList[i] = -1; }
-            _vmcr = _ap0r0 = _ap1r0 = 0;
+            _vmcr = 0;
+            for (int i = 0; i < _apr.Length; i++) _apr[i] = 0;
             Listed = 0;
             Dirty = false;
             State.Reset();
@@ -97,16 +103,19 @@ namespace Hypervisor.Vm
 
         // ---- VM switch ----
 
-        // Between two VMs the list registers and active priorities are left
-        // empty, so only the ones in use move: with nothing listed, no
-        // interrupt is active either and the active priorities are zero.
+        // Between two VMs the CPU interface holds nothing of anyone's: no list
+        // register, no active priority, ICH_HCR_EL2 zero. That last one
+        // matters when no VM follows: with UIE left set the maintenance
+        // interrupt would stay asserted while the CPU idles, and the idle
+        // loop would take it forever. The active priorities move every time,
+        // whether or not anything is listed: a guest may write ICC_AP1R0_EL1
+        // itself, and a bit left there masks the next VM's interrupts.
         public void Restore()
         {
+            fixed (ulong* apr = _apr) RestoreActivePriorities(apr, s_aprPerGroup);
             if (Listed != 0)
             {
                 for (int i = 0; i < s_listRegisters; i++) if (_inList[i] >= 0) WriteLr(i, _lr[i]);
-                WriteAp0r0(_ap0r0);
-                WriteAp1r0(_ap1r0);
             }
             WriteVmcr(_vmcr);
             WriteHcr(HcrEn);
@@ -114,7 +123,9 @@ namespace Hypervisor.Vm
 
         public void Save()
         {
+            WriteHcr(0);
             _vmcr = ReadVmcr();
+            fixed (ulong* apr = _apr) SaveActivePriorities(apr, s_aprPerGroup);
             if (Listed == 0) return;
             for (int i = 0; i < s_listRegisters; i++)
             {
@@ -122,10 +133,6 @@ namespace Hypervisor.Vm
                 _lr[i] = ReadLr(i);
                 WriteLr(i, 0);
             }
-            _ap0r0 = ReadAp0r0();
-            _ap1r0 = ReadAp1r0();
-            WriteAp0r0(0);
-            WriteAp1r0(0);
         }
 
         // ---- every exit and entry ----

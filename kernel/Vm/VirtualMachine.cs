@@ -44,12 +44,14 @@ namespace Hypervisor.Vm
         public int DeviceCount;
         public VirtualPl011 Uart;
         public VgicState Vgic;                          // the virtual GIC's distributor model
+        public readonly DebugState Debug = new DebugState();   // its breakpoints, watchpoints, OS lock
         public VgicCpu VgicCpu;                         // and its CPU interface (list registers)
         public VirtioBalloon Balloon;                   // null unless balloon=on (or boot_balloon) in vms.conf
         public HostPageTableMemory TableMemory;
 
         // How the guest's own translation is virtualized (vms.conf paging=).
         public Hypervisor.Boot.PagingMode Paging;
+        public bool MayReadCycles;                      // vms.conf hv_counter=on (the ReadCycles hypercall)
         public int FaultAround = 1;                     // pages one demand fault maps (vms.conf fault_around)
         public ShadowPaging Shadow;                     // paging=shadow
         public DirectPaging Direct;                     // paging=direct

@@ -164,6 +164,7 @@ namespace Hypervisor.Vm
             vm.MaxResets = spec.MaxResets;
             vm.Paging = spec.Paging;
             vm.FaultAround = spec.FaultAround;
+            vm.MayReadCycles = spec.HvCounter;
             // The virtual GIC's model first: the devices' interrupt lines go to it.
             vm.Vgic = new VgicState();
             vm.VgicCpu = new VgicCpu(vm.Vgic);
@@ -255,6 +256,7 @@ namespace Hypervisor.Vm
             vm.ActiveStage2Root = vm.Stage2Root;
             vm.Vttbr = Stage2Layout.Vttbr(vm.Stage2Root, vm.Vmid);
             if (vm.VgicCpu != null) vm.VgicCpu.Reset();
+            vm.Debug.Reset();
             if (vm.Shadow != null && !vm.Shadow.Start()) return false;
             if (vm.Direct != null && !vm.Direct.Start()) return false;
             vm.CntvOffset = SysReg.ReadCntpctEl0();

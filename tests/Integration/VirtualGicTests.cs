@@ -25,5 +25,27 @@ namespace Hypervisor.Tests.Integration
             Assert.Null(r.Line("[hv] PANIC"));
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
         }
+
+        // One VM leaves everything it can in the CPU interface: an active
+        // priority that masks every interrupt, list registers full and more
+        // SGIs waiting (ICH_HCR_EL2.UIE), then yields and powers off. The VM
+        // beside it sleeps on its timer twenty times, and after the first has
+        // nothing else to run: with ICH_AP1R0 carried over its timer would
+        // never be taken; with ICH_HCR_EL2 left enabled after the stop the
+        // maintenance interrupt would hold the idle CPU forever.
+        [Fact]
+        public void NoCpuInterfaceStateCrossesVmsOrOutlivesOne()
+        {
+            string conf = GuestConfig.Write(
+                "vm left mem=32M image=$ELF args=\"role=gicleftovers\"\n" +
+                "vm sleep mem=32M image=$ELF args=\"role=sleeper\"\n");
+            var r = Qemu.Run(new[] { conf }, timeoutSeconds: 60);
+            Assert.EndsWith("yes", r.Require("[left] gicleftovers:"));
+            r.Require("[hv] vm left stopped: SYSTEM_OFF");
+            r.AssertPasses("sleep", "sleeper");
+            Assert.Contains("foreign_active_priorities=0", r.Require("[sleep] TEST sleeper"));
+            Assert.Null(r.Line("[hv] PANIC"));
+            Assert.Equal(0, r.ExitCode);
+        }
     }
 }

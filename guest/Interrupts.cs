@@ -1,0 +1,117 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using Hypervisor.Arch;
+using Hypervisor.Trap;
+
+namespace Guest
+{
+    // The guest's side of its virtual GIC, enough to sleep on its own timer
+    // and to leave state behind in the CPU interface on purpose. It never
+    // unmasks IRQs: a WFI still ends when an interrupt is pending, and the
+    // guest acknowledges it by reading ICC_IAR1_EL1.
+    public static unsafe class Interrupts
+    {
+        [RuntimeImport("*", "read_icc_iar1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIar1();
+        [RuntimeImport("*", "write_icc_eoir1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteEoir1(ulong v);
+        [RuntimeImport("*", "write_icc_pmr_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WritePmr(ulong v);
+        [RuntimeImport("*", "write_icc_igrpen1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIgrpen1(ulong v);
+        [RuntimeImport("*", "read_icc_ap1r0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadAp1r0();
+        [RuntimeImport("*", "write_icc_ap1r0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteAp1r0(ulong v);
+        [RuntimeImport("*", "write_cntv_ctl_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCntvCtl(ulong v);
+        [RuntimeImport("*", "write_cntv_cval_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCntvCval(ulong v);
+        [RuntimeImport("*", "irq_mask")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void MaskIrqs();
+        [RuntimeImport("*", "wait_for_interrupt")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void Wfi();
+
+        public const int TimerIntid = 27;
+        private const ulong Gicd = Mmu.GicGva, SgiBase = Mmu.GicGva + 0xa0000 + 0x10000;
+        private const ulong IgroupR0 = SgiBase + 0x80, IsenableR0 = SgiBase + 0x100, IpriorityR = SgiBase + 0x400;
+        private const uint GicdEnableGrp1 = 1u << 1;
+
+        // Group 1, priority 0xa0, enabled, for each INTID < 32 in `mask`; the
+        // distributor's and the CPU interface's group 1 on, every priority let through.
+        public static void EnablePrivate(uint mask)
+        {
+            Mmio.Write32(Gicd, GicdEnableGrp1);
+            Mmio.Write32(IgroupR0, Mmio.Read32(IgroupR0) | mask);
+            for (int i = 0; i < 32; i++)
+                if ((mask & (1u << i)) != 0) Mmio.Write8(IpriorityR + (ulong)i, 0xa0);
+            Mmio.Write32(IsenableR0, mask);
+            WritePmr(0xff);
+            WriteIgrpen1(1);
+        }
+
+        // Sleeps in WFI until the virtual timer fires `ticks` from now, then
+        // takes the interrupt (IAR, EOIR). The wake-up's lateness in counter
+        // ticks, or ulong.MaxValue if what arrived was not the timer.
+        public static ulong SleepOnTimer(ulong ticks)
+        {
+            ulong deadline = Cpu.ReadVirtualCount() + ticks;
+            WriteCntvCval(deadline);
+            WriteCntvCtl(1);                 // enabled, not masked
+            ulong intid;
+            do
+            {
+                Wfi();
+                intid = ReadIar1() & 0xffffff;
+            } while (intid == 1023);         // nothing yet: a spurious wake
+            ulong now = Cpu.ReadVirtualCount();
+            WriteCntvCtl(0);
+            WriteEoir1(intid);
+            return intid == TimerIntid && now >= deadline ? now - deadline : ulong.MaxValue;
+        }
+
+        // role=sleeper: sleeps on its timer `rounds` times, 20 ms each, and
+        // checks at every wake that no other VM's active priority is in its
+        // CPU interface. Passes when every sleep ended by its own timer.
+        public static void Sleeper()
+        {
+            MaskIrqs();
+            EnablePrivate(1u << TimerIntid);
+            ulong tick = Cpu.ReadCounterFrequency() / 50;
+            ulong worst = 0, foreignPriorities = 0;
+            const int Rounds = 20;
+            for (int i = 0; i < Rounds; i++)
+            {
+                if (ReadAp1r0() != 0) foreignPriorities++;
+                ulong late = SleepOnTimer(tick);
+                if (late > worst) worst = late;
+            }
+            bool ok = worst != ulong.MaxValue && foreignPriorities == 0;
+            SelfTests.Verdict("sleeper", ok);
+            Console.Write("rounds=");
+            Console.Dec(Rounds);
+            Console.Write(" worst_late_us=");
+            Console.Dec(worst == ulong.MaxValue ? worst : worst * 1000000 / Cpu.ReadCounterFrequency());
+            Console.Write(" foreign_active_priorities=");
+            Console.Dec(foreignPriorities);
+            Console.Put('\n');
+        }
+
+        // role=gicleftovers: leaves everything it can in the CPU interface and
+        // goes. First an active priority of 0 (ICC_AP1R0_EL1 bit 0, which masks
+        // every interrupt) with nothing in the list registers, and yields;
+        // then eight SGIs to itself with IRQs masked (four fill the list
+        // registers, the rest wait: ICH_HCR_EL2.UIE asks for a maintenance
+        // interrupt), yields until the VM beside it is asleep, and calls
+        // SYSTEM_OFF. Nothing of this may reach the next VM on the CPU, or the
+        // CPU once no VM is left runnable.
+        public static void Leftovers()
+        {
+            MaskIrqs();
+            EnablePrivate(0xff);
+            WriteAp1r0(1);
+            bool kept = ReadAp1r0() == 1;
+            for (int i = 0; i < 5; i++)
+            {
+                Cpu.Yield();
+                if (ReadAp1r0() != 1) kept = false;      // our own state comes back with us
+            }
+            for (ulong sgi = 0; sgi < 8; sgi++) Cpu.WriteSgi1r(sgi << 24 | 1);
+            Hvc.Call(HypercallAbi.Null);                 // one more exit: the list registers fill
+            ulong until = Cpu.ReadVirtualCount() + Cpu.ReadCounterFrequency() / 100;
+            while (Cpu.ReadVirtualCount() < until) Cpu.Yield();
+            Console.Write("gicleftovers: active priority 0 set, 8 SGIs pending; own state kept across switches: ");
+            Console.Line(kept ? "yes" : "NO");
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+
+namespace Hypervisor.Arch
+{
+    // What a guest is told about its CPU. With HCR_EL2.TID3 every read of
+    // the feature ID registers (op0=3, op1=0, CRn=0, CRm=1..7) exits here, and
+    // the guest sees the real value with every feature the hypervisor does not
+    // virtualize taken out. A feature left in would be a promise: its
+    // registers would hold state that crosses from one VM to the next, or its
+    // instructions would trap with nobody to answer.
+    //
+    //   hidden (field reads as "not implemented"):
+    //     PMU (PMUVer, AArch32 PerfMon)   the hypervisor counts with it
+    //                                     itself; its registers trap (MDCR_EL2.TPM/TPMCR)
+    //                                     and give the guest an undefined instruction
+    //     SPE, TRBE, trace, BRBE          profiling and trace buffers write to memory
+    //                                     behind stage 2's back
+    //     SVE, SME                        their registers are not switched
+    //     MTE, RAS, AMU, MPAM, SEL2, RME,
+    //     LOR, NMI, GCS and the rest of
+    //     ID_AA64PFR1 but BTI and SSBS     state or traps the hypervisor does not handle
+    //     pointer authentication          its keys are EL1 registers not switched
+    //   passed as they are: everything else (the base ISA, atomics, crypto,
+    //     debug breakpoints and watchpoints, which move with the VM that uses
+    //     them, the memory model fields, the GIC system-register interface).
+    public static class IdRegisters
+    {
+        [RuntimeImport("*", "read_id_register")][MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern ulong ReadReal(ulong index);
+
+        // Index n = (CRm - 1) * 8 + op2 of the register (boot/sysreg.s).
+        public const int IdPfr0 = 0, IdDfr0 = 2;
+        public const int Aa64Pfr0 = 24, Aa64Pfr1 = 25, Aa64Zfr0 = 28, Aa64Smfr0 = 29;
+        public const int Aa64Dfr0 = 32, Aa64Dfr1 = 33, Aa64Isar1 = 41, Aa64Isar2 = 42, Aa64Mmfr1 = 49;
+        public const int Count = 56;
+
+        public static bool IsIdRegister(int op0, int op1, int crn, int crm) => op0 == 3 && op1 == 0 && crn == 0 && crm >= 1;
+        public static int Index(int crm, int op2) => (crm - 1) * 8 + op2;
+
+        public static ulong Read(int index) => Sanitize(index, ReadReal((ulong)index));
+
+        // The value a guest sees for the real value `real` (pure: host-tested).
+        public static ulong Sanitize(int index, ulong real)
+        {
+            switch (index)
+            {
+                case IdPfr0: return real & ~(F(20) | F(28));                       // AMU, RAS (AArch32 view)
+                case IdDfr0: return real & ~(F(24));                           // PerfMon
+                case Aa64Pfr0: return real & ~(F(28) | F(32) | F(36) | F(40) | F(44) | F(52));     // RAS, SVE, SEL2, MPAM, AMU, RME
+                case Aa64Pfr1: return real & (F(0) | F(4) | F(32));              // BT, SSBS, CSV2_frac only
+                case Aa64Zfr0:
+                case Aa64Smfr0:
+                case Aa64Dfr1: return 0;
+                // DebugVer, BRPs, WRPs, CTX_CMPs, DoubleLock only: no PMU,
+                // SPE, trace, trace buffer, BRBE, multi-threaded PMU.
+                case Aa64Dfr0: return real & (F(0) | F(12) | F(20) | F(28) | F(36));
+                case Aa64Isar1: return real & ~(F(4) | F(8) | F(24) | F(28));              // APA, API, GPA, GPI
+                case Aa64Isar2: return real & ~(F(8) | F(12));                     // GPA3, APA3
+                case Aa64Mmfr1: return real & ~(F(16));                        // LO
+                default: return real;
+            }
+        }
+
+        // The 4-bit ID field at `shift`.
+        private static ulong F(int shift) => 0xFUL << shift;
+    }
+}

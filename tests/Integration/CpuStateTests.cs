@@ -1,0 +1,54 @@
+using Hypervisor.Tests.Support;
+using Xunit;
+
+namespace Hypervisor.Tests.Integration
+{
+    // CPU state that is not memory must not cross VMs: the PMU (the
+    // hypervisor's own; guests are told they have none and get undefined
+    // instructions), and the debug registers (moved with the VM that uses them).
+    [Trait("Category", "Integration")]
+    public class CpuStateTests
+    {
+        // Two VMs try the PMU (an event counter written, read, the cycle
+        // counter, its filter); a third, with hv_counter=on, reads the
+        // hypervisor's counter through the hypercall and benchmarks with it.
+        [Fact]
+        public void ThePmuIsTheHypervisorsAlone()
+        {
+            string conf = GuestConfig.Write(
+                "vm a mem=32M image=$ELF args=\"role=pmu\"\n" +
+                "vm b mem=32M paging=shadow image=$ELF args=\"role=pmu\"\n" +
+                "vm c mem=32M hv_counter=on image=$ELF args=\"bench\"\n");
+            var r = Qemu.Run(new[] { conf });
+            foreach (var vm in new[] { "a", "b" })
+            {
+                r.AssertPasses(vm, "pmu");
+                Assert.Contains("undefined=5 hv_counter=refused", r.Require($"[{vm}] TEST pmu"));
+            }
+            r.Require("[c] STAT bench_hvc_null=");
+            Assert.Equal(5, r.Stat("pmu_traps"));   // the first STAT line with it: vm=a
+            Assert.Null(r.Line("[hv] PANIC"));
+        }
+
+        // Three VMs yield to each other a hundred times each: two program
+        // breakpoint 0, watchpoint 0, MDSCR_EL1 and the OS lock with values of
+        // their own, the third never does and must always find a fresh CPU's
+        // (zeros, OS lock locked). Any debug register left in the CPU for the
+        // next VM, or not brought back, is a wrong round.
+        [Fact]
+        public void DebugRegistersMoveWithTheirVm()
+        {
+            string conf = GuestConfig.Write(
+                "vm a mem=32M image=$ELF args=\"role=debug seed=1\"\n" +
+                "vm b mem=32M image=$ELF args=\"role=debug seed=0\"\n" +
+                "vm c mem=32M paging=shadow image=$ELF args=\"role=debug seed=2\"\n");
+            var r = Qemu.Run(new[] { conf });
+            foreach (var vm in new[] { "a", "b", "c" })
+            {
+                r.AssertPasses(vm, "debug");
+                Assert.Contains("rounds=100 wrong=0", r.Require($"[{vm}] TEST debug"));
+            }
+            Assert.Null(r.Line("[hv] PANIC"));
+        }
+    }
+}
