@@ -35,7 +35,7 @@ namespace Hypervisor.Arch
         public const int Aa64Dfr0 = 32, Aa64Dfr1 = 33, Aa64Isar1 = 41, Aa64Isar2 = 42, Aa64Mmfr1 = 49;
         public const int Count = 56;
 
-        public static bool IsIdRegister(int op0, int op1, int crn, int crm) => op0 == 3 && op1 == 0 && crn == 0 && crm >= 1;
+        public static bool IsIdRegister(int op0, int op1, int crn, int crm) => op0 == 3 && op1 == 0 && crn == 0 && crm >= 1 && crm <= 7;
         public static int Index(int crm, int op2) => (crm - 1) * 8 + op2;
 
         public static ulong Read(int index) => Sanitize(index, ReadReal((ulong)index));

@@ -64,8 +64,8 @@ namespace Hypervisor.Tests.Integration
             var m = Regex.Match(line, @"VTTBR_EL2=0x0001([0-9a-f]{12}) \(VMID 1\)");
             Assert.True(m.Success, line);
             Assert.Equal(0UL, Convert.ToUInt64(m.Groups[1].Value, 16) % 0x2000);
-            // VM SWIO FMO IMO AMO FB BSU=inner TWI TWE TID3 TSC RW (kernel/Arch/Hcr.cs).
-            Assert.Contains("HCR_EL2=0x00000000800c663b", line);
+            // VM SWIO FMO IMO AMO FB BSU=inner TWI TWE TID3 TSC TIDCP RW (kernel/Arch/Hcr.cs).
+            Assert.Contains("HCR_EL2=0x00000000801c663b", line);
         }
 
         [Fact]
