@@ -36,7 +36,7 @@ namespace Hypervisor.Paging
     //   (it may become a table only at 0); the GPA it backs (to protect that
     //   mapping too). Read-only leaves may map a table: the guest reads its
     //   own tables, it just cannot write them.
-    public sealed unsafe class DirectPaging
+    public sealed unsafe class DirectPaging : DirectTables
     {
         private const ulong OutputMask = 0x0000_FFFF_FFFF_F000;
         private const ulong ReservedHighOutput = 0x000F_0000_0000_0000;   // OA[51:48]: not on this machine
@@ -219,30 +219,7 @@ namespace Hypervisor.Paging
                     return status;
                 }
             }
-            ulong writes = 0;
-            for (ulong i = 0; i < count; i++)
-            {
-                ulong target = _requests[2 * i], value = _requests[2 * i + 1];
-                switch (target & HypercallAbi.Update.KindMask)
-                {
-                    case HypercallAbi.Update.WriteEntry:
-                        int level = PinnedLevel(target);
-                        Unreference(*(ulong*)target, level);
-                        Coherency.WriteEntry(Kernel.Cache, target, value);   // and its line cleaned
-                        Reference(value, level);
-                        writes++;
-                        break;
-                    case HypercallAbi.Update.InvalidateVa:
-                        Kernel.Cache.Barrier();   // the cleans complete before the TLB drops the old entry
-                        Tlb.FlushGuestVa(_vm, value);
-                        break;
-                    default:
-                        Kernel.Cache.Barrier();
-                        Tlb.FlushGuestStage1(_vm);
-                        break;
-                }
-            }
-            Kernel.Cache.Barrier();   // the MMU sees the new entries, even in DRAM, before the guest runs on
+            ulong writes = DirectBatch.Apply(new ReadOnlySpan<ulong>(_requests).Slice(0, 2 * (int)count), this, Kernel.Cache);
             _vm.Counters.DirectUpdates += writes;
             _vm.Counters.DirectBatches++;
             return HypercallAbi.Ok;
@@ -288,6 +265,17 @@ namespace Hypervisor.Paging
             }
             return false;
         }
+
+        // DirectBatch's view of this VM: the counts follow each entry, TLBIs under its VMID.
+        public override void Replaced(ulong entry, ulong old, ulong value)
+        {
+            int level = PinnedLevel(entry);
+            Unreference(old, level);
+            Reference(value, level);
+        }
+
+        public override void InvalidateVa(ulong va) => Tlb.FlushGuestVa(_vm, va);
+        public override void InvalidateAll() => Tlb.FlushGuestStage1(_vm);
 
         // Entries of pinned tables count the frames they name (RAM only).
         private static void Reference(ulong value, int level) => Count(value, level, 1);
