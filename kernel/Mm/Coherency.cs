@@ -19,9 +19,11 @@ namespace Hypervisor.Mm
     // tests/Unit/CoherencyTests.cs checks the order with a model of a cache.
     //
     // What it covers, and where the cost goes:
-    //   frames scrubbed for reuse   zeroed and cleaned+invalidated in one pass
-    //                               (FrameAllocator); the idle scrub pays, an
-    //                               allocation of a clean frame pays nothing
+    //   frames scrubbed for reuse   zeroed and cleaned+invalidated in one pass,
+    //                               then DSB and IC IALLUIS per batch: no
+    //                               instruction of the previous owner stays
+    //                               cached for them (FrameAllocator); the idle
+    //                               scrub pays, taking a clean frame nothing
     //   a table pinned for direct   the same zero-and-clean (DirectPaging.Pin)
     //   entries the MMU walks       one DC CVAC per entry written: MmuUpdate,
     //                               shadow tables; a DSB before the TLBI or the

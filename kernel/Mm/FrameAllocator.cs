@@ -58,9 +58,9 @@ namespace Hypervisor.Mm
     // 4 KiB clear leaves the paths a guest waits on (the balloon's inflate,
     // VM teardown, and the demand fault while clean frames last).
     // "Zeroed" means zeroed in DRAM too (kernel/Mm/Coherency.cs): every scrub
-    // cleans what it zeroed to the point of coherency and ends with a DSB, so
-    // a frame is complete before it is counted clean and allocation itself
-    // does no cache maintenance.
+    // cleans what it zeroed to the point of coherency and ends with a DSB and
+    // an instruction-cache invalidate, so a frame is complete before it is
+    // counted clean and allocation itself does no cache maintenance.
     public unsafe sealed class FrameAllocator
     {
         public const ulong FrameSize = 4096;
@@ -278,12 +278,15 @@ namespace Hypervisor.Mm
         }
 
         // Zeroes the frames at free-stack positions [first, first + count),
-        // in DRAM too: zero and clean each, then one DSB for the batch.
+        // in DRAM too: zero and clean each, then one DSB for the batch; and
+        // drops any instruction the previous owner left cached for them, so
+        // the next one cannot execute it (one IC IALLUIS for the batch).
         private void Scrub(uint first, uint count)
         {
             if (_cache == null || count == 0) return;
             _cache.ZeroFrames(_base, _freeStack + first, (int)count);
             _cache.Barrier();
+            _cache.InvalidateInstructions();
         }
 
         private FrameStatus Check(ulong address, out uint frame)

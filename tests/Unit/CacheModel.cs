@@ -23,8 +23,10 @@ namespace Hypervisor.Tests.Unit
         private readonly List<ulong> _zeroing = new List<ulong>();
 
         // Frames zeroed and cleaned with the barrier after it, since the test
-        // last called Dirty for them.
+        // last called Dirty for them; and of those, the ones whose old
+        // instructions were invalidated after that.
         public readonly HashSet<ulong> FramesZeroInDram = new HashSet<ulong>();
+        public readonly HashSet<ulong> FramesWithoutOldInstructions = new HashSet<ulong>();
         public readonly List<string> Operations = new List<string>();
         public Action<ulong> OnZeroFrame;                                 // a test's own checks, per frame
 
@@ -38,7 +40,11 @@ namespace Hypervisor.Tests.Unit
             for (ulong w = address & ~7UL; w < address + length; w += 8) _dram[w] = _readThroughCache(w);
         }
 
-        public void Dirty(ulong frame) => FramesZeroInDram.Remove(frame);
+        public void Dirty(ulong frame)
+        {
+            FramesZeroInDram.Remove(frame);
+            FramesWithoutOldInstructions.Remove(frame);
+        }
 
         public ulong Dram(ulong word) => _dram.TryGetValue(word, out ulong v) ? v : 0;
 
@@ -90,6 +96,7 @@ namespace Hypervisor.Tests.Unit
         {
             Assert.True(_cleaning.Count == 0 && _zeroing.Count == 0, "instruction caches invalidated before the cleans completed");
             Operations.Add("ic ialluis");
+            FramesWithoutOldInstructions.UnionWith(FramesZeroInDram);
         }
 
         // Every word given reads the same from DRAM as through the cache.

@@ -245,7 +245,8 @@ namespace Hypervisor.Tests.Unit
     // scrubbing and contiguous allocations; the recording scrubber checks
     // that only free, dirty frames are scrubbed. The cache model
     // (CacheModel.cs) checks that "zeroed" holds in DRAM: each frame handed
-    // out was zeroed and cleaned with a barrier after it, since its last free.
+    // out was zeroed and cleaned with a barrier after it, since its last free,
+    // and the instruction caches were invalidated after that.
     public unsafe class FrameAllocatorScrubTests
     {
         private const ulong Base = 0x40000000;
@@ -264,6 +265,7 @@ namespace Hypervisor.Tests.Unit
         {
             Assert.DoesNotContain(pa, s_dirty);
             Assert.True(cache.FramesZeroInDram.Contains(pa), $"{pa:x} handed out before its zeroes reached DRAM");
+            Assert.True(cache.FramesWithoutOldInstructions.Contains(pa), $"{pa:x} handed out with its old owner's instructions still cached");
             s_free.Remove(pa);
         }
 
@@ -285,6 +287,7 @@ namespace Hypervisor.Tests.Unit
                 a.Seal();
                 Assert.Empty(s_dirty);                                   // the boot scrub: all free RAM
                 Assert.True(s_free.SetEquals(cache.FramesZeroInDram));   // and in DRAM
+                Assert.True(s_free.SetEquals(cache.FramesWithoutOldInstructions));
                 Assert.Equal(0u, a.DirtyFrames);
 
                 var held = new List<ulong>();
