@@ -16,7 +16,9 @@ namespace Hypervisor.Mm
     // guest's tables non-cacheably if its TCR says so. Each of these reads
     // DRAM, which can still hold the previous owner's data while the new bytes
     // sit in a cache. QEMU models no caches, so only real hardware shows it;
-    // tests/Unit/CoherencyTests.cs checks the order with a model of a cache.
+    // the host tests check the order of the operations against a model of a
+    // cache (tests/Unit/CacheModel.cs: DRAM changes only when a barrier
+    // completes a clean).
     //
     // What it covers, and where the cost goes:
     //   frames scrubbed for reuse   zeroed and cleaned+invalidated in one pass,
@@ -41,9 +43,10 @@ namespace Hypervisor.Mm
     // Clean+invalidate (DC CIVAC) for guest memory: no line of it stays in a
     // cache, so a guest that wrote DRAM with its MMU off and then reads with it
     // on cannot hit an old line (real hardware starts with empty caches, and a
-    // guest may rely on it). Clean only (DC CVAC) for table entries: only the
-    // MMU reads them (no guest writes them, and hardware access-flag updates
-    // are refused), and the hypervisor reads them next, so the line may stay.
+    // guest may rely on it). Clean only (DC CVAC) for table entries: nothing
+    // but the hypervisor writes them (they are read-only to the guest, and
+    // hardware access-flag updates are refused), so after the clean cache and
+    // DRAM agree, and the line may stay cached for the hypervisor's next read.
     //
     // The line size is CTR_EL0.DminLine, the smallest data-cache line of any
     // cache in the system, read once at boot. A machine with FEAT_S2FWB could
