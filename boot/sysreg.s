@@ -24,6 +24,7 @@ write_\name:
 
     .text
     reader  currentel, CurrentEL
+    reader  ctr_el0, ctr_el0
     reader  mpidr_el1, mpidr_el1
     reader  midr_el1, midr_el1
     reader  id_aa64mmfr0_el1, id_aa64mmfr0_el1
@@ -190,24 +191,6 @@ tlb_flush_all_el1:
     isb
     ret
 
-// Guest memory was written by the hypervisor with the MMU on and caches
-// coherent, but instruction fetch is not coherent with data writes: clean the
-// data cache to the point of unification and invalidate instruction caches.
-    .global cache_sync_instructions
-cache_sync_instructions:
-    // x0 = start, x1 = length
-    add     x1, x0, x1
-    bic     x0, x0, #63
-1:  dc      cvau, x0
-    add     x0, x0, #64
-    cmp     x0, x1
-    b.lo    1b
-    dsb     ish
-    ic      ialluis
-    dsb     ish
-    isb
-    ret
-
 // Zeroing 4 KiB frames with DC ZVA. DCZID_EL0.BS is log2 of the block size
 // in words; DZP (bit 4) set means DC ZVA is prohibited: plain stores then.
 
@@ -222,56 +205,106 @@ cache_sync_instructions:
 .Lknown\@:
 .endm
 
-// Zeroes the frame at \at (which ends one frame further on); \bs from
-// zva_block_size; clobbers \end. Sixteen blocks per round while sixteen fit
-// in a frame (blocks up to 256 bytes; cortex-a72 has 64): the loop overhead
-// would otherwise cost as much as the zeroing. Larger blocks go one by one.
-.macro zero_4k at, bs, end
+// \op (zva, civac) on every \step bytes of the frame at \at; clobbers \at
+// (which ends one frame further on) and \end. Sixteen a round while sixteen
+// fit in a frame (steps up to 256 bytes; cortex-a72 has 64-byte ZVA blocks
+// and lines): the loop overhead would otherwise cost as much as the work.
+// Larger steps go one by one.
+.macro dc_4k op, at, step, end
     add     \end, \at, #4096
-    cbz     \bs, .Lstores\@
-    cmp     \bs, #256
+    cmp     \step, #256
     b.hi    .Lone\@
 .Lsixteen\@:
     .rept   16
-    dc      zva, \at
-    add     \at, \at, \bs
+    dc      \op, \at
+    add     \at, \at, \step
     .endr
     cmp     \at, \end
     b.lo    .Lsixteen\@
     b       .Ldone\@
 .Lone\@:
-    dc      zva, \at
-    add     \at, \at, \bs
+    dc      \op, \at
+    add     \at, \at, \step
     cmp     \at, \end
     b.lo    .Lone\@
-    b       .Ldone\@
-.Lstores\@:
-    stp     xzr, xzr, [\at], #16
-    stp     xzr, xzr, [\at], #16
-    cmp     \at, \end
-    b.lo    .Lstores\@
 .Ldone\@:
 .endm
 
-// frame_zero(pa): one frame.
-    .global frame_zero
-frame_zero:
-    zva_block_size x1, x2
-    zero_4k x0, x1, x2
-    ret
+// Zeroes the frame at \at; \bs from zva_block_size; clobbers \at and \end.
+.macro zero_4k at, bs, end
+    cbz     \bs, .Lstores\@
+    dc_4k   zva, \at, \bs, \end
+    b       .Ldone\@
+.Lstores\@:
+    add     \end, \at, #4096
+.Lstore\@:
+    stp     xzr, xzr, [\at], #16
+    stp     xzr, xzr, [\at], #16
+    cmp     \at, \end
+    b.lo    .Lstore\@
+.Ldone\@:
+.endm
 
-// frames_zero(base, frame_numbers, count): the frames base + (n << 12) for
-// `count` 32-bit frame numbers (a stretch of the frame allocator's free stack).
-    .global frames_zero
-frames_zero:
+// Cache maintenance to the point of coherency (the rule and the reasons:
+// kernel/Mm/Coherency.cs). The line size comes from the C# caller, which
+// read CTR_EL0.DminLine once at boot.
+
+// frames_zero_clean(base, frame_numbers, count, line): the frames
+// base + (n << 12) for `count` 32-bit frame numbers (a stretch of the frame
+// allocator's free stack) are zeroed with DC ZVA and cleaned and invalidated
+// to the point of coherency, frame by frame while the frame is still in the
+// cache. No barrier: the caller issues one DSB for the whole batch.
+    .global frames_zero_clean
+frames_zero_clean:
     zva_block_size x9, x10
     cbz     x2, 2f
-1:  ldr     w3, [x1], #4
-    add     x3, x0, x3, lsl #12
-    zero_4k x3, x9, x4
+.Lnext_frame:
+    ldr     w4, [x1], #4
+    add     x4, x0, x4, lsl #12
+    mov     x5, x4
+    zero_4k x4, x9, x6
+    dc_4k   civac, x5, x3, x6
     subs    x2, x2, #1
-    b.ne    1b
+    b.ne    .Lnext_frame
 2:  ret
+
+// cache_clean_inval_range(start, length, line): DC CIVAC on every line that
+// holds a byte of [start, start + length). No barrier.
+    .global cache_clean_inval_range
+cache_clean_inval_range:
+    cbz     x1, 2f
+    add     x1, x0, x1
+    sub     x3, x2, #1
+    bic     x0, x0, x3
+1:  dc      civac, x0
+    add     x0, x0, x2
+    cmp     x0, x1
+    b.lo    1b
+2:  ret
+
+// cache_clean_line(address): DC CVAC on the one line holding an aligned
+// 8-byte table entry (a line is at least 16 bytes). No barrier.
+    .global cache_clean_line
+cache_clean_line:
+    dc      cvac, x0
+    ret
+
+// The barrier that completes the maintenance above, for every observer:
+// SY rather than ISH because a guest with its MMU off makes Device
+// accesses, which are outer shareable.
+    .global barrier_dsb_sy
+barrier_dsb_sy:
+    dsb     sy
+    ret
+
+// Instruction fetch sees what the data side holds now (after a clean):
+// every instruction cache line of every CPU in the inner shareable domain.
+    .global cache_invalidate_instructions
+cache_invalidate_instructions:
+    ic      ialluis
+    dsb     ish
+    isb
+    ret
 
 // read_id_register(n): the ID register at op0=3, op1=0, CRn=0, CRm=1+n/8,
 // op2=n%8, for n = 0..55: the space HCR_EL2.TID3 traps (ID_PFR0_EL1 ..

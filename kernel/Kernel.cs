@@ -24,6 +24,7 @@ namespace Hypervisor
     public static unsafe class Kernel
     {
         public static FrameAllocator Frames;
+        public static CacheMaintenance Cache;   // the rule for it: kernel/Mm/Coherency.cs
         private static FdtInfo s_fdt;
         private static ulong s_dtb;
 

@@ -9,6 +9,7 @@ namespace Hypervisor.Arch
     {
         [RuntimeImport("*", "read_currentel")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCurrentEl();
         [RuntimeImport("*", "read_mpidr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadMpidrEl1();
+        [RuntimeImport("*", "read_ctr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCtrEl0();
         [RuntimeImport("*", "read_midr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadMidrEl1();
         [RuntimeImport("*", "read_id_aa64mmfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Mmfr0El1();
         [RuntimeImport("*", "read_id_aa64mmfr1_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Mmfr1El1();

@@ -57,6 +57,10 @@ namespace Hypervisor.Mm
     // there is one and scrubs a dirty one only when there is none. So the
     // 4 KiB clear leaves the paths a guest waits on (the balloon's inflate,
     // VM teardown, and the demand fault while clean frames last).
+    // "Zeroed" means zeroed in DRAM too (kernel/Mm/Coherency.cs): every scrub
+    // cleans what it zeroed to the point of coherency and ends with a DSB and
+    // an instruction-cache invalidate, so a frame is complete before it is
+    // counted clean and allocation itself does no cache maintenance.
     public unsafe sealed class FrameAllocator
     {
         public const ulong FrameSize = 4096;
@@ -76,16 +80,15 @@ namespace Hypervisor.Mm
         // Where the scrubbing happened: frames zeroed by ScrubSome (idle) and
         // by Allocate (the frame was still dirty when someone needed it).
         public ulong ScrubbedIdle, ScrubbedOnAllocation;
-        // Zeroes frames base + (n << 12) for `count` frame numbers n (null: the
-        // tables only, for host tests).
-        private readonly delegate*<ulong, uint*, int, void> _scrub;
+        // Zeroes and cleans frames (null: the tables only, for host tests).
+        private readonly CacheMaintenance _cache;
 
         // Bytes of metadata the two tables need for a RAM range of this many frames.
         public static ulong MetadataBytes(uint frameCount) => (ulong)frameCount * (sizeof(ushort) + sizeof(uint));
 
-        public FrameAllocator(ulong ramBase, uint frameCount, ushort* ownerTable, uint* freeStack, delegate*<ulong, uint*, int, void> scrub = null)
+        public FrameAllocator(ulong ramBase, uint frameCount, ushort* ownerTable, uint* freeStack, CacheMaintenance cache = null)
         {
-            _scrub = scrub;
+            _cache = cache;
             _base = ramBase;
             _frameCount = frameCount;
             _owner = ownerTable;
@@ -293,10 +296,16 @@ namespace Hypervisor.Mm
             return n;
         }
 
-        // Zeroes the frames at free-stack positions [first, first + count).
+        // Zeroes the frames at free-stack positions [first, first + count),
+        // in DRAM too: zero and clean each, then one DSB for the batch; and
+        // drops any instruction the previous owner left cached for them, so
+        // the next one cannot execute it (one IC IALLUIS for the batch).
         private void Scrub(uint first, uint count)
         {
-            if (_scrub != null && count != 0) _scrub(_base, _freeStack + first, (int)count);
+            if (_cache == null || count == 0) return;
+            _cache.ZeroFrames(_base, _freeStack + first, (int)count);
+            _cache.Barrier();
+            _cache.InvalidateInstructions();
         }
 
         private FrameStatus Check(ulong address, out uint frame)

@@ -1,3 +1,4 @@
+using Hypervisor.Arch;
 using Hypervisor.Boot;
 using Hypervisor.Console;
 using Hypervisor.Trap;
@@ -34,7 +35,9 @@ namespace Hypervisor.Mm
             s_metadataEnd = start + metadataSize;
             var owner = (ushort*)start;
             var stack = (uint*)(start + (ulong)frames * sizeof(ushort));
-            var allocator = new FrameAllocator(ramBase, frames, owner, stack, &HostMemory.Scrub);
+            // The cache line size first: the allocator's boot scrub cleans by line.
+            Kernel.Cache = new HostCache(Coherency.LineSize(SysReg.ReadCtrEl0()));
+            var allocator = new FrameAllocator(ramBase, frames, owner, stack, Kernel.Cache);
             allocator.Reserve(boot->ImageStart, boot->ImageEnd, FrameOwner.Hypervisor);
             allocator.Reserve(s_metadataStart, s_metadataEnd, FrameOwner.Hypervisor);
             allocator.Reserve(boot->Dtb, dtbEnd, FrameOwner.Firmware);

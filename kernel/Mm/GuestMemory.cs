@@ -103,6 +103,9 @@ namespace Hypervisor.Mm
             ulong frame = Kernel.Frames.Allocate(vm.Owner);
             if (frame == 0) return HypercallAbi.NoMemory;
             HostMemory.FillFrame(frame, pattern);
+            // The guest reads the pattern, perhaps from DRAM (Coherency.cs).
+            Kernel.Cache.CleanInvalidate(frame, FrameAllocator.FrameSize);
+            Kernel.Cache.Barrier();
             ulong old = HostAddressOf(vm, ipa);
             // Map4K does break-before-make: invalid entry, TLBI, new entry.
             if (vm.Stage2.Map4K(ipa, frame, RamAttributes) != Stage2Status.Ok)
@@ -160,7 +163,9 @@ namespace Hypervisor.Mm
             vm.Tlb.PendingInBatch = 0;
         }
 
-        // Copies bytes into guest RAM (image loading), mapping pages as needed.
+        // Copies bytes into guest RAM (image loading), mapping pages as needed,
+        // and cleans them to PoC (Coherency.cs); the caller issues the barrier
+        // before the guest runs.
         public static bool CopyIn(VirtualMachine vm, ulong ipa, ReadOnlySpan<byte> data)
         {
             for (int done = 0; done < data.Length;)
@@ -174,8 +179,7 @@ namespace Hypervisor.Mm
                     hpa = HostAddressOf(vm, at);
                 }
                 int chunk = (int)Math.Min((ulong)(data.Length - done), 4096 - (at & PageMask));
-                byte* dst = (byte*)hpa;
-                for (int i = 0; i < chunk; i++) dst[i] = data[done + i];
+                Coherency.CopyOut(Kernel.Cache, hpa, data.Slice(done, chunk));
                 done += chunk;
             }
             return true;

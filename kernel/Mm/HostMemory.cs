@@ -7,27 +7,41 @@ namespace Hypervisor.Mm
     // map, so a physical address is a pointer.
     public static unsafe class HostMemory
     {
-        // DC ZVA over one 4 KiB frame (boot/sysreg.s): 64 instructions instead
-        // of 512 stores. Every frame freed to the allocator goes through it.
-        [RuntimeImport("*", "frame_zero")][MethodImpl(MethodImplOptions.InternalCall)]
-        public static extern void ZeroFrame(ulong physicalAddress);
-
-        // The same for many frames: base + (n << 12) for each frame number n.
-        [RuntimeImport("*", "frames_zero")][MethodImpl(MethodImplOptions.InternalCall)]
-        private static extern void ZeroFrames(ulong baseAddress, uint* frameNumbers, long count);
-
-        // The frame allocator's scrubber (it takes a function pointer, so host
-        // tests can run it without touching RAM).
-        public static void Scrub(ulong baseAddress, uint* frameNumbers, int count) => ZeroFrames(baseAddress, frameNumbers, count);
-
-        [RuntimeImport("*", "cache_sync_instructions")][MethodImpl(MethodImplOptions.InternalCall)]
-        public static extern void SyncInstructions(ulong physicalAddress, ulong length);
-
         public static void FillFrame(ulong physicalAddress, ulong pattern)
         {
             ulong* p = (ulong*)physicalAddress;
             for (int i = 0; i < 512; i++) p[i] = pattern;
         }
+    }
+
+    // The machine's cache maintenance (boot/sysreg.s), with the line size
+    // read from CTR_EL0 at boot. The rule for using it: Coherency.cs.
+    public sealed unsafe class HostCache : CacheMaintenance
+    {
+        [RuntimeImport("*", "frames_zero_clean")][MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void FramesZeroClean(ulong baseAddress, uint* frameNumbers, long count, ulong line);
+
+        [RuntimeImport("*", "cache_clean_inval_range")][MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void CleanInvalidateRange(ulong address, ulong length, ulong line);
+
+        [RuntimeImport("*", "cache_clean_line")][MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void CleanLine(ulong address);
+
+        [RuntimeImport("*", "barrier_dsb_sy")][MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void DsbSy();
+
+        [RuntimeImport("*", "cache_invalidate_instructions")][MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void IcIallu();
+
+        public readonly ulong Line;
+
+        public HostCache(ulong lineSize) { Line = lineSize; }
+
+        public override void ZeroFrames(ulong baseAddress, uint* frameNumbers, int count) => FramesZeroClean(baseAddress, frameNumbers, count, Line);
+        public override void CleanInvalidate(ulong address, ulong length) => CleanInvalidateRange(address, length, Line);
+        public override void CleanEntry(ulong address) => CleanLine(address);
+        public override void Barrier() => DsbSy();
+        public override void InvalidateInstructions() => IcIallu();
     }
 
     // Stage-2 tables live in host frames owned by the hypervisor.

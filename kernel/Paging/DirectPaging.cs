@@ -1,6 +1,4 @@
 using System;
-using System.Runtime;
-using System.Runtime.CompilerServices;
 using Hypervisor.Arch;
 using Hypervisor.Console;
 using Hypervisor.Devices;
@@ -38,15 +36,13 @@ namespace Hypervisor.Paging
     //   (it may become a table only at 0); the GPA it backs (to protect that
     //   mapping too). Read-only leaves may map a table: the guest reads its
     //   own tables, it just cannot write them.
-    public sealed unsafe class DirectPaging
+    public sealed unsafe class DirectPaging : DirectTables
     {
         private const ulong OutputMask = 0x0000_FFFF_FFFF_F000;
         private const ulong ReservedHighOutput = 0x000F_0000_0000_0000;   // OA[51:48]: not on this machine
         private const ulong ContiguousHint = 1UL << 52;
         private const ulong ReadOnlyBit = 1UL << 7;                       // AP[2]
         private const ulong SctlrM = 1, TcrEpd0 = 1UL << 7, TcrEpd1 = 1UL << 23, TcrHa = 1UL << 39, TcrHd = 1UL << 40;
-
-        [RuntimeImport("*", "barrier_dsb_ish")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void DsbIsh();
 
         private static byte[] s_pinned;      // per host frame: level + 1, or 0
         private static uint[] s_tableRefs;   // per host frame: table descriptors naming it
@@ -133,12 +129,16 @@ namespace Hypervisor.Paging
             ulong buffer = Backed(bufferGpa);
             if (buffer == 0) return HypercallAbi.NoMemory;
             if (s_pinned[FrameIndex(buffer)] != 0) return HypercallAbi.Denied;   // we would write into a table
+            ulong answer = buffer + (bufferGpa & 0xfff);
             for (ulong i = 0; i < pages; i++)
             {
                 ulong hpa = Backed(firstGpa + i * 4096);
                 if (hpa == 0) return HypercallAbi.NoMemory;
-                *(ulong*)(buffer + (bufferGpa & 0xfff) + i * 8) = hpa;
+                *(ulong*)(answer + i * 8) = hpa;
             }
+            // The answer is in guest RAM (Coherency.cs): in DRAM before it returns.
+            Kernel.Cache.CleanInvalidate(answer, pages * 8);
+            Kernel.Cache.Barrier();
             return HypercallAbi.Ok;
         }
 
@@ -164,7 +164,9 @@ namespace Hypervisor.Paging
             if (_vm.Stage2.Map4K(gpa, hpa, Stage2.Attributes(Stage2MemoryType.NormalWriteBack, Stage2Access.ReadOnly, false)) != Stage2Status.Ok)
                 return HypercallAbi.NoMemory;
             if (!Identity.Protect(hpa, true)) return HypercallAbi.NoMemory;
-            HostMemory.ZeroFrame(hpa);
+            // Empty in DRAM too: the MMU may walk it non-cacheably (Coherency.cs).
+            Coherency.ZeroFrame(Kernel.Cache, hpa);
+            Kernel.Cache.Barrier();
             s_pinned[f] = (byte)(level + 1);
             s_pinnedGpa[f] = (uint)(gpa >> 12);
             PinnedTables++;
@@ -217,31 +219,7 @@ namespace Hypervisor.Paging
                     return status;
                 }
             }
-            ulong writes = 0;
-            for (ulong i = 0; i < count; i++)
-            {
-                ulong target = _requests[2 * i], value = _requests[2 * i + 1];
-                switch (target & HypercallAbi.Update.KindMask)
-                {
-                    case HypercallAbi.Update.WriteEntry:
-                        int level = PinnedLevel(target);
-                        ulong* entry = (ulong*)target;
-                        Unreference(*entry, level);
-                        *entry = value;
-                        Reference(value, level);
-                        writes++;
-                        break;
-                    case HypercallAbi.Update.InvalidateVa:
-                        DsbIsh();
-                        Tlb.FlushGuestVa(_vm, value);
-                        break;
-                    default:
-                        DsbIsh();
-                        Tlb.FlushGuestStage1(_vm);
-                        break;
-                }
-            }
-            DsbIsh();   // the MMU sees the new entries before the guest runs on
+            ulong writes = DirectBatch.Apply(new ReadOnlySpan<ulong>(_requests).Slice(0, 2 * (int)count), this, Kernel.Cache);
             _vm.Counters.DirectUpdates += writes;
             _vm.Counters.DirectBatches++;
             return HypercallAbi.Ok;
@@ -287,6 +265,17 @@ namespace Hypervisor.Paging
             }
             return false;
         }
+
+        // DirectBatch's view of this VM: the counts follow each entry, TLBIs under its VMID.
+        public override void Replaced(ulong entry, ulong old, ulong value)
+        {
+            int level = PinnedLevel(entry);
+            Unreference(old, level);
+            Reference(value, level);
+        }
+
+        public override void InvalidateVa(ulong va) => Tlb.FlushGuestVa(_vm, va);
+        public override void InvalidateAll() => Tlb.FlushGuestStage1(_vm);
 
         // Entries of pinned tables count the frames they name (RAM only).
         private static void Reference(ulong value, int level) => Count(value, level, 1);

@@ -51,7 +51,7 @@ namespace Hypervisor.Paging
         public ShadowPaging(VirtualMachine vm)
         {
             _vm = vm;
-            Tables = new ShadowTables(this, vm.TableMemory, PoolPages);
+            Tables = new ShadowTables(this, vm.TableMemory, Kernel.Cache, PoolPages);
             Writes = new GuestTableWrites(this);
         }
 
@@ -302,6 +302,10 @@ namespace Hypervisor.Paging
                 ulong mask = (size == 4 ? 0xFFFF_FFFFUL : size == 2 ? 0xFFFFUL : 0xFFUL) << shift;
                 *entry = (*entry & ~mask) | ((value << shift) & mask);
             }
+            // The store was the guest's, made by us: in DRAM as it would have
+            // been had the guest's attributes said non-cacheable (Coherency.cs;
+            // OnGuestWrite's barrier completes it).
+            Kernel.Cache.CleanInvalidate((ulong)entry, 8);
             ulong page = hpa & ~0xfffUL;
             int index = (int)((hpa & 0xfff) >> 3);
             if (_shadow.Tables.OnGuestWrite(page, index, *entry) != ShadowStatus.Ok)

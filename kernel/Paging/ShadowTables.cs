@@ -31,6 +31,11 @@ namespace Hypervisor.Paging
     // which gives the GPA back: a demand fault, an MMIO access or an abort,
     // exactly as in stage-2 mode. After a demand fault the leaf is rewritten
     // to the new frame (FixLeaf), the shadow's hidden page fault.
+    //
+    // The MMU walks shadows with the guest's TCR attributes, which may say
+    // non-cacheable: every entry written is cleaned to PoC (Publish) and a
+    // DSB completes the cleans before a TLBI and before the guest runs on
+    // (kernel/Mm/Coherency.cs).
     public sealed unsafe class ShadowTables
     {
         public const ulong TrapBase = 1UL << 39;           // above any host RAM, inside the 40-bit IPA space
@@ -67,6 +72,7 @@ namespace Hypervisor.Paging
 
         private readonly ShadowHost _host;
         private readonly PageTableMemory _memory;
+        private readonly CacheMaintenance _cache;
         private readonly ShadowPage[] _pages;
         private readonly int[] _freeSlots;
         private int _freeCount;
@@ -82,10 +88,11 @@ namespace Hypervisor.Paging
         public int PagesInUse => _pages.Length - _freeCount;
         public int Capacity => _pages.Length;
 
-        public ShadowTables(ShadowHost host, PageTableMemory memory, int capacity)
+        public ShadowTables(ShadowHost host, PageTableMemory memory, CacheMaintenance cache, int capacity)
         {
             _host = host;
             _memory = memory;
+            _cache = cache;
             _pages = new ShadowPage[capacity];
             _freeSlots = new int[capacity];
             for (int i = capacity - 1; i >= 0; i--) _freeSlots[_freeCount++] = i;
@@ -124,6 +131,7 @@ namespace Hypervisor.Paging
             _roots[slot].Upper = upper;
             _roots[slot].LastUse = _clock;
             int page = MirrorTable(guestRoot, startLevel, vaBase);
+            _cache.Barrier();   // the new tree is in DRAM before TTBR names it
             if (page < 0)
             {
                 _roots[slot].Page = -1;
@@ -196,7 +204,7 @@ namespace Hypervisor.Paging
                 ulong g = _memory.Read64(guestHpa + (ulong)i * 8);
                 if (!Descriptor.IsValid(g)) continue;
                 if (!Derive(level, g, vaBase + (ulong)i * step, out ulong s)) { FreeTree(page); return -1; }
-                _memory.Write64(shadow + (ulong)i * 8, s);
+                Publish(shadow + (ulong)i * 8, s);
             }
             return page;
         }
@@ -245,7 +253,7 @@ namespace Hypervisor.Paging
                 {
                     ulong sub = (g & ~OutputMask & ~3UL) | (blockGpa + (ulong)i * childSize) | childType;
                     if (!Derive(level + 1, sub, va + (ulong)i * childSize, out ulong s)) { FreeTree(split); return false; }
-                    _memory.Write64(_pages[split].Hpa + (ulong)i * 8, s);
+                    Publish(_pages[split].Hpa + (ulong)i * 8, s);
                 }
                 shadow = _pages[split].Hpa | 3;
                 return true;
@@ -369,6 +377,13 @@ namespace Hypervisor.Paging
         // updates that entry; the TLB forgets what the old entry translated.
         public ShadowStatus OnGuestWrite(ulong guestTableHpa, int index, ulong value)
         {
+            ShadowStatus status = ApplyGuestWrite(guestTableHpa, index, value);
+            _cache.Barrier();   // every mirror's new entry is in DRAM before the guest runs on
+            return status;
+        }
+
+        private ShadowStatus ApplyGuestWrite(ulong guestTableHpa, int index, ulong value)
+        {
             GuestWritesApplied++;
             _writeStamp++;
             // In rounds of up to 32 mirrors not yet stamped with this write:
@@ -405,15 +420,16 @@ namespace Hypervisor.Paging
                 ulong va = _pages[slot].VaBase + (ulong)index * Descriptor.LevelSize(level);
                 // Break before make: the old translation is gone from the TLB
                 // before the new one can be walked.
-                _memory.Write64(entry, 0);
+                Publish(entry, 0);
                 if (Descriptor.IsValid(old))
                 {
+                    _cache.Barrier();   // the walker, even a non-cacheable one, sees the break before the TLBI
                     if (Descriptor.IsPage(old, level)) _host.InvalidateVa(va);
                     else _host.InvalidateAll();
                     ReleaseEntry(old, level);
                 }
                 if (!Derive(level, value, va, out ulong s)) return ShadowStatus.OutOfShadowPages;
-                _memory.Write64(entry, s);
+                Publish(entry, s);
             }
             return ShadowStatus.Ok;
         }
@@ -432,7 +448,8 @@ namespace Hypervisor.Paging
                 if (level == 3)
                 {
                     if (!Descriptor.IsPage(s, 3) || (s & OutputMask) != TrapIpa(gpa & OutputMask)) return false;
-                    _memory.Write64(entry, (s & ~OutputMask) | hpa);
+                    Publish(entry, (s & ~OutputMask) | hpa);
+                    _cache.Barrier();
                     LeavesFixed++;
                     return true;
                 }
@@ -440,6 +457,13 @@ namespace Hypervisor.Paging
                 table = s & OutputMask;
             }
             return false;
+        }
+
+        // A shadow entry the MMU may walk: written, then its line cleaned.
+        private void Publish(ulong entry, ulong value)
+        {
+            _memory.Write64(entry, value);
+            _cache.CleanEntry(entry);
         }
 
         // ---- lookups ----

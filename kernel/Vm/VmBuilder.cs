@@ -250,6 +250,11 @@ namespace Hypervisor.Vm
             if (!MapFirstBlock(vm) || !Load(vm, image, segments, info) || !LoadInitrd(vm, info, out ulong initrdStart)
                 || !WriteDeviceTree(vm, vm.BootArgs, initrdStart))
                 return false;
+            // What was copied in has been cleaned to PoC line by line: complete
+            // that, then drop stale instructions, since the guest will fetch
+            // the image (possibly non-cacheably, with its MMU off).
+            Kernel.Cache.Barrier();
+            Kernel.Cache.InvalidateInstructions();
             vm.EntryPoint = info.Entry;
             vm.Context.Reset(vm.EntryPoint, vm.DtbIpa);
             // The guest starts with its MMU off, on its GPA -> HPA stage 2.

@@ -261,7 +261,10 @@ namespace Hypervisor.Tests.Unit
     // owner freed it and before anyone gets it again, once. A model follows
     // each frame (clean or dirty) through random frees, allocations, idle
     // scrubbing and contiguous allocations; the recording scrubber checks
-    // that only free, dirty frames are scrubbed.
+    // that only free, dirty frames are scrubbed. The cache model
+    // (CacheModel.cs) checks that "zeroed" holds in DRAM: each frame handed
+    // out was zeroed and cleaned with a barrier after it, since its last free,
+    // and the instruction caches were invalidated after that.
     public unsafe class FrameAllocatorScrubTests
     {
         private const ulong Base = 0x40000000;
@@ -269,15 +272,19 @@ namespace Hypervisor.Tests.Unit
         [ThreadStatic] private static HashSet<ulong> s_free;
         [ThreadStatic] private static int s_scrubs;
 
-        private static void Record(ulong baseAddress, uint* frames, int count)
+        private static void Record(ulong pa)
         {
-            for (int i = 0; i < count; i++)
-            {
-                ulong pa = baseAddress + ((ulong)frames[i] << 12);
-                Assert.True(s_free.Contains(pa), $"scrubbed {pa:x}, which is not free");
-                Assert.True(s_dirty.Remove(pa), $"scrubbed {pa:x} twice");
-                s_scrubs++;
-            }
+            Assert.True(s_free.Contains(pa), $"scrubbed {pa:x}, which is not free");
+            Assert.True(s_dirty.Remove(pa), $"scrubbed {pa:x} twice");
+            s_scrubs++;
+        }
+
+        private static void HandedOut(CacheModel cache, ulong pa)
+        {
+            Assert.DoesNotContain(pa, s_dirty);
+            Assert.True(cache.FramesZeroInDram.Contains(pa), $"{pa:x} handed out before its zeroes reached DRAM");
+            Assert.True(cache.FramesWithoutOldInstructions.Contains(pa), $"{pa:x} handed out with its old owner's instructions still cached");
+            s_free.Remove(pa);
         }
 
         [Fact]
@@ -291,11 +298,14 @@ namespace Hypervisor.Tests.Unit
             var stack = (uint*)NativeMemory.Alloc(Frames * sizeof(uint));
             try
             {
-                var a = new FrameAllocator(Base, Frames, owner, stack, &Record);
+                var cache = new CacheModel(_ => 0) { OnZeroFrame = Record };
+                var a = new FrameAllocator(Base, Frames, owner, stack, cache);
                 a.Reserve(Base, Base + 4096, FrameOwner.Hypervisor);
                 for (uint i = 1; i < Frames; i++) { s_free.Add(Base + i * 4096); s_dirty.Add(Base + i * 4096); }
                 a.Seal();
                 Assert.Empty(s_dirty);                                   // the boot scrub: all free RAM
+                Assert.True(s_free.SetEquals(cache.FramesZeroInDram));   // and in DRAM
+                Assert.True(s_free.SetEquals(cache.FramesWithoutOldInstructions));
                 Assert.Equal(0u, a.DirtyFrames);
 
                 var held = new List<ulong>();
@@ -307,8 +317,7 @@ namespace Hypervisor.Tests.Unit
                     {
                         ulong p = a.Allocate(FrameOwner.FirstVm);
                         if (p == 0) { Assert.Empty(s_free); continue; }
-                        Assert.DoesNotContain(p, s_dirty);               // handed out clean
-                        s_free.Remove(p);
+                        HandedOut(cache, p);                             // handed out clean
                         held.Add(p);
                     }
                     else if (op < 7 && held.Count > 0)
@@ -316,7 +325,7 @@ namespace Hypervisor.Tests.Unit
                         int n = random.Next(1, Math.Min(held.Count, 8) + 1);
                         var batch = held.GetRange(held.Count - n, n);
                         held.RemoveRange(held.Count - n, n);
-                        foreach (ulong p in batch) { s_free.Add(p); s_dirty.Add(p); }
+                        foreach (ulong p in batch) { s_free.Add(p); s_dirty.Add(p); cache.Dirty(p); }
                         if (n == 1) Assert.Equal(FrameStatus.Ok, a.Free(batch[0], FrameOwner.FirstVm));
                         else Assert.Equal(n, a.FreeMany(batch.ToArray(), FrameOwner.FirstVm));
                     }
@@ -332,8 +341,7 @@ namespace Hypervisor.Tests.Unit
                         if (p == 0) continue;
                         foreach (ulong q in new[] { p, p + 4096 })
                         {
-                            Assert.DoesNotContain(q, s_dirty);
-                            s_free.Remove(q);
+                            HandedOut(cache, q);
                             held.Add(q);
                         }
                     }

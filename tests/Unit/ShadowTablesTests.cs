@@ -67,8 +67,20 @@ namespace Hypervisor.Tests.Unit
             else Assert.True(ReadOnly.Remove(hpa), $"{hpa:x} made writable but was not protected");
         }
 
-        public override void InvalidateVa(ulong va) => VaInvalidations.Add((va, Memory.Writes.Count));
-        public override void InvalidateAll() => AllInvalidations++;
+        // Called at every TLBI: the walker may read the tables right after.
+        public Action BeforeInvalidate;
+
+        public override void InvalidateVa(ulong va)
+        {
+            BeforeInvalidate?.Invoke();
+            VaInvalidations.Add((va, Memory.Writes.Count));
+        }
+
+        public override void InvalidateAll()
+        {
+            BeforeInvalidate?.Invoke();
+            AllInvalidations++;
+        }
     }
 
     // A guest (building its own tables in its RAM, 4 KiB granule) and the
@@ -78,13 +90,19 @@ namespace Hypervisor.Tests.Unit
         public readonly FakeTableMemory Memory = new FakeTableMemory();
         public readonly FakeShadowHost Host;
         public readonly ShadowTables Tables;
+        public readonly CacheModel Cache;
         private ulong _nextTableGpa;                                          // guest tables from the top of RAM down
 
         public ShadowRig(ulong ramSize = 0x0400_0000, int capacity = 256)
         {
             Host = new FakeShadowHost(Memory, ramSize);
             _nextTableGpa = FakeShadowHost.RamBase + ramSize - 0x1000;
-            Tables = new ShadowTables(Host, Memory, capacity);
+            // Shadow tables in DRAM (what a non-cacheable walk reads) must
+            // match what was written at every TLBI and whenever the guest
+            // runs again (kernel/Mm/Coherency.cs).
+            Cache = new CacheModel(Memory.Read64);
+            Host.BeforeInvalidate = () => AssertShadowsInDram("at a TLBI");
+            Tables = new ShadowTables(Host, Memory, Cache, capacity);
         }
 
         // A table page the guest has written (so it is backed), all entries invalid.
@@ -112,7 +130,17 @@ namespace Hypervisor.Tests.Unit
         public ShadowStatus Store(ulong tableGpa, int index, ulong value)
         {
             Set(tableGpa, index, value);
-            return Tables.OnGuestWrite(Frame(tableGpa), index, value);
+            ShadowStatus status = Tables.OnGuestWrite(Frame(tableGpa), index, value);
+            AssertShadowsInDram("after a guest table write");
+            return status;
+        }
+
+        // Every word of every live shadow page reads the same from DRAM.
+        public void AssertShadowsInDram(string when)
+        {
+            var words = new List<ulong>();
+            foreach (ulong w in Memory.Words.Keys) if (Memory.LiveTables.Contains(w & ~0xfffUL)) words.Add(w);
+            Cache.AssertInDram(words, when);
         }
 
         // The guest table at `level` on the way to `va`, created when missing.
@@ -140,6 +168,7 @@ namespace Hypervisor.Tests.Unit
         {
             ulong shadow = Tables.RootFor(guestRoot, upper, startLevel, vaBase, keep, out _);
             Assert.NotEqual(0UL, shadow);
+            AssertShadowsInDram("after building a root");
             return shadow;
         }
 
@@ -170,6 +199,7 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(Tables.PagesInUse, Memory.LiveTables.Count);
             Assert.Equal((ulong)Tables.PagesInUse, Tables.PagesBuilt - Tables.PagesFreed);
             Assert.Equal(Memory.Allocations - Memory.Frees, Memory.LiveTables.Count);
+            AssertShadowsInDram("at the end");
         }
     }
 
@@ -279,9 +309,13 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(w.Descriptor, r.Memory.Read64(w.Entry));
             Assert.Equal(0UL, r.Tables.LeavesFixed);
 
+            int before = r.Cache.Operations.Count;
             Assert.True(r.Tables.FixLeaf(shadow, 0, Va + 0x234, gpa + 0x234, frame)); // FAR and GPA with the offset
             Assert.Equal(frame | PageAttrs | 3, r.Memory.Read64(w.Entry));
             Assert.Equal(1UL, r.Tables.LeavesFixed);
+            // The guest's retry walks it with no TLBI in between: in DRAM on return.
+            r.AssertShadowsInDram("after FixLeaf");
+            Assert.Equal(new[] { $"clean {w.Entry:x}", "barrier" }, r.Cache.Operations.GetRange(before, r.Cache.Operations.Count - before));
             // Once it names a frame, it is not a trap-window leaf any more.
             Assert.False(r.Tables.FixLeaf(shadow, 0, Va, gpa, frame + 0x1000));
             Assert.Equal(frame | PageAttrs | 3, r.Memory.Read64(w.Entry));
