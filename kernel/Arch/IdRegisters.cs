@@ -1,6 +1,3 @@
-using System.Runtime;
-using System.Runtime.CompilerServices;
-
 namespace Hypervisor.Arch
 {
     // What a guest is told about its CPU. With HCR_EL2.TID3 every read of
@@ -26,10 +23,8 @@ namespace Hypervisor.Arch
     //     them, the memory model fields, the GIC system-register interface).
     public static class IdRegisters
     {
-        [RuntimeImport("*", "read_id_register")][MethodImpl(MethodImplOptions.InternalCall)]
-        private static extern ulong ReadReal(ulong index);
-
-        // Index n = (CRm - 1) * 8 + op2 of the register (boot/sysreg.s).
+        // Index n = (CRm - 1) * 8 + op2 of the register (boot/sysreg.s
+        // read_id_register reads the real one: SysReg.ReadIdRegister).
         public const int IdPfr0 = 0, IdDfr0 = 2;
         public const int Aa64Pfr0 = 24, Aa64Pfr1 = 25, Aa64Zfr0 = 28, Aa64Smfr0 = 29;
         public const int Aa64Dfr0 = 32, Aa64Dfr1 = 33, Aa64Isar1 = 41, Aa64Isar2 = 42, Aa64Mmfr1 = 49;
@@ -37,8 +32,6 @@ namespace Hypervisor.Arch
 
         public static bool IsIdRegister(int op0, int op1, int crn, int crm) => op0 == 3 && op1 == 0 && crn == 0 && crm >= 1 && crm <= 7;
         public static int Index(int crm, int op2) => (crm - 1) * 8 + op2;
-
-        public static ulong Read(int index) => Sanitize(index, ReadReal((ulong)index));
 
         // The value a guest sees for the real value `real` (pure: host-tested).
         public static ulong Sanitize(int index, ulong real)

@@ -152,7 +152,8 @@ namespace Hypervisor.Trap
             if (IdRegisters.IsIdRegister(access.Op0, access.Op1, access.CRn, access.CRm) && access.IsRead)
             {
                 // HCR_EL2.TID3: the feature ID registers, as decided in IdRegisters.cs.
-                if (access.Rt != 31) frame->X[access.Rt] = IdRegisters.Read(IdRegisters.Index(access.CRm, access.Op2));
+                int index = IdRegisters.Index(access.CRm, access.Op2);
+                if (access.Rt != 31) frame->X[access.Rt] = IdRegisters.Sanitize(index, SysReg.ReadIdRegister((ulong)index));
                 frame->Elr += 4;
                 return;
             }

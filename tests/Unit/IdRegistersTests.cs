@@ -1,0 +1,56 @@
+using Hypervisor.Arch;
+using Xunit;
+
+namespace Hypervisor.Tests.Unit
+{
+    // What a guest reads of the feature ID registers (kernel/Arch/IdRegisters.cs).
+    public class IdRegistersTests
+    {
+        private static ulong Field(ulong value, int shift) => (value >> shift) & 0xf;
+
+        [Fact]
+        public void HiddenFeaturesReadAsAbsentWhateverTheCpuHas()
+        {
+            ulong dfr0 = IdRegisters.Sanitize(IdRegisters.Aa64Dfr0, ~0UL);
+            Assert.Equal(0UL, Field(dfr0, 8));    // PMUVer
+            Assert.Equal(0UL, Field(dfr0, 4));    // TraceVer
+            Assert.Equal(0UL, Field(dfr0, 32));   // PMSVer (SPE)
+            Assert.Equal(0UL, Field(dfr0, 44));   // TraceBuffer
+            Assert.Equal(0UL, Field(dfr0, 52));   // BRBE
+            ulong pfr0 = IdRegisters.Sanitize(IdRegisters.Aa64Pfr0, ~0UL);
+            foreach (int shift in new[] { 28, 32, 36, 40, 44, 52 }) Assert.Equal(0UL, Field(pfr0, shift));   // RAS SVE SEL2 MPAM AMU RME
+            ulong pfr1 = IdRegisters.Sanitize(IdRegisters.Aa64Pfr1, ~0UL);
+            Assert.Equal(0UL, Field(pfr1, 8));    // MTE
+            Assert.Equal(0UL, Field(pfr1, 24));   // SME
+            ulong isar1 = IdRegisters.Sanitize(IdRegisters.Aa64Isar1, ~0UL);
+            foreach (int shift in new[] { 4, 8, 24, 28 }) Assert.Equal(0UL, Field(isar1, shift));   // APA API GPA GPI
+            Assert.Equal(0UL, IdRegisters.Sanitize(IdRegisters.Aa64Zfr0, ~0UL));
+            Assert.Equal(0UL, IdRegisters.Sanitize(IdRegisters.Aa64Smfr0, ~0UL));
+            Assert.Equal(0UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Mmfr1, ~0UL), 16));   // LO
+            Assert.Equal(0UL, Field(IdRegisters.Sanitize(IdRegisters.IdDfr0, ~0UL), 24));      // PerfMon
+        }
+
+        [Fact]
+        public void WhatTheGuestMayUseIsPassedAsItIs()
+        {
+            // cortex-a72's ID_AA64DFR0_EL1: debug v8, 6 breakpoints, 4 watchpoints, PMUv3.
+            ulong dfr0 = IdRegisters.Sanitize(IdRegisters.Aa64Dfr0, 0x10305106);
+            Assert.Equal(0x10305006UL, dfr0);
+            ulong pfr0 = 0x0000_0000_0100_2222UL;   // EL0-EL3 AArch64/32, FP, AdvSIMD, GIC sysregs
+            Assert.Equal(pfr0, IdRegisters.Sanitize(IdRegisters.Aa64Pfr0, pfr0));
+            ulong isar0 = 0x0000_0000_0001_1120UL;
+            Assert.Equal(isar0, IdRegisters.Sanitize(40, isar0));
+        }
+
+        [Theory]
+        [InlineData(3, 0, 0, 1, true)]    // ID_PFR0_EL1
+        [InlineData(3, 0, 0, 7, true)]    // ID_AA64MMFR*
+        [InlineData(3, 0, 0, 0, false)]   // MIDR_EL1 and friends: not TID3's
+        [InlineData(3, 0, 0, 8, false)]
+        [InlineData(3, 1, 0, 1, false)]
+        public void TheTrappedSpaceIsCrm1To7(int op0, int op1, int crn, int crm, bool id)
+        {
+            Assert.Equal(id, IdRegisters.IsIdRegister(op0, op1, crn, crm));
+        }
+    }
+}
