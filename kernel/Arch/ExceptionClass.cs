@@ -6,7 +6,18 @@ namespace Hypervisor.Arch
     {
         public const uint Unknown = 0x00;
         public const uint WfiWfe = 0x01;
+        public const uint Cp15Aarch32 = 0x03;      // MCR/MRC to CP15 (AArch32 EL0)
+        public const uint Cp15PairAarch32 = 0x04;  // MCRR/MRRC to CP15
+        public const uint Cp14Aarch32 = 0x05;      // MCR/MRC to CP14
+        public const uint Cp14LdcStc = 0x06;       // LDC/STC to CP14
         public const uint FpAccess = 0x07;
+        public const uint Cp10Id = 0x08;           // VMRS of the AArch32 FP ID registers
+        public const uint PointerAuth = 0x09;      // PAC instructions and keys (HCR_EL2.API/APK = 0)
+        public const uint Ls64 = 0x0a;             // LD64B/ST64B
+        public const uint Cp14PairAarch32 = 0x0c;  // MRRC to CP14
+        public const uint SysReg128 = 0x14;        // MRRS/MSRR
+        public const uint Sve = 0x19;              // SVE (CPTR_EL2.TZ)
+        public const uint Sme = 0x1d;              // SME (CPTR_EL2.TSM)
         public const uint IllegalState = 0x0e;
         public const uint Svc64 = 0x15;
         public const uint Hvc64 = 0x16;
@@ -29,13 +40,34 @@ namespace Hypervisor.Arch
 
         public static uint Of(ulong esr) => (uint)(esr >> 26) & 0x3f;
 
+        // Traps of instructions a guest of this hypervisor does not have: the
+        // features are hidden from its ID registers (kernel/Arch/IdRegisters.cs),
+        // or belong to AArch32 coprocessors it is not given. On a CPU without
+        // them they would be undefined instructions, and that is what the
+        // guest gets: a guest that tries one is not stopped for it.
+        public static bool IsAbsentFeature(uint ec) =>
+            ec == Cp15Aarch32 || ec == Cp15PairAarch32 || ec == Cp14Aarch32 || ec == Cp14LdcStc ||
+            ec == FpAccess || ec == Cp10Id || ec == PointerAuth || ec == Ls64 || ec == Cp14PairAarch32 ||
+            ec == SysReg128 || ec == Sve || ec == Sme;
+
         public static string Name(uint ec)
         {
             switch (ec)
             {
                 case Unknown: return "unknown reason (undefined instruction)";
                 case WfiWfe: return "WFI/WFE";
+                case Cp15Aarch32: return "AArch32 CP15 access";
+                case Cp15PairAarch32: return "AArch32 CP15 64-bit access";
+                case Cp14Aarch32: return "AArch32 CP14 access";
+                case Cp14LdcStc: return "AArch32 CP14 LDC/STC";
                 case FpAccess: return "FP/SIMD access";
+                case Cp10Id: return "AArch32 FP ID register access";
+                case PointerAuth: return "pointer authentication";
+                case Ls64: return "LD64B/ST64B";
+                case Cp14PairAarch32: return "AArch32 CP14 64-bit access";
+                case SysReg128: return "128-bit system register access";
+                case Sve: return "SVE access";
+                case Sme: return "SME access";
                 case IllegalState: return "illegal execution state";
                 case Svc64: return "SVC";
                 case Hvc64: return "HVC";

@@ -77,6 +77,11 @@ namespace Hypervisor.Trap
                     break;
                 default:
                     vm.Counters.ExitsOther++;
+                    if (ExceptionClass.IsAbsentFeature(ec))
+                    {
+                        Injection.UndefinedInstruction(vm, frame);
+                        break;
+                    }
                     Log.Write("[hv] vm ");
                     Log.Write(vm.Name);
                     Log.Write(": unhandled exit ");
