@@ -127,6 +127,9 @@ barrier_isb:
     accessors cnthctl_el2
     accessors vmpidr_el2
     accessors vpidr_el2
+    accessors hstr_el2
+    accessors hacr_el2
+    writer  hcrx_el2, S3_4_C1_C2_2         // FEAT_HCX; by encoding for older assemblers
 
 // TLB maintenance. Each runs under whatever VMID VTTBR_EL2 holds: the C#
 // caller (kernel/Mm/Tlb.cs) loads the VM's VTTBR first.

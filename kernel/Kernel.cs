@@ -50,7 +50,8 @@ namespace Hypervisor
             DeliberateFault(bootargs);
 
             Gic.Init(s_fdt.GicDistributor, s_fdt.GicRedistributor);
-            if (Gic.Present) Hypervisor.Vm.VgicCpu.Init();
+            if (!Gic.Present) Psci.PowerOff();
+            Hypervisor.Vm.VgicCpu.Init();
             Hypervisor.Vm.Summary.FreeFramesAtStart = Frames.FreeFrames;
             Hypervisor.Vm.VmBuilder.CreateFromBundle(s_fdt);
             if (Hypervisor.Vm.Scheduler.Count == 0)

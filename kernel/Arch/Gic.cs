@@ -45,7 +45,10 @@ namespace Hypervisor.Arch
         {
             if (distributor == 0 || redistributor == 0)
             {
-                Log.Line("[hv] no GICv3 in the device tree: no time slices (run QEMU with gic-version=3)");
+                // A GICv2 (GIC-400 boards, QEMU gic-version=2) or none: the
+                // guests' interrupts need GICv3's virtual CPU interface
+                // (ICH_*_EL2), and the hypervisor's time slices its timer PPI.
+                Log.Line("[hv] no GICv3 in the device tree (GICv2 is not supported: guests need GICv3's virtual CPU interface); powering off");
                 return;
             }
             // Distributor: affinity routing on, group 1 (non-secure) enabled.

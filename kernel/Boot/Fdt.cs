@@ -23,7 +23,7 @@ namespace Hypervisor.Boot
         public ulong MemorySize;
         public int CpuCount;
         public ulong UartBase;
-        public ulong GicDistributor;     // GICv3 GICD frame (0 when absent)
+        public ulong GicDistributor;     // GICv3 GICD frame (0 when absent, or not a GICv3)
         public ulong GicRedistributor;   // first GICR frame
         public ulong VirtioBase;         // first virtio-mmio device (0 when none)
         public bool HasInitrd;
@@ -82,6 +82,7 @@ namespace Hypervisor.Boot
             Span<byte> kind = stackalloc byte[MaxDepth];
             int depth = 0;
             uint rootAddressCells = 2, rootSizeCells = 1;
+            bool gicV3 = false;
             int pos = 0;
 
             while (true)
@@ -153,6 +154,10 @@ namespace Hypervisor.Boot
                     if (rootAddressCells == 0 || rootAddressCells > 2 || length < rootAddressCells * 4) return FdtStatus.BadStructure;
                     info.VirtioBase = ReadCells(value, 0, (int)rootAddressCells);
                 }
+                else if (here == NodeKind.Gic && BytesEqual(propName, "compatible"))
+                {
+                    gicV3 = ListContains(value, "arm,gic-v3");
+                }
                 else if (here == NodeKind.Gic && BytesEqual(propName, "reg") && info.GicDistributor == 0)
                 {
                     // reg = <GICD base, size, GICR base, size, ...>
@@ -181,6 +186,8 @@ namespace Hypervisor.Boot
             }
 
             if (depth != 0) return FdtStatus.BadStructure;
+            // A GICv2's reg is GICD, GICC, GICH, GICV: nothing of it is a GICv3.
+            if (!gicV3) info.GicDistributor = info.GicRedistributor = 0;
             if (info.HasInitrd && info.InitrdEnd < info.InitrdStart) info.HasInitrd = false;
             if (info.MemorySize == 0) return FdtStatus.NoMemory;
             return FdtStatus.Ok;
@@ -233,6 +240,19 @@ namespace Hypervisor.Boot
             if (a.Length != b.Length) return false;
             for (int i = 0; i < a.Length; i++) if (a[i] != b[i]) return false;
             return true;
+        }
+
+        // A string-list property (NUL-separated, as "compatible") holds `entry`.
+        public static bool ListContains(ReadOnlySpan<byte> list, string entry)
+        {
+            int start = 0;
+            for (int i = 0; i <= list.Length; i++)
+            {
+                if (i < list.Length && list[i] != 0) continue;
+                if (BytesEqual(list.Slice(start, i - start), entry)) return true;
+                start = i + 1;
+            }
+            return false;
         }
 
         public static bool StartsWith(ReadOnlySpan<byte> a, string prefix)

@@ -21,6 +21,8 @@ namespace Hypervisor.Paging
     //                        the hypervisor's inner-shareable writes
     //     TGn not 4 KiB      the tables are laid out, checked and shadowed for
     //                        the 4 KiB granule only
+    //     TCR_EL1.DS = 1     52-bit addresses (FEAT_LPA2): bits 9:8 of every
+    //                        entry become address bits 51:50 instead of SH
     //   allowed, because they change no table entry's meaning:
     //     SCTLR_EL1.E0E      EL0's data endianness; walks follow EE alone
     //     TBIn, TBIDn        which VA bits are ignored, not how entries are read
@@ -36,7 +38,7 @@ namespace Hypervisor.Paging
     public static class WalkRules
     {
         public const ulong SctlrM = 1, SctlrC = 1UL << 2, SctlrEe = 1UL << 25;
-        public const ulong TcrEpd0 = 1UL << 7, TcrEpd1 = 1UL << 23;
+        public const ulong TcrEpd0 = 1UL << 7, TcrEpd1 = 1UL << 23, TcrDs = 1UL << 59;
 
         // Null when the MMU may walk with these settings, else why not.
         public static string Refusal(ulong sctlr, ulong tcr)
@@ -44,6 +46,7 @@ namespace Hypervisor.Paging
             if ((sctlr & SctlrM) == 0) return null;   // no walks
             if ((sctlr & SctlrEe) != 0) return "SCTLR_EL1.EE=1 (big-endian table walks)";
             if ((sctlr & SctlrC) == 0) return "SCTLR_EL1.C=0 (non-cacheable table walks)";
+            if ((tcr & TcrDs) != 0) return "TCR_EL1.DS=1 (the 52-bit descriptor format)";
             if ((tcr & TcrEpd0) == 0)
             {
                 string half = HalfRefusal(tcr, 0);

@@ -49,8 +49,9 @@ namespace Hypervisor.Vm
 
         public DebugState() => Reset();
 
-        // Once, at boot: the CPU's numbers of breakpoints and watchpoints, and
-        // a clean set loaded.
+        // Once, at boot: the CPU's numbers of breakpoints and watchpoints, a
+        // clean set loaded, and MDCR_EL2 (the PMU the hypervisor's, debug
+        // registers trapped until a VM uses them).
         public static void Init(ulong mdcr)
         {
             ulong dfr0 = SysReg.ReadIdAa64Dfr0El1();

@@ -46,16 +46,7 @@ namespace Hypervisor.Vm
 
         public static void Init(int vmidBits, int sliceMs)
         {
-            // EL2 controls that are the same for every VM, set once.
-            // EL1 may read the physical counter (EL1PCTEN) but not program the
-            // physical timer (EL1PCEN = 0): that traps, and the guest sees a
-            // timer that never fires (kernel/Trap/SystemRegisterTraps.cs).
-            // Guests keep time with the virtual timer, which the virtual GIC
-            // delivers.
-            SysReg.WriteCnthctlEl2(1);
-            SysReg.WriteVpidrEl2(SysReg.ReadMidrEl1());               // guests see the real CPU model
-            DebugState.Init(Mdcr.Boot(SysReg.ReadPmcrEl0()));    // MDCR_EL2: PMU the hypervisor's, debug registers trapped until used
-            SysReg.StartCycleCounter();
+            El2Setup.Init();   // EL2 controls that are the same for every VM, set once
             s_vms = new VirtualMachine[MaxVms];
             Vmids = new VmidAllocator(vmidBits);
             s_sliceTicks = SysReg.ReadCntfrqEl0() / 1000 * (ulong)sliceMs;

@@ -43,6 +43,17 @@ namespace Hypervisor.Tests.Integration
             Assert.Equal(0, r.ExitCode);
         }
 
+        // A GICv2 host: one line saying why, and a clean power-off (it used
+        // to hang silently after the STAT line).
+        [Fact]
+        public void GicV2IsRefusedWithOneLine()
+        {
+            var r = Qemu.Run(new[] { "--gic", "2", GuestConfig.Write("vm g mem=32M image=$ELF args=\"tests=uart\"\n") }, timeoutSeconds: 30);
+            Assert.Contains("GICv2 is not supported", r.Require("[hv] no GICv3"));
+            Assert.False(r.TimedOut, r.Tail());
+            Assert.Equal(0, r.ExitCode);
+        }
+
         [Fact]
         public void RunEndsByItselfWithPsciOff()
         {

@@ -9,10 +9,10 @@ namespace Hypervisor.Tests.Support
     // hypervisor (dumpdtb=), and hand-written ones compiled with dtc.
     public static class Dtb
     {
-        public static byte[] FromQemu(string mem, int smp, string append = null, bool virtualization = true)
+        public static byte[] FromQemu(string mem, int smp, string append = null, bool virtualization = true, int gic = 3)
         {
             string file = Path.Combine(Directory.CreateTempSubdirectory("dtb").FullName, "virt.dtb");
-            string machine = $"virt,gic-version=3{(virtualization ? ",virtualization=on" : "")},dumpdtb={file}";
+            string machine = $"virt,gic-version={gic}{(virtualization ? ",virtualization=on" : "")},dumpdtb={file}";
             var args = new[] { "-M", machine, "-cpu", "cortex-a72", "-m", mem, "-smp", smp.ToString(), "-nographic", "-nic", "none" };
             var psi = new ProcessStartInfo("qemu-system-aarch64") { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in args) psi.ArgumentList.Add(a);

@@ -30,6 +30,19 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal((uint)blob.Length, info.TotalSize);
         }
 
+        // QEMU's GICv2 node has the same name (intc@8000000) and a reg of
+        // GICD, GICC, GICH and GICV: it must not be taken for a GICv3.
+        [Fact]
+        public void AGicV2IsNoGicV3()
+        {
+            byte[] blob = Dtb.FromQemu("256M", 1, gic: 2);
+            Assert.Equal(FdtStatus.Ok, Fdt.Parse(blob, out var info));
+            Assert.Equal(0UL, info.GicDistributor);
+            Assert.Equal(0UL, info.GicRedistributor);
+            Assert.True(Fdt.ListContains(System.Text.Encoding.ASCII.GetBytes("arm,gic-400\0arm,gic-v3\0"), "arm,gic-v3"));
+            Assert.False(Fdt.ListContains(System.Text.Encoding.ASCII.GetBytes("arm,gic-v3x\0"), "arm,gic-v3"));
+        }
+
         [Fact]
         public void ReadsInitrdRangeInBothCellSizes()
         {

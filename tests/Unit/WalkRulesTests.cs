@@ -38,6 +38,7 @@ namespace Hypervisor.Tests.Unit
         [InlineData(0UL, 2UL << 14)]                   // TG0 16 KiB
         [InlineData(3UL << 24, 0UL)]                   // IRGN1 (upper half on in Linux's)
         [InlineData(3UL << 30, 1UL << 30)]             // TG1 16 KiB
+        [InlineData(0UL, 1UL << 59)]                   // DS: LPA2's descriptor format
         public void TcrFieldsThatChangeWalksAreRefused(ulong clear, ulong set)
         {
             Assert.NotNull(WalkRules.Refusal(Sctlr, (LinuxTcr & ~clear) | set));

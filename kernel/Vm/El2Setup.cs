@@ -1,0 +1,47 @@
+using Hypervisor.Arch;
+
+namespace Hypervisor.Vm
+{
+    // Every EL2 control register the hypervisor relies on, and who writes it.
+    // On real hardware most of them come out of reset UNKNOWN (QEMU zeroes
+    // them, which hides the bug), so none may be left as it was found:
+    //
+    //   SCTLR_EL2, MAIR/TCR/TTBR0_EL2   boot/mmu.s (the hypervisor's own MMU)
+    //   VBAR_EL2, CPTR_EL2              boot/head.s (vectors; FP/SIMD not trapped,
+    //                                   SVE and SME trapped: they are hidden)
+    //   HCR_EL2, HSTR_EL2, HACR_EL2,
+    //   HCRX_EL2, CNTHCTL_EL2,
+    //   CNTVOFF_EL2, VPIDR_EL2,
+    //   VTCR_EL2, VTTBR_EL2             here, once (HCR, CNTVOFF, VMPIDR and the
+    //                                   stage-2 pair again for each VM on Load)
+    //   MDCR_EL2                        DebugState.Init (PMU and debug ownership)
+    //   ICH_HCR_EL2, ICC_SRE_EL2        VgicCpu.Init, Gic.Init
+    //   CNTHP_CTL/CVAL_EL2              HypTimer (armed for each slice)
+    public static class El2Setup
+    {
+        private const ulong HcxField = 0xfUL << 40;   // ID_AA64MMFR1_EL1.HCX
+
+        public static void Init()
+        {
+            // No guest yet: EL1 would be AArch64, nothing else asked.
+            SysReg.WriteHcrEl2(Hcr.RW);
+            // No trap of AArch32 CP15 registers by number: EL1 is AArch64, and
+            // what the hypervisor hides it hides through the ID registers.
+            SysReg.WriteHstrEl2(0);
+            // The implementation-defined traps: none.
+            SysReg.WriteHacrEl2(0);
+            // FEAT_HCX: every enable off (TCR2_EL1, SCTLR2_EL1, MOPS, 64-byte
+            // loads and stores...), so those stay absent, as the ID registers say.
+            if ((SysReg.ReadIdAa64Mmfr1El1() & HcxField) != 0) SysReg.WriteHcrxEl2(0);
+            // EL1 may read the physical counter (EL1PCTEN) but not program the
+            // physical timer (EL1PCEN = 0): that traps (SystemRegisterTraps).
+            SysReg.WriteCnthctlEl2(1);
+            SysReg.WriteCntvoffEl2(0);
+            SysReg.WriteVpidrEl2(SysReg.ReadMidrEl1());   // guests see the real CPU model
+            SysReg.WriteVtcrEl2(0);
+            SysReg.WriteVttbrEl2(0);
+            DebugState.Init(Mdcr.Boot(SysReg.ReadPmcrEl0()));
+            SysReg.StartCycleCounter();
+        }
+    }
+}
