@@ -54,6 +54,15 @@ write_cnthp_ctl_el2:
     msr     cnthp_ctl_el2, x0
     isb
     ret
+    .global read_cnthp_cval_el2
+read_cnthp_cval_el2:
+    mrs     x0, cnthp_cval_el2
+    ret
+    .global write_cnthp_cval_el2
+write_cnthp_cval_el2:
+    msr     cnthp_cval_el2, x0
+    isb
+    ret
     .global read_cnthp_ctl_el2
 read_cnthp_ctl_el2:
     mrs     x0, cnthp_ctl_el2

@@ -11,18 +11,26 @@ namespace Guest
     // guest acknowledges it by reading ICC_IAR1_EL1.
     public static unsafe class Interrupts
     {
-        [RuntimeImport("*", "read_icc_iar1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIar1();
-        [RuntimeImport("*", "write_icc_eoir1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteEoir1(ulong v);
+        [RuntimeImport("*", "read_icc_iar1_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIar1();
+        [RuntimeImport("*", "write_icc_eoir1_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteEoir1(ulong v);
         [RuntimeImport("*", "write_icc_pmr_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WritePmr(ulong v);
         [RuntimeImport("*", "write_icc_igrpen1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIgrpen1(ulong v);
         [RuntimeImport("*", "read_icc_ap1r0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadAp1r0();
         [RuntimeImport("*", "write_icc_ap1r0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteAp1r0(ulong v);
         [RuntimeImport("*", "write_cntv_ctl_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCntvCtl(ulong v);
         [RuntimeImport("*", "write_cntv_cval_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCntvCval(ulong v);
+        [RuntimeImport("*", "read_cntv_ctl_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadCntvCtl();
+        [RuntimeImport("*", "read_cntp_cval_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadCntpCval();
+        [RuntimeImport("*", "write_cntp_cval_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCntpCval(ulong v);
+        [RuntimeImport("*", "read_cntp_tval_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadCntpTval();
+        [RuntimeImport("*", "write_cntp_tval_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCntpTval(ulong v);
+        [RuntimeImport("*", "read_cntpct_el0")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadCntpct();
         [RuntimeImport("*", "irq_mask")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void MaskIrqs();
         [RuntimeImport("*", "wait_for_interrupt")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void Wfi();
 
-        public const int TimerIntid = 27;
+        public const int TimerIntid = 27, PhysicalTimerIntid = 30;
+        private const ulong IspendR0 = SgiBase + 0x200;
+        private const ulong TimerEnable = 1, TimerImask = 2, TimerIstatus = 4;
         private const ulong Gicd = Mmu.GicGva, SgiBase = Mmu.GicGva + 0xa0000 + 0x10000;
         private const ulong IgroupR0 = SgiBase + 0x80, IsenableR0 = SgiBase + 0x100, IpriorityR = SgiBase + 0x400;
         private const uint GicdEnableGrp1 = 1u << 1;
@@ -58,6 +66,77 @@ namespace Guest
             WriteCntvCtl(0);
             WriteEoir1(intid);
             return intid == TimerIntid && now >= deadline ? now - deadline : ulong.MaxValue;
+        }
+
+        // ptimer: the EL1 physical timer works as on hardware (it is emulated:
+        // its registers trap). A 10 ms sleep on it ends with INTID 30, no
+        // earlier than its compare value against the physical counter;
+        // CTL.ISTATUS and GICR_ISPENDR0 bit 30 follow the condition, and
+        // masking the timer lowers the line at once; TVAL is CVAL - count.
+        public static void PhysicalTimer()
+        {
+            MaskIrqs();
+            EnablePrivate(1u << PhysicalTimerIntid);
+            Cpu.WriteCntpCtl(0);
+            ulong deadline = ReadCntpct() + Cpu.ReadCounterFrequency() / 100;
+            WriteCntpCval(deadline);
+            Cpu.WriteCntpCtl(TimerEnable);
+            bool armed = Cpu.ReadCntpCtl() == TimerEnable && ReadCntpCval() == deadline
+                         && (Mmio.Read32(IspendR0) & (1u << PhysicalTimerIntid)) == 0;
+            ulong intid;
+            do { Wfi(); intid = ReadIar1() & 0xffffff; } while (intid == 1023);
+            ulong now = ReadCntpct();
+            bool fired = intid == PhysicalTimerIntid && now >= deadline;
+            bool status = Cpu.ReadCntpCtl() == (TimerEnable | TimerIstatus) && (Mmio.Read32(IspendR0) & (1u << PhysicalTimerIntid)) != 0;
+            Cpu.WriteCntpCtl(TimerEnable | TimerImask);
+            bool lowered = (Mmio.Read32(IspendR0) & (1u << PhysicalTimerIntid)) == 0;
+            WriteEoir1(intid);
+            WriteCntpTval(1000000);
+            ulong tval = ReadCntpTval();
+            bool tvalOk = tval <= 1000000 && tval > 900000 && ReadCntpCval() - ReadCntpct() <= 1000000;
+            Cpu.WriteCntpCtl(0);
+            SelfTests.Verdict("ptimer", armed && fired && status && lowered && tvalOk);
+            Console.Write(armed ? "armed=yes" : "armed=NO");
+            Console.Write(fired ? " fired=intid30" : " fired=NO");
+            Console.Write(" late_ticks=");
+            Console.Dec(fired ? now - deadline : 0);
+            Console.Write(status ? " istatus=pending" : " istatus=WRONG");
+            Console.Write(lowered ? " masked=lowered" : " masked=STILL-PENDING");
+            Console.Write(tvalOk ? " tval=ok\n" : " tval=WRONG\n");
+        }
+
+        // timerlevel: the virtual timer's line is a level. Fired and not yet
+        // taken (IRQs masked), INTID 27 is pending in GICR_ISPENDR0; masking
+        // the timer (CNTV_CTL_EL0.IMASK, which does not exit) lowers it, so the
+        // next read shows it not pending and the CPU interface has nothing to
+        // give (ICC_IAR1_EL1 reads 1023); unmasked again, it is back.
+        public static void VirtualTimerLevel()
+        {
+            MaskIrqs();
+            EnablePrivate(1u << TimerIntid);
+            WriteCntvCval(Cpu.ReadVirtualCount());
+            WriteCntvCtl(TimerEnable);                                  // the condition holds at once
+            Hvc.Call(HypercallAbi.Null);                                // an exit, after which PPI 27 has surely fired
+            bool high = (Mmio.Read32(IspendR0) & (1u << TimerIntid)) != 0;
+            bool statusBit = (ReadCntvCtl() & TimerIstatus) != 0;
+            WriteCntvCtl(TimerEnable | TimerImask);
+            bool low = (Mmio.Read32(IspendR0) & (1u << TimerIntid)) == 0;
+            bool nothing = (ReadIar1() & 0xffffff) == 1023;
+            WriteCntvCtl(TimerEnable);
+            Hvc.Call(HypercallAbi.Null);
+            bool again = (Mmio.Read32(IspendR0) & (1u << TimerIntid)) != 0;
+            ulong intid = ReadIar1() & 0xffffff;
+            WriteCntvCtl(0);
+            WriteEoir1(intid);
+            bool gone = (Mmio.Read32(IspendR0) & (1u << TimerIntid)) == 0;
+            SelfTests.Verdict("timerlevel", high && statusBit && low && nothing && again && intid == TimerIntid && gone);
+            Console.Write(high ? "fired=pending" : "fired=NOT-PENDING");
+            Console.Write(low ? " masked=not-pending" : " masked=STILL-PENDING");
+            Console.Write(nothing ? " iar=1023" : " iar=GAVE-ONE");
+            Console.Write(again ? " unmasked=pending" : " unmasked=NOT-PENDING");
+            Console.Write(" taken=");
+            Console.Dec(intid);
+            Console.Write(gone ? " stopped=not-pending\n" : " stopped=STILL-PENDING\n");
         }
 
         // role=sleeper: sleeps on its timer `rounds` times, 20 ms each, and

@@ -21,7 +21,8 @@ namespace Guest
             if (Listed(list, "hvc")) UnknownHypercalls();
             if (Listed(list, "badmmio")) UnemulatableMmio();
             if (Listed(list, "fpregs")) FpRegistersSurvive();
-            if (Listed(list, "ptimer")) PhysicalTimerIsNotOurs();
+            if (Listed(list, "ptimer")) Interrupts.PhysicalTimer();
+            if (Listed(list, "timerlevel")) Interrupts.VirtualTimerLevel();
             // Only by name: it needs a VM with an initrd (tests/Integration/InitrdTests.cs).
             if (!Fdt.BytesEqual(list, "all") && Listed(list, "initrd")) Initrd();
         }
@@ -303,18 +304,6 @@ namespace Guest
         // The EL1 physical timer is the host's business (CNTHCTL_EL2.EL1PCEN = 0):
         // a guest that programs it gets no exception and a timer that reads
         // back as off. Guests keep time with the virtual timer.
-        private static void PhysicalTimerIsNotOurs()
-        {
-            Traps.Expect();
-            Cpu.WriteCntpCtl(1);                 // ENABLE
-            ulong ctl = Cpu.ReadCntpCtl();
-            bool quiet = Traps.Taken == 0;
-            Traps.Armed = false;
-            Verdict("ptimer", quiet && ctl == 0);
-            Console.Write("cntp_ctl=");
-            Console.Hex(ctl);
-            Console.Line(quiet ? " exception=none" : " exception=TAKEN");
-        }
 
         private static bool Expect(string what, ulong got, ulong want)
         {

@@ -30,6 +30,13 @@ write_\reg:
     accessors currentel
     accessors cntp_ctl_el0
     accessors cntv_ctl_el0
+    accessors cntp_cval_el0
+    accessors cntp_tval_el0
+    .global read_cntpct_el0
+read_cntpct_el0:
+    isb
+    mrs     x0, cntpct_el0
+    ret
     accessors cntfrq_el0
     accessors cntv_cval_el0
 

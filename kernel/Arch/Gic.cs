@@ -28,6 +28,7 @@ namespace Hypervisor.Arch
         private const ulong SgiBase = 0x10000;               // second 64 KiB frame of a redistributor
         private const ulong GicrIgroupr0 = SgiBase + 0x0080;
         private const ulong GicrIsenabler0 = SgiBase + 0x0100;
+        private const ulong GicrIcenabler0 = SgiBase + 0x0180;
         private const ulong GicrIpriorityr = SgiBase + 0x0400;
 
         [RuntimeImport("*", "read_icc_sre_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIccSreEl2();
@@ -40,6 +41,7 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "write_icc_eoir1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccEoir1El1(ulong v);
 
         public static bool Present { get; private set; }
+        private static ulong s_redistributor;
 
         public static void Init(ulong distributor, ulong redistributor)
         {
@@ -72,6 +74,7 @@ namespace Hypervisor.Arch
             WriteIccBpr1El1(0);
             WriteIccCtlrEl1(0);
             WriteIccIgrpen1El1(1);
+            s_redistributor = redistributor;
             Present = true;
         }
 
@@ -84,6 +87,13 @@ namespace Hypervisor.Arch
             Mmio.Write32(redistributor + GicrIpriorityr + (intid & ~3u), prio);
             Mmio.Write32(redistributor + GicrIsenabler0, 1u << (int)intid);
         }
+
+        // One of this CPU's PPIs on or off at its redistributor (the virtual
+        // timer's, while the guest's line is high: kernel/Vm/GuestTimers.cs).
+        // No wait for GICR_CTLR.RWP: one more delivery of a disabled PPI is
+        // harmless, its handler checks the condition anyway.
+        public static void SetPpiEnabled(uint intid, bool on) =>
+            Mmio.Write32(s_redistributor + (on ? GicrIsenabler0 : GicrIcenabler0), 1u << (int)intid);
 
         public static uint Acknowledge() => (uint)ReadIccIar1El1() & 0xffffff;
         public static void EndOfInterrupt(uint intid) => WriteIccEoir1El1(intid);
@@ -105,5 +115,19 @@ namespace Hypervisor.Arch
         }
 
         public static void Stop() => WriteCtl(0);
+
+        [RuntimeImport("*", "read_cnthp_cval_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadCval();
+        [RuntimeImport("*", "write_cnthp_cval_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCval(ulong v);
+        [RuntimeImport("*", "read_cnthp_ctl_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadCtl();
+
+        // Fires no later than `deadline` (physical counter ticks): brought
+        // forward if it was armed for later, left alone if sooner. A guest's
+        // emulated timer cannot lengthen the slice this way, only end it early.
+        public static void NoLaterThan(ulong deadline)
+        {
+            if ((ReadCtl() & Enable) != 0 && ReadCval() <= deadline) return;
+            WriteCval(deadline);
+            WriteCtl(Enable);
+        }
     }
 }

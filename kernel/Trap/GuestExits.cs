@@ -13,6 +13,9 @@ namespace Hypervisor.Trap
         public static void Handle(TrapFrame* frame, ulong kind)
         {
             VirtualMachine vm = Scheduler.Current;
+            // The timer's line first: Sync withdraws an untaken interrupt whose
+            // line went low.
+            if (vm.Timers.VirtualHigh) vm.Timers.SampleVirtual();
             if (vm.VgicCpu.Listed != 0) vm.VgicCpu.Sync();
 
             if (!VectorKind.IsSynchronous(kind))
@@ -115,12 +118,8 @@ namespace Hypervisor.Trap
             Gic.EndOfInterrupt(intid);
         }
 
-        // The virtual timer's PPI reached EL2. Only if the loaded VM's timer
-        // really fires: the interrupt may have been raised by the previous
-        // VM's timer just before the switch (its condition is checked again
-        // when that VM runs next). The timer is masked (CNTV_CTL_EL0.IMASK,
-        // which the guest's handler rewrites anyway) so the level does not
-        // fire again at once, and the virtual GIC presents INTID 27.
+        // The virtual timer's PPI reached EL2: the loaded VM's line goes high
+        // (kernel/Vm/GuestTimers.cs).
         public static void VirtualTimerFired()
         {
             VirtualMachine vm = Scheduler.Current;
@@ -129,12 +128,7 @@ namespace Hypervisor.Trap
                 SysReg.WriteCntvCtlEl0(0);   // a stopped VM's timer, still in the CPU: nobody's now
                 return;
             }
-            ulong ctl = SysReg.ReadCntvCtlEl0();
-            if ((ctl & (CntvEnable | CntvImask | CntvStatus)) == (CntvEnable | CntvStatus))
-            {
-                SysReg.WriteCntvCtlEl0(ctl | CntvImask);
-                vm.Vgic.Raise((int)Gic.VirtualTimerIntid);
-            }
+            vm.Timers.VirtualPpi();
         }
 
         public const ulong CntvImask = 1UL << 1, CntvEnable = 1, CntvStatus = 1UL << 2;

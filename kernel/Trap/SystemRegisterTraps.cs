@@ -180,8 +180,11 @@ namespace Hypervisor.Trap
             }
             if (access.IsPhysicalTimer)
             {
-                // CNTP_TVAL/CTL/CVAL_EL0: read as zero, writes ignored.
-                if (access.IsRead && access.Rt != 31) frame->X[access.Rt] = 0;
+                // CNTP_TVAL/CTL/CVAL_EL0 (CNTHCTL_EL2.EL1PCEN = 0): the
+                // emulated physical timer (kernel/Vm/GuestTimers.cs).
+                ulong now = SysReg.ReadCntpctEl0();
+                if (access.IsRead) { if (access.Rt != 31) frame->X[access.Rt] = vm.Timers.ReadPhysical(access.Op2, now); }
+                else vm.Timers.WritePhysical(access.Op2, access.Rt == 31 ? 0 : frame->X[access.Rt], now);
                 vm.Counters.PhysicalTimerTraps++;
                 frame->Elr += 4;
                 return;

@@ -108,12 +108,15 @@ namespace Hypervisor.Vm
         {
             Hypervisor.Monitor.Monitor.Poll();
             Hypervisor.Devices.BalloonPolicy.Tick();
-            if (s_waiting == 0) return;
             ulong now = SysReg.ReadCntpctEl0();
+            if (Current != null) Current.Timers.SamplePhysical(now);
+            if (s_waiting == 0) return;
             for (int i = 0; i < s_count; i++)
             {
                 VirtualMachine vm = s_vms[i];
-                if (vm.State == VmState.Waiting && (vm.VgicCpu.HasWork() || (vm != Current && TimerDeadline(vm) <= now))) SetState(vm, VmState.Runnable);
+                if (vm.State != VmState.Waiting) continue;
+                vm.Timers.SamplePhysical(now);
+                if (vm.VgicCpu.HasWork() || (vm != Current && TimerDeadline(vm) <= now)) SetState(vm, VmState.Runnable);
             }
         }
 
@@ -160,14 +163,16 @@ namespace Hypervisor.Vm
         // its timer's deadline if that comes first.
         private static void ArmTimer()
         {
-            if (s_waiting == 0)
-            {
-                HypTimer.Arm(s_sliceTicks);
-                return;
-            }
             ulong now = SysReg.ReadCntpctEl0();
             ulong at = now + s_sliceTicks;
-            for (int i = 0; i < s_count; i++)
+            // The loaded VM's emulated physical timer is the hypervisor's to fire
+            // (once its line is high, Housekeeping has raised it: no need).
+            if (Current != null)
+            {
+                ulong physical = Current.Timers.PhysicalDeadline;
+                if (physical > now && physical < at) at = physical;
+            }
+            for (int i = 0; s_waiting != 0 && i < s_count; i++)
             {
                 if (s_vms[i].State != VmState.Waiting) continue;
                 ulong deadline = TimerDeadline(s_vms[i]);
@@ -180,6 +185,12 @@ namespace Hypervisor.Vm
         // (CNTVCT = CNTPCT - CNTVOFF), or ulong.MaxValue if it is off or
         // masked. The loaded VM's timer is read from the CPU.
         private static ulong TimerDeadline(VirtualMachine vm)
+        {
+            ulong virtualDeadline = VirtualTimerDeadline(vm), physicalDeadline = vm.Timers.PhysicalDeadline;
+            return virtualDeadline < physicalDeadline ? virtualDeadline : physicalDeadline;
+        }
+
+        private static ulong VirtualTimerDeadline(VirtualMachine vm)
         {
             bool live = vm == Current;
             ulong ctl = live ? SysReg.ReadCntvCtlEl0() : vm.Context.El1.CntvCtl;
@@ -262,6 +273,7 @@ namespace Hypervisor.Vm
             SysReg.WriteVmpidrEl2(1UL << 31);          // vCPU 0
             vm.Context.RestoreInto(live);
             vm.VgicCpu.Restore();
+            vm.Timers.Loaded();
             vm.VgicCpu.Fill();
             DebugState.Switch(vm.Debug);
             SetState(vm, VmState.Running);

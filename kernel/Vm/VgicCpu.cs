@@ -33,6 +33,7 @@ namespace Hypervisor.Vm
         private const int StateShift = 62;
         private const ulong StatePending = 1UL << StateShift, StateActive = 2UL << StateShift;
         private const ulong Group1 = 1UL << 60;
+        private const ulong EoiMaintenance = 1UL << 41;   // ICH_LR<n>_EL2.EOI: tell EL2 when the guest ends it
         private const int PriorityShift = 48;
         public const int MaxListRegisters = 4;
 
@@ -150,6 +151,9 @@ namespace Hypervisor.Vm
                 ulong state = lr & (3UL << StateShift);
                 if (state == 0)
                 {
+                    // Written back to zero: an ended EOI-flagged register would
+                    // otherwise keep the maintenance interrupt asserted.
+                    if ((lr & EoiMaintenance) != 0) WriteLr(i, 0);
                     _inList[i] = -1;
                     Listed--;
                     Completed++;
@@ -157,6 +161,16 @@ namespace Hypervisor.Vm
                     // Something may have waited for this list register, or for
                     // this interrupt to finish (raised again while active, or a
                     // level line still high): Fill must look again.
+                    Dirty = true;
+                }
+                else if (state == StatePending && State.IsLevelSensitive(intid) && !State.IsPending(intid))
+                {
+                    // Not taken yet, and its line went low meanwhile (a timer
+                    // stopped, a device's interrupt cleared): as on a real GIC,
+                    // it is no longer pending for the guest either.
+                    WriteLr(i, 0);
+                    _inList[i] = -1;
+                    Listed--;
                     Dirty = true;
                 }
                 else
@@ -180,7 +194,10 @@ namespace Hypervisor.Vm
                 if (_inList[i] >= 0) continue;
                 int intid = State.NextDeliverable(exclude.Slice(0, listed));
                 if (intid < 0) break;
-                WriteLr(i, (ulong)(uint)intid | ((ulong)State.Priority(intid) << PriorityShift) | Group1 | StatePending);
+                // A level-sensitive PPI is a timer, whose line the guest can lower
+                // without an exit: its end is worth one, to look at the line.
+                ulong eoi = intid >= 16 && intid < 32 && State.IsLevelSensitive(intid) ? EoiMaintenance : 0;
+                WriteLr(i, (ulong)(uint)intid | ((ulong)State.Priority(intid) << PriorityShift) | Group1 | StatePending | eoi);
                 _inList[i] = intid;
                 Listed++;
                 State.Delivered(intid);

@@ -43,6 +43,7 @@ namespace Hypervisor.Vm
         public readonly MmioDevice[] Devices = new MmioDevice[MaxDevices];
         public int DeviceCount;
         public VirtualPl011 Uart;
+        public GuestTimers Timers;                      // its EL1 timers as interrupt sources
         public VgicState Vgic;                          // the virtual GIC's distributor model
         public readonly DebugState Debug = new DebugState();   // its breakpoints, watchpoints, OS lock
         public VgicCpu VgicCpu;                         // and its CPU interface (list registers)

@@ -168,6 +168,7 @@ namespace Hypervisor.Vm
             // The virtual GIC's model first: the devices' interrupt lines go to it.
             vm.Vgic = new VgicState();
             vm.VgicCpu = new VgicCpu(vm.Vgic);
+            vm.Timers = new GuestTimers(vm);
             if (spec.Balloon || spec.BootBalloonBytes != 0)
             {
                 // The balloon exists before the first build: the device tree
@@ -261,6 +262,7 @@ namespace Hypervisor.Vm
             vm.ActiveStage2Root = vm.Stage2Root;
             vm.Vttbr = Stage2Layout.Vttbr(vm.Stage2Root, vm.Vmid);
             if (vm.VgicCpu != null) vm.VgicCpu.Reset();
+            if (vm.Timers != null) vm.Timers.Reset();
             vm.Debug.Reset();
             if (vm.Shadow != null && !vm.Shadow.Start()) return false;
             if (vm.Direct != null && !vm.Direct.Start()) return false;

@@ -1,0 +1,101 @@
+using Hypervisor.Arch;
+using Hypervisor.Trap;
+
+namespace Hypervisor.Vm
+{
+    // A VM's two EL1 timers, as the level-triggered interrupt sources the
+    // architecture makes them: a timer's line is high exactly while it is
+    // enabled, not masked, and the counter has reached its compare value
+    // (CNTx_CTL_EL0: ENABLE, not IMASK, ISTATUS). The guest sees that level in
+    // GICR_ISPENDR0, and takes the interrupt again if it ends it without
+    // clearing the condition.
+    //
+    // Virtual timer (CNTV_*, INTID 27): the guest programs the real one, and
+    // the CPU raises PPI 27 at EL2 when its condition holds (HCR_EL2.IMO).
+    // The hypervisor drives INTID 27 high in the VM's virtual GIC and turns
+    // PPI 27 off at its own redistributor, since the level would interrupt it
+    // again at once. While the line is high it is sampled again (from
+    // CNTV_CTL_EL0) at every exit; when the guest has masked, stopped or
+    // reprogrammed the timer it goes low and PPI 27 is on again. A guest's
+    // handler does that without any exit, so the list register that presents
+    // a timer interrupt asks for a maintenance interrupt when the guest ends
+    // it (ICH_LR<n>_EL2.EOI, kernel/Vm/VgicCpu.cs): that exit samples the line.
+    //
+    // Physical timer (CNTP_*, INTID 30): emulated. CNTHCTL_EL2.EL1PCEN = 0
+    // traps its registers; the hypervisor keeps CTL and CVAL, compares CVAL
+    // with the physical counter (which the guest reads as it is, so the two
+    // agree) and drives INTID 30; the scheduler's EL2 timer is armed for its
+    // deadline.
+    public sealed class GuestTimers
+    {
+        public const int VirtualIntid = 27, PhysicalIntid = 30;
+        private const ulong Enable = 1, Imask = 1UL << 1, Istatus = 1UL << 2;
+
+        private readonly VirtualMachine _vm;
+        public bool VirtualHigh;                 // INTID 27 driven high; PPI 27 off meanwhile
+        private ulong _physicalCtl, _physicalCval;
+
+        public GuestTimers(VirtualMachine vm) => _vm = vm;
+
+        public void Reset()
+        {
+            VirtualHigh = false;
+            _physicalCtl = _physicalCval = 0;
+            if (_vm.Vgic == null) return;
+            _vm.Vgic.SetLevel(VirtualIntid, false);
+            _vm.Vgic.SetLevel(PhysicalIntid, false);
+        }
+
+        private static bool Fires(ulong ctl) => (ctl & (Enable | Imask | Istatus)) == (Enable | Istatus);
+
+        // ---- virtual timer (this VM is loaded) ----
+
+        // PPI 27 reached EL2. Only if this VM's timer really fires: the PPI may
+        // have been raised by the previous VM's timer just before a switch.
+        public void VirtualPpi()
+        {
+            if (!Fires(SysReg.ReadCntvCtlEl0())) return;
+            VirtualHigh = true;
+            _vm.Vgic.SetLevel(VirtualIntid, true);
+            Gic.SetPpiEnabled(Gic.VirtualTimerIntid, false);
+        }
+
+        // At an exit, while the line is high: still high?
+        public void SampleVirtual()
+        {
+            if (Fires(SysReg.ReadCntvCtlEl0())) return;
+            VirtualHigh = false;
+            _vm.Vgic.SetLevel(VirtualIntid, false);
+            Gic.SetPpiEnabled(Gic.VirtualTimerIntid, true);
+        }
+
+        // The VM's registers are now in the CPU: PPI 27 is on unless its line
+        // is already high (the condition cannot clear while it was away).
+        public void Loaded() => Gic.SetPpiEnabled(Gic.VirtualTimerIntid, !VirtualHigh);
+
+        // ---- physical timer (emulated) ----
+
+        // When the line goes high by itself, in physical counter ticks, or
+        // ulong.MaxValue if it is off or masked.
+        public ulong PhysicalDeadline => (_physicalCtl & (Enable | Imask)) == Enable ? _physicalCval : ulong.MaxValue;
+
+        public void SamplePhysical(ulong now) => _vm.Vgic.SetLevel(PhysicalIntid, PhysicalDeadline <= now);
+
+        // CNTP_TVAL_EL0 (op2 0), CNTP_CTL_EL0 (op2 1), CNTP_CVAL_EL0 (op2 2).
+        public ulong ReadPhysical(int op2, ulong now)
+        {
+            if (op2 == 1) return _physicalCtl | ((_physicalCtl & Enable) != 0 && _physicalCval <= now ? Istatus : 0);
+            if (op2 == 2) return _physicalCval;
+            return (ulong)(long)(int)(uint)(_physicalCval - now);   // TVAL: the low 32 bits of CVAL - count, signed
+        }
+
+        public void WritePhysical(int op2, ulong value, ulong now)
+        {
+            if (op2 == 1) _physicalCtl = value & (Enable | Imask);
+            else if (op2 == 2) _physicalCval = value;
+            else _physicalCval = now + (ulong)(long)(int)(uint)value;   // TVAL: signed 32 bits from now
+            SamplePhysical(now);
+            if (PhysicalDeadline != ulong.MaxValue && PhysicalDeadline > now) HypTimer.NoLaterThan(PhysicalDeadline);
+        }
+    }
+}
