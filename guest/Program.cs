@@ -88,6 +88,8 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "badroot")) PagingHostile.BadRoot();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "badgranule")) PagingHostile.BadGranule();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "directfuzz")) PagingHostile.DirectFuzz();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "balloonflood")) BalloonFlood.Run((int)ParseNumber(BootArgs.Get(args, "rounds", out _)));
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "timerprobe")) TimerProbe.Run((int)ParseNumber(BootArgs.Get(args, "rounds", out _)), ParseNumber(BootArgs.Get(args, "period_us", out _)));
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "fpswitch")) IsolationTests.FpSwitch(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else Fail("unknown role");
         }

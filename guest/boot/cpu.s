@@ -26,6 +26,35 @@ write_\reg:
     accessors cntvct_el0
     accessors currentel
     accessors cntp_ctl_el0
+    accessors cntv_ctl_el0
+    accessors cntv_cval_el0
+
+// The virtual timer's interrupt through the GIC CPU interface (the
+// virtual one: HCR_EL2.IMO sends these to ICH_* state, no exit).
+    .global write_icc_pmr_el1
+write_icc_pmr_el1:
+    msr     icc_pmr_el1, x0
+    isb
+    ret
+    .global write_icc_igrpen1_el1
+write_icc_igrpen1_el1:
+    msr     icc_igrpen1_el1, x0
+    isb
+    ret
+    .global read_icc_iar1_el1
+read_icc_iar1_el1:
+    mrs     x0, icc_iar1_el1
+    ret
+    .global write_icc_eoir1_el1
+write_icc_eoir1_el1:
+    msr     icc_eoir1_el1, x0
+    isb
+    ret
+    .global cpu_wfi
+cpu_wfi:
+    dsb     sy
+    wfi
+    ret
 
 // The SGI generation registers, write-only: ICC_SGI1R_EL1, ICC_ASGI1R_EL1,
 // ICC_SGI0R_EL1 (by encoding; they trap to the hypervisor, HCR_EL2.IMO).

@@ -23,9 +23,9 @@ namespace Hypervisor.Devices
         public const uint FeatureDeflateOnOom = 1u << 2;
         private const int InflateQueue = 0, DeflateQueue = 1, StatsQueue = 2;
         private const int PfnBatch = 256;
-        // Page numbers one buffer may carry. Linux sends 256; this guest's driver
-        // 1024. The cap keeps one notify from holding the CPU for long.
-        private const ulong MaxPfnsPerBuffer = 4096;
+        // Page numbers one request (one chain, all its buffers) may carry.
+        // Linux sends 256; this guest's driver 1024.
+        public const ulong MaxPfnsPerChain = 4096;
 
         private readonly ulong[] _ballooned;      // one bit per page of the VM's RAM
         private readonly ulong _firstPfn, _pageCount;
@@ -124,11 +124,41 @@ namespace Hypervisor.Devices
             SignalConfigChange();
         }
 
-        public override void OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
+        // Work one exit may do. A notify is one trapped store, handled with
+        // interrupts masked: without a bound a driver could list the same
+        // chain in all 256 ring slots and make one exit read and check a
+        // million page numbers while every other VM's timer waits. So the
+        // device takes chains until this exit has read MaxPfnsPerExit page
+        // numbers or MaxChainsPerExit chains (each chain whole, never half),
+        // then stops: the chains not yet taken stay in the available ring,
+        // untouched, and OnQueueNotify returns false, which makes the guest
+        // execute its notify store again (MmioDevice.RepeatAccess). The next
+        // exit carries on where this one stopped; in between, pending
+        // interrupts are taken and the scheduler can switch VMs. A correct
+        // driver sees a notify that takes a little longer, nothing else: no
+        // request is lost or refused for being late. One exit reads at most
+        // MaxPfnsPerExit - 1 + MaxPfnsPerChain page numbers (8191) and walks at
+        // most MaxChainsPerExit chains of at most 256 descriptors.
+        public const ulong MaxPfnsPerExit = 4096;
+        public const int MaxChainsPerExit = 32;
+        public ulong BudgetStops;                 // exits that stopped at the budget
+
+        public override bool OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
         {
             Span<VirtqBuffer> buffers = stackalloc VirtqBuffer[4];
-            while (queue.TryPop(out ushort head) == VirtqStatus.Ok)
+            ulong pfnsRead = 0;
+            int chains = 0;
+            bool finished = true;
+            while (true)
             {
+                if (chains == MaxChainsPerExit || pfnsRead >= MaxPfnsPerExit)
+                {
+                    BudgetStops++;
+                    finished = false;
+                    break;
+                }
+                if (queue.TryPop(out ushort head) != VirtqStatus.Ok) break;
+                chains++;
                 if (queue.ReadChain(head, buffers, out int count) != VirtqStatus.Ok)
                 {
                     MalformedRequests++;
@@ -145,16 +175,32 @@ namespace Hypervisor.Devices
                     _statsHeld = true;
                     continue;
                 }
-                GuestMemory.BeginBatch(vm);
-                for (int i = 0; i < count; i++)
-                {
-                    if (buffers[i].DeviceWritable) { MalformedRequests++; continue; }
-                    ProcessPfns(vm, queueIndex == InflateQueue, buffers[i], memory);
-                }
-                GuestMemory.EndBatch(vm);
+                pfnsRead += ProcessChain(vm, queueIndex == InflateQueue, buffers.Slice(0, count), memory);
                 queue.PushUsed(head, 0);
             }
             SignalUsedBuffers();
+            return finished;
+        }
+
+        // One inflate or deflate request: every device-readable buffer's page
+        // numbers. A chain carrying more than MaxPfnsPerChain in all is refused
+        // whole (counted), so one chain is a bounded piece of work. Returns the
+        // page numbers read.
+        private ulong ProcessChain(VirtualMachine vm, bool inflate, Span<VirtqBuffer> buffers, GuestMemoryView memory)
+        {
+            ulong total = 0;
+            for (int i = 0; i < buffers.Length; i++)
+                if (!buffers[i].DeviceWritable) total += buffers[i].Length / 4;
+            if (total > MaxPfnsPerChain) { MalformedRequests++; return 0; }
+            ulong read = 0;
+            GuestMemory.BeginBatch(vm);
+            for (int i = 0; i < buffers.Length; i++)
+            {
+                if (buffers[i].DeviceWritable) { MalformedRequests++; continue; }
+                read += ProcessPfns(vm, inflate, buffers[i], memory);
+            }
+            GuestMemory.EndBatch(vm);
+            return read;
         }
 
         // Asks the driver for fresh statistics by handing its buffer back.
@@ -168,20 +214,22 @@ namespace Hypervisor.Devices
             SignalUsedBuffers();
         }
 
-        private void ProcessPfns(VirtualMachine vm, bool inflate, VirtqBuffer buffer, GuestMemoryView memory)
+        private ulong ProcessPfns(VirtualMachine vm, bool inflate, VirtqBuffer buffer, GuestMemoryView memory)
         {
             Span<byte> raw = stackalloc byte[PfnBatch * 4];
             ulong count = buffer.Length / 4;
-            if (count > MaxPfnsPerBuffer || (buffer.Length & 3) != 0) { MalformedRequests++; return; }
-            for (ulong done = 0; done < count;)
+            if ((buffer.Length & 3) != 0) { MalformedRequests++; return 0; }
+            ulong done = 0;
+            while (done < count)
             {
                 int n = (int)Math.Min(count - done, (ulong)PfnBatch);
                 Span<byte> chunk = raw.Slice(0, n * 4);
-                if (!memory.Read(buffer.Gpa + done * 4, chunk)) { MalformedRequests++; return; }
+                if (!memory.Read(buffer.Gpa + done * 4, chunk)) { MalformedRequests++; return done; }
                 if (inflate) InflateBatch(vm, chunk, n);
                 else DeflateBatch(chunk, n);
                 done += (ulong)n;
             }
+            return done;
         }
 
         // Marks the valid page numbers as ballooned, then takes their frames

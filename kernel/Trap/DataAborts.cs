@@ -171,7 +171,11 @@ namespace Hypervisor.Trap
             {
                 if (MmioEmulation.ReadStoreData(access, registers, out first, out second) != EmulationStatus.Done) return false;
                 if (!device.Write(vm, offset, access.AccessSize, first)) return false;
+                if (Unfinished(device)) return true;
                 if (access.RegisterCount == 2 && !device.Write(vm, offset + (ulong)access.AccessSize, access.AccessSize, second)) return false;
+                // Repeating a pair writes its first register again: the
+                // registers that ask for repeats (QueueNotify) are idempotent.
+                if (Unfinished(device)) return true;
             }
             else
             {
@@ -196,6 +200,7 @@ namespace Hypervisor.Trap
             {
                 ulong value = rt == 31 ? 0 : MmioEmulation.TruncateToSize(frame->X[rt], size);
                 if (!device.Write(vm, offset, size, value)) return false;
+                if (Unfinished(device)) return true;
             }
             else
             {
@@ -204,6 +209,15 @@ namespace Hypervisor.Trap
                     frame->X[rt] = MmioEmulation.ExtendLoadedValue(raw, size, syndrome.SignExtend, syndrome.Register64Bit ? 64 : 32);
             }
             frame->Elr += 4;
+            return true;
+        }
+
+        // The device did part of the store's work and wants it again
+        // (MmioDevice.RepeatAccess): ELR_EL2 stays on the store.
+        private static bool Unfinished(MmioDevice device)
+        {
+            if (!device.RepeatAccess) return false;
+            device.RepeatAccess = false;
             return true;
         }
 

@@ -102,6 +102,7 @@ namespace Hypervisor.Vm
                 Log.Stat("balloon_not_ballooned", b.NotBallooned);
                 Log.Stat("balloon_malformed", b.MalformedRequests);
                 Log.Stat("ballooned_touches", c.BalloonedTouches);
+                Log.Stat("balloon_budget_stops", b.BudgetStops);
                 if (b.Transport != null)
                 {
                     ulong malformed = 0;

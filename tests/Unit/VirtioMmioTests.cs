@@ -44,10 +44,10 @@ namespace Hypervisor.Tests.Unit
             return true;
         }
 
-        public override void OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
+        public override bool OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
         {
             Notified.Add((queueIndex, queue, memory));
-            if (!ConsumeOnNotify) return;
+            if (!ConsumeOnNotify) return true;
             Span<VirtqBuffer> buffers = stackalloc VirtqBuffer[4];
             while (queue.TryPop(out ushort head) == VirtqStatus.Ok)
             {
@@ -55,6 +55,7 @@ namespace Hypervisor.Tests.Unit
                 queue.PushUsed(head, (uint)count);
             }
             SignalUsedBuffers();
+            return true;
         }
 
         public override void OnDriverOk(VirtualMachine vm) => DriverOkCalls++;
