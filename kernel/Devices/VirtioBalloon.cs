@@ -34,6 +34,15 @@ namespace Hypervisor.Devices
         public uint TargetPages;                  // config num_pages: what the host wants
         public uint ActualPages;                  // config actual: what the guest says it gave
         public ulong BalloonedPages;              // what the hypervisor holds
+        // Pages the VM must not back with frames although they are not in its
+        // balloon: the boot balloon until the guest inflates it (the admission
+        // check counted the VM's memory minus boot_balloon, so the host never
+        // had frames for them), and pages a device reset took out of the
+        // balloon behind the host's back. Inflating pays the debt off; the
+        // host forgives it by lowering the target. BalloonedPages + OwedPages
+        // never exceeds the VM's pages.
+        public ulong OwedPages;
+        public ulong OwedRefused, RemapRefused;   // demand faults and remaps refused for it
 
         // What happened, for the monitor and the summary.
         public ulong Inflated, Deflated, FramesReturned, BadPfns, AlreadyBallooned, NotBallooned, MalformedRequests;
@@ -50,7 +59,9 @@ namespace Hypervisor.Devices
             _pageCount = vm.RamSize >> 12;
             _ballooned = new ulong[(_pageCount + 63) / 64];
             _bootTarget = (uint)(bootBalloonBytes >> 12);
+            if (_bootTarget > _pageCount) _bootTarget = (uint)_pageCount;
             TargetPages = _bootTarget;
+            OwedPages = _bootTarget;
         }
 
         public override uint DeviceId => 5;
@@ -70,6 +81,32 @@ namespace Hypervisor.Devices
             if (pfn < _firstPfn || pfn - _firstPfn >= _pageCount) return false;
             ulong i = pfn - _firstPfn;
             return (_ballooned[i >> 6] & (1UL << (int)(i & 63))) != 0;
+        }
+
+        // How many more frames the VM may own: its pages minus those in the
+        // balloon and those it owes (see OwedPages). 0: a demand fault is
+        // refused and the guest gets an abort, as for a ballooned page.
+        public ulong Headroom(ulong framesOwned)
+        {
+            ulong limit = _pageCount - BalloonedPages - OwedPages;
+            return framesOwned >= limit ? 0 : limit - framesOwned;
+        }
+
+        // Fault-around's window `want` (bit i: page i of the window) cut down
+        // to the headroom, always keeping the faulting page `keep`.
+        public ulong LimitToHeadroom(ulong want, int keep, ulong framesOwned)
+        {
+            ulong room = Headroom(framesOwned);
+            ulong n = 0;
+            for (ulong w = want; w != 0; w &= w - 1) n++;
+            for (int i = 63; i >= 0 && n > room; i--)
+            {
+                ulong bit = 1UL << i;
+                if (i == keep || (want & bit) == 0) continue;
+                want &= ~bit;
+                n--;
+            }
+            return want;
         }
 
         // Which of `count` pages from `ipa` are ballooned (bit i for page i).
@@ -104,7 +141,8 @@ namespace Hypervisor.Devices
             ulong pages = bytes >> 12;
             if (pages > _pageCount) pages = _pageCount;
             // Deflating lets the VM grow: only promise frames the host has.
-            if (pages < BalloonedPages && BalloonedPages - pages > Kernel.Frames.FreeFrames)
+            ulong held = BalloonedPages + OwedPages;
+            if (pages < held && held - pages > Kernel.Frames.FreeFrames)
             {
                 Log.Write("[hv] balloon ");
                 Log.Write(vm.Name);
@@ -112,6 +150,8 @@ namespace Hypervisor.Devices
                 return;
             }
             TargetPages = (uint)pages;
+            // A lower target forgives what the VM still owes beyond it.
+            if (pages < held) OwedPages = pages > BalloonedPages ? pages - BalloonedPages : 0;
             Log.Write("[hv] balloon ");
             Log.Write(vm.Name);
             Log.Write(": target ");
@@ -266,6 +306,7 @@ namespace Hypervisor.Devices
             if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
             BalloonedPages += accepted;
             Inflated += accepted;
+            OwedPages -= accepted < OwedPages ? accepted : OwedPages;
         }
 
         // Deflating only clears the page's bit: the next touch maps a fresh,
@@ -315,9 +356,12 @@ namespace Hypervisor.Devices
 
         // Device reset (driver writes 0 to Status) or VM reset: every page is
         // the guest's again; the host's target goes back to the boot value.
+        // The pages leave the balloon without the host's say: the VM owes
+        // them until it inflates them again or the host lowers the target.
         public override void OnReset(VirtualMachine vm)
         {
             for (int i = 0; i < _ballooned.Length; i++) _ballooned[i] = 0;
+            OwedPages += BalloonedPages;
             BalloonedPages = 0;
             ActualPages = 0;
             _statsHeld = false;
@@ -328,6 +372,7 @@ namespace Hypervisor.Devices
         {
             OnReset(null);
             TargetPages = _bootTarget;
+            OwedPages = _bootTarget;
         }
     }
 }

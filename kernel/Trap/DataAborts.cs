@@ -46,6 +46,13 @@ namespace Hypervisor.Trap
                     Injection.DataAbort(vm, frame, syndrome.IsWrite);
                     return;
                 }
+                if (vm.Balloon != null && syndrome.Status.IsTranslation && vm.Balloon.Headroom(vm.FramesOwned) == 0)
+                {
+                    // It owns all it was given (boot_balloon not inflated yet).
+                    vm.Balloon.OwedRefused++;
+                    Injection.DataAbort(vm, frame, syndrome.IsWrite);
+                    return;
+                }
                 if (syndrome.Status.IsTranslation)
                 {
                     if (shadowLeaf)

@@ -103,6 +103,9 @@ namespace Hypervisor.Vm
                 Log.Stat("balloon_malformed", b.MalformedRequests);
                 Log.Stat("ballooned_touches", c.BalloonedTouches);
                 Log.Stat("balloon_budget_stops", b.BudgetStops);
+                Log.Stat("balloon_owed_pages", b.OwedPages);
+                Log.Stat("balloon_owed_refused", b.OwedRefused);
+                Log.Stat("remap_refused", b.RemapRefused);
                 if (b.Transport != null)
                 {
                     ulong malformed = 0;
