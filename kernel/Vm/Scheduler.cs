@@ -184,16 +184,15 @@ namespace Hypervisor.Vm
             HypTimer.Arm(at > now ? at - now : 1);
         }
 
-        // When the VM's virtual timer fires, in physical counter ticks
-        // (CNTVCT = CNTPCT - CNTVOFF), or ulong.MaxValue if it is off or
-        // masked. The loaded VM's timer is read from the CPU.
+        // When the VM's virtual timer fires, in physical counter ticks, or
+        // ulong.MaxValue if it is off, masked or too far away
+        // (kernel/Vm/VirtualTimerDeadline.cs). The loaded VM's timer is read from the CPU.
         private static ulong TimerDeadline(VirtualMachine vm)
         {
             bool live = vm == Current;
             ulong ctl = live ? SysReg.ReadCntvCtlEl0() : vm.Context.El1.CntvCtl;
-            if ((ctl & (GuestExits.CntvEnable | GuestExits.CntvImask)) != GuestExits.CntvEnable) return ulong.MaxValue;
             ulong cval = live ? SysReg.ReadCntvCvalEl0() : vm.Context.El1.CntvCval;
-            return cval + vm.CntvOffset;
+            return VirtualTimerDeadline.Physical(ctl, cval, vm.CntvOffset);
         }
 
         // The loaded VM's state goes to its context, `next`'s comes in.
