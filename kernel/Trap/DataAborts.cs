@@ -161,6 +161,9 @@ namespace Hypervisor.Trap
         private static bool EmulateMmio(VirtualMachine vm, TrapFrame* frame, MmioDevice device, DataAbortSyndrome syndrome, ulong ipa)
         {
             if (syndrome.IsInstructionSyndromeValid) return EmulateWithSyndrome(vm, frame, device, syndrome, ipa);
+            // The decoder reads A64 only: an AArch32 (EL0) instruction
+            // without a syndrome gets the abort.
+            if (ExceptionVectors.FromAarch32(frame->Spsr)) return false;
 
             // ISV=0 (pairs, writeback forms): read the instruction itself.
             var registers = new Span<ulong>(frame->X, 31);
@@ -215,7 +218,7 @@ namespace Hypervisor.Trap
                 if (rt != 31)
                     frame->X[rt] = MmioEmulation.ExtendLoadedValue(raw, size, syndrome.SignExtend, syndrome.Register64Bit ? 64 : 32);
             }
-            frame->Elr += 4;
+            frame->Elr += ExceptionVectors.InstructionLength(frame->Esr);   // 2 for a 16-bit Thumb load or store
             return true;
         }
 

@@ -56,7 +56,7 @@ namespace Hypervisor.Trap
                     // WFE: a guest spinning on a lock or a flag: it gives the
                     // CPU to another VM if there is one, and carries on.
                     vm.Counters.ExitsWfx++;
-                    frame->Elr += 4;
+                    frame->Elr += ExceptionVectors.InstructionLength(frame->Esr);
                     if (IsWfe(frame->Esr))
                     {
                         if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
