@@ -287,8 +287,13 @@ namespace Hypervisor.Paging
 
         public GuestTableWrites(ShadowPaging shadow) : base(0, ulong.MaxValue) { _shadow = shadow; }
 
+        // Only write faults are routed here today, but a read must not become
+        // a way to read any host address either: only an aligned access to a
+        // guest table page the shadows mirror (one of this VM's frames).
         public override bool Read(VirtualMachine vm, ulong hpa, int size, out ulong value)
         {
+            value = 0;
+            if ((hpa & (ulong)(size - 1)) != 0 || !_shadow.IsGuestTable(hpa)) return false;
             value = MmioEmulation.TruncateToSize(*(ulong*)(hpa & ~7UL) >> (int)((hpa & 7) * 8), size);
             return true;
         }
