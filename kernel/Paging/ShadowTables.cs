@@ -420,8 +420,11 @@ namespace Hypervisor.Paging
 
         // After a demand fault made `gpa` RAM with frame `hpa`: the shadow leaf
         // for `va` in the tree at `shadowRoot` stops pointing at the trap window.
-        // No TLBI: the old leaf faulted, and the TLB never holds a translation
-        // that faulted.
+        // The old leaf is a valid stage-1 entry (only stage 2 faulted on its
+        // output), and a TLB may keep the stage-1 part of a walk whose stage 2
+        // faulted: a valid leaf changing its output address is break before
+        // make, as everywhere else: invalid, DSB + TLBI VAAE1IS (the host's
+        // InvalidateVa, kernel/Mm/Tlb.cs), then the new value.
         public bool FixLeaf(ulong shadowRoot, int startLevel, ulong va, ulong gpa, ulong hpa)
         {
             ulong table = shadowRoot;
@@ -432,6 +435,8 @@ namespace Hypervisor.Paging
                 if (level == 3)
                 {
                     if (!Descriptor.IsPage(s, 3) || (s & OutputMask) != TrapIpa(gpa & OutputMask)) return false;
+                    _memory.Write64(entry, 0);
+                    _host.InvalidateVa(va & ~0xfffUL);
                     _memory.Write64(entry, (s & ~OutputMask) | hpa);
                     LeavesFixed++;
                     return true;

@@ -279,13 +279,20 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(w.Descriptor, r.Memory.Read64(w.Entry));
             Assert.Equal(0UL, r.Tables.LeavesFixed);
 
+            Assert.Empty(r.Host.VaInvalidations);
             Assert.True(r.Tables.FixLeaf(shadow, 0, Va + 0x234, gpa + 0x234, frame)); // FAR and GPA with the offset
             Assert.Equal(frame | PageAttrs | 3, r.Memory.Read64(w.Entry));
             Assert.Equal(1UL, r.Tables.LeavesFixed);
+            // Break before make: the valid trap-window leaf is made invalid,
+            // its VA invalidated, and only then the frame written.
+            var inv = Assert.Single(r.Host.VaInvalidations);
+            Assert.Equal(Va, inv.Va);
+            Assert.Equal((w.Entry, 0UL), r.Memory.Writes[inv.WritesBefore - 1]);
+            Assert.Equal((w.Entry, frame | PageAttrs | 3), r.Memory.Writes[inv.WritesBefore]);
             // Once it names a frame, it is not a trap-window leaf any more.
             Assert.False(r.Tables.FixLeaf(shadow, 0, Va, gpa, frame + 0x1000));
             Assert.Equal(frame | PageAttrs | 3, r.Memory.Read64(w.Entry));
-            Assert.Empty(r.Host.VaInvalidations);
+            Assert.Single(r.Host.VaInvalidations);
             Assert.Equal(0, r.Host.AllInvalidations);
             r.CheckAccounting();
         }
