@@ -31,16 +31,8 @@ write_\reg:
 
 // The virtual timer's interrupt through the GIC CPU interface (the
 // virtual one: HCR_EL2.IMO sends these to ICH_* state, no exit).
-    .global write_icc_pmr_el1
-write_icc_pmr_el1:
-    msr     icc_pmr_el1, x0
-    isb
-    ret
-    .global write_icc_igrpen1_el1
-write_icc_igrpen1_el1:
-    msr     icc_igrpen1_el1, x0
-    isb
-    ret
+    accessors icc_pmr_el1
+    accessors icc_igrpen1_el1
     .global read_icc_iar1_el1
 read_icc_iar1_el1:
     mrs     x0, icc_iar1_el1

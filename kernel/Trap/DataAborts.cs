@@ -35,6 +35,8 @@ namespace Hypervisor.Trap
                     IdentityMapFault(vm, frame, syndrome, ipa);
                     return;
                 }
+                // The walk met a shadow entry left for later (kernel/Paging/ShadowBudget.cs).
+                if (syndrome.OnStage1TableWalk && vm.Shadow.FillDeferred(frame->Far, ipa)) return;
             }
 
             if (vm.IsRam(ipa))
@@ -144,7 +146,9 @@ namespace Hypervisor.Trap
             ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
             if (vm.ActiveStage2Root != vm.Stage2Root)
             {
-                if (FromTrapWindow(vm, ref ipa) && vm.IsRam(ipa) && syndrome.Status.IsTranslation)
+                bool window = FromTrapWindow(vm, ref ipa);
+                if (window && syndrome.OnStage1TableWalk && vm.Shadow.FillDeferred(frame->Far, ipa)) return;
+                if (window && vm.IsRam(ipa) && syndrome.Status.IsTranslation)
                     ShadowDemandFault(vm, frame, ipa);
                 else
                     Injection.InstructionAbort(vm, frame);

@@ -80,11 +80,12 @@ namespace Hypervisor.Tests.Unit
         public readonly ShadowTables Tables;
         private ulong _nextTableGpa;                                          // guest tables from the top of RAM down
 
-        public ShadowRig(ulong ramSize = 0x0400_0000, int capacity = 256)
+        // Unlimited budgets unless asked: every step done in the call that asks for it.
+        public ShadowRig(ulong ramSize = 0x0400_0000, int capacity = 256, int buildBudget = int.MaxValue, int freeBudget = int.MaxValue)
         {
             Host = new FakeShadowHost(Memory, ramSize);
             _nextTableGpa = FakeShadowHost.RamBase + ramSize - 0x1000;
-            Tables = new ShadowTables(Host, Memory, capacity);
+            Tables = new ShadowTables(Host, Memory, capacity, buildBudget, freeBudget);
         }
 
         // A table page the guest has written (so it is backed), all entries invalid.
