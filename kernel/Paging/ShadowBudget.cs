@@ -141,8 +141,11 @@ namespace Hypervisor.Paging
                 ulong entryVa = p.VaBase + (ulong)index * Descriptor.LevelSize(level);
                 if (!Derive(level, g, entryVa, out ulong fresh)) return ShadowStatus.OutOfShadowPages;
                 if (fresh == s) return ShadowStatus.Ok;
+                // Break before make. TLBI VAAE1IS is not the last-level form:
+                // it also drops a cached copy of this table entry, which only
+                // walks that faulted can have read.
                 _memory.Write64(entry, 0);
-                _host.InvalidateAll();
+                _host.InvalidateVa(va & ~0xfffUL);
                 _memory.Write64(entry, fresh);
                 DeferredFilled++;
                 filled = true;

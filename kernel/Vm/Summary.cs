@@ -83,6 +83,8 @@ namespace Hypervisor.Vm
                 Log.Stat("shadow_root_evictions", vm.Shadow.Tables.RootEvictions);
                 Log.Stat("shadow_mirrors_shared", vm.Shadow.Tables.MirrorsShared);
                 Log.Stat("shadow_leaves_fixed", vm.Shadow.Tables.LeavesFixed);
+                Log.Stat("shadow_entries_deferred", vm.Shadow.Tables.EntriesDeferred);
+                Log.Stat("shadow_deferred_filled", vm.Shadow.Tables.DeferredFilled);
             }
             if (vm.Direct != null)
             {
