@@ -25,6 +25,13 @@ namespace Guest
         public static ulong ReadCycles() => Hvc.Call(Hypervisor.Trap.HypercallAbi.ReadCycles).X1;
         [RuntimeImport("*", "read_cntfrq_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCounterFrequency();
         [RuntimeImport("*", "read_cntvct_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadVirtualCount();
+        [RuntimeImport("*", "write_cntv_ctl_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCntvCtl(ulong v);
+        [RuntimeImport("*", "write_cntv_cval_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCntvCval(ulong v);
+        [RuntimeImport("*", "write_icc_pmr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteIccPmr(ulong v);
+        [RuntimeImport("*", "write_icc_igrpen1_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteIccIgrpen1(ulong v);
+        [RuntimeImport("*", "read_icc_iar1_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIccIar1();
+        [RuntimeImport("*", "write_icc_eoir1_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteIccEoir1(ulong v);
+        [RuntimeImport("*", "cpu_wfi")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WaitForInterrupt();
         [RuntimeImport("*", "read_currentel")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCurrentEl();
         [RuntimeImport("*", "hvc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void HvcCall(ulong* args);
         [RuntimeImport("*", "smc_call")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void SmcCall(ulong* args);

@@ -218,8 +218,10 @@ namespace Guest
         }
 
         // role=shadowbomb: a tree whose every entry points at the next level's
-        // single table: 512 x 512 distinct places to mirror. The shadow pool
-        // runs out and the hypervisor stops this VM, not itself.
+        // single table: 512 x 512 distinct places to mirror. The guest walks
+        // them all (the hypervisor builds mirrors a few per exit, as walks
+        // need them), the shadow pool runs out and the hypervisor stops this
+        // VM, not itself.
         public static void ShadowBomb()
         {
             PageTables t = Mmu.Tables;
@@ -232,6 +234,11 @@ namespace Guest
             Console.Line("shadowbomb: switching to the bomb");
             Cpu.WriteTtbr0(t.Address(root));
             Cpu.TlbFlushAll();
+            // The hypervisor builds a few shadow pages per exit and the rest
+            // when a walk needs them: walk everywhere until the pool is gone.
+            for (ulong i = 1; i < 512; i++)
+                for (ulong j = 0; j < 512; j++)
+                    Cpu.Load64(i << 39 | j << 30);
             Console.Line("TEST shadowbomb FAIL still running");
         }
 

@@ -94,6 +94,11 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "debug")) CpuStateTests.Debug(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "gicleftovers")) Interrupts.Leftovers();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "directfuzz")) PagingHostile.DirectFuzz();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "balloonflood")) BalloonFlood.Run((int)ParseNumber(BootArgs.Get(args, "rounds", out _)));
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "timerprobe")) TimerProbe.Run((int)ParseNumber(BootArgs.Get(args, "rounds", out _)), ParseNumber(BootArgs.Get(args, "period_us", out _)));
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "remapballooned")) BalloonDebts.RemapBallooned();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "bootballoon")) BalloonDebts.BootBalloonTouch();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "shadowstorm")) ShadowStorm.Run(ParseNumber(BootArgs.Get(args, "ms", out _)));
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "fpswitch")) IsolationTests.FpSwitch(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else Fail("unknown role");
         }

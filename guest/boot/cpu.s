@@ -81,7 +81,9 @@ irq_mask:
     msr     daifset, #2
     ret
     .global wait_for_interrupt
+    .global cpu_wfi
 wait_for_interrupt:
+cpu_wfi:
     dsb     sy
     wfi
     ret

@@ -19,6 +19,14 @@ namespace Hypervisor.Devices
 
         public bool Contains(ulong ipa) => ipa >= Base && ipa - Base < Size;
 
+        // Set by Write when the device did only part of what the store asked
+        // (it stops at a per-exit budget, e.g. the balloon's): the caller
+        // leaves ELR_EL2 on the store, so the guest executes it again and the
+        // device carries on in a fresh exit. Between the two, pending
+        // interrupts are taken and the scheduler may run another VM, so no
+        // single exit does unbounded work. The caller clears it.
+        public bool RepeatAccess;
+
         public abstract bool Read(VirtualMachine vm, ulong offset, int size, out ulong value);
         public abstract bool Write(VirtualMachine vm, ulong offset, int size, ulong value);
     }

@@ -23,9 +23,9 @@ namespace Hypervisor.Devices
         public const uint FeatureDeflateOnOom = 1u << 2;
         private const int InflateQueue = 0, DeflateQueue = 1, StatsQueue = 2;
         private const int PfnBatch = 256;
-        // Page numbers one buffer may carry. Linux sends 256; this guest's driver
-        // 1024. The cap keeps one notify from holding the CPU for long.
-        private const ulong MaxPfnsPerBuffer = 4096;
+        // Page numbers one request (one chain, all its buffers) may carry.
+        // Linux sends 256; this guest's driver 1024.
+        public const ulong MaxPfnsPerChain = 4096;
 
         private readonly ulong[] _ballooned;      // one bit per page of the VM's RAM
         private readonly ulong _firstPfn, _pageCount;
@@ -34,6 +34,15 @@ namespace Hypervisor.Devices
         public uint TargetPages;                  // config num_pages: what the host wants
         public uint ActualPages;                  // config actual: what the guest says it gave
         public ulong BalloonedPages;              // what the hypervisor holds
+        // Pages the VM must not back with frames although they are not in its
+        // balloon: the boot balloon until the guest inflates it (the admission
+        // check counted the VM's memory minus boot_balloon, so the host never
+        // had frames for them), and pages a device reset took out of the
+        // balloon behind the host's back. Inflating pays the debt off; the
+        // host forgives it by lowering the target. BalloonedPages + OwedPages
+        // never exceeds the VM's pages.
+        public ulong OwedPages;
+        public ulong OwedRefused, RemapRefused;   // demand faults and remaps refused for it
 
         // What happened, for the monitor and the summary.
         public ulong Inflated, Deflated, FramesReturned, BadPfns, AlreadyBallooned, NotBallooned, MalformedRequests;
@@ -50,7 +59,9 @@ namespace Hypervisor.Devices
             _pageCount = vm.RamSize >> 12;
             _ballooned = new ulong[(_pageCount + 63) / 64];
             _bootTarget = (uint)(bootBalloonBytes >> 12);
+            if (_bootTarget > _pageCount) _bootTarget = (uint)_pageCount;
             TargetPages = _bootTarget;
+            OwedPages = _bootTarget;
         }
 
         public override uint DeviceId => 5;
@@ -70,6 +81,32 @@ namespace Hypervisor.Devices
             if (pfn < _firstPfn || pfn - _firstPfn >= _pageCount) return false;
             ulong i = pfn - _firstPfn;
             return (_ballooned[i >> 6] & (1UL << (int)(i & 63))) != 0;
+        }
+
+        // How many more frames the VM may own: its pages minus those in the
+        // balloon and those it owes (see OwedPages). 0: a demand fault is
+        // refused and the guest gets an abort, as for a ballooned page.
+        public ulong Headroom(ulong framesOwned)
+        {
+            ulong limit = _pageCount - BalloonedPages - OwedPages;
+            return framesOwned >= limit ? 0 : limit - framesOwned;
+        }
+
+        // Fault-around's window `want` (bit i: page i of the window) cut down
+        // to the headroom, always keeping the faulting page `keep`.
+        public ulong LimitToHeadroom(ulong want, int keep, ulong framesOwned)
+        {
+            ulong room = Headroom(framesOwned);
+            ulong n = 0;
+            for (ulong w = want; w != 0; w &= w - 1) n++;
+            for (int i = 63; i >= 0 && n > room; i--)
+            {
+                ulong bit = 1UL << i;
+                if (i == keep || (want & bit) == 0) continue;
+                want &= ~bit;
+                n--;
+            }
+            return want;
         }
 
         // Which of `count` pages from `ipa` are ballooned (bit i for page i).
@@ -104,7 +141,8 @@ namespace Hypervisor.Devices
             ulong pages = bytes >> 12;
             if (pages > _pageCount) pages = _pageCount;
             // Deflating lets the VM grow: only promise frames the host has.
-            if (pages < BalloonedPages && BalloonedPages - pages > Kernel.Frames.FreeFrames)
+            ulong held = BalloonedPages + OwedPages;
+            if (pages < held && held - pages > Kernel.Frames.FreeFrames)
             {
                 Log.Write("[hv] balloon ");
                 Log.Write(vm.Name);
@@ -112,6 +150,8 @@ namespace Hypervisor.Devices
                 return;
             }
             TargetPages = (uint)pages;
+            // A lower target forgives what the VM still owes beyond it.
+            if (pages < held) OwedPages = pages > BalloonedPages ? pages - BalloonedPages : 0;
             Log.Write("[hv] balloon ");
             Log.Write(vm.Name);
             Log.Write(": target ");
@@ -124,11 +164,41 @@ namespace Hypervisor.Devices
             SignalConfigChange();
         }
 
-        public override void OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
+        // Work one exit may do. A notify is one trapped store, handled with
+        // interrupts masked: without a bound a driver could list the same
+        // chain in all 256 ring slots and make one exit read and check a
+        // million page numbers while every other VM's timer waits. So the
+        // device takes chains until this exit has read MaxPfnsPerExit page
+        // numbers or MaxChainsPerExit chains (each chain whole, never half),
+        // then stops: the chains not yet taken stay in the available ring,
+        // untouched, and OnQueueNotify returns false, which makes the guest
+        // execute its notify store again (MmioDevice.RepeatAccess). The next
+        // exit carries on where this one stopped; in between, pending
+        // interrupts are taken and the scheduler can switch VMs. A correct
+        // driver sees a notify that takes a little longer, nothing else: no
+        // request is lost or refused for being late. One exit reads at most
+        // MaxPfnsPerExit - 1 + MaxPfnsPerChain page numbers (8191) and walks at
+        // most MaxChainsPerExit chains of at most 256 descriptors.
+        public const ulong MaxPfnsPerExit = 4096;
+        public const int MaxChainsPerExit = 32;
+        public ulong BudgetStops;                 // exits that stopped at the budget
+
+        public override bool OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
         {
             Span<VirtqBuffer> buffers = stackalloc VirtqBuffer[4];
-            while (queue.TryPop(out ushort head) == VirtqStatus.Ok)
+            ulong pfnsRead = 0;
+            int chains = 0;
+            bool finished = true;
+            while (true)
             {
+                if (chains == MaxChainsPerExit || pfnsRead >= MaxPfnsPerExit)
+                {
+                    BudgetStops++;
+                    finished = false;
+                    break;
+                }
+                if (queue.TryPop(out ushort head) != VirtqStatus.Ok) break;
+                chains++;
                 if (queue.ReadChain(head, buffers, out int count) != VirtqStatus.Ok)
                 {
                     MalformedRequests++;
@@ -145,16 +215,32 @@ namespace Hypervisor.Devices
                     _statsHeld = true;
                     continue;
                 }
-                GuestMemory.BeginBatch(vm);
-                for (int i = 0; i < count; i++)
-                {
-                    if (buffers[i].DeviceWritable) { MalformedRequests++; continue; }
-                    ProcessPfns(vm, queueIndex == InflateQueue, buffers[i], memory);
-                }
-                GuestMemory.EndBatch(vm);
+                pfnsRead += ProcessChain(vm, queueIndex == InflateQueue, buffers.Slice(0, count), memory);
                 queue.PushUsed(head, 0);
             }
             SignalUsedBuffers();
+            return finished;
+        }
+
+        // One inflate or deflate request: every device-readable buffer's page
+        // numbers. A chain carrying more than MaxPfnsPerChain in all is refused
+        // whole (counted), so one chain is a bounded piece of work. Returns the
+        // page numbers read.
+        private ulong ProcessChain(VirtualMachine vm, bool inflate, Span<VirtqBuffer> buffers, GuestMemoryView memory)
+        {
+            ulong total = 0;
+            for (int i = 0; i < buffers.Length; i++)
+                if (!buffers[i].DeviceWritable) total += buffers[i].Length / 4;
+            if (total > MaxPfnsPerChain) { MalformedRequests++; return 0; }
+            ulong read = 0;
+            GuestMemory.BeginBatch(vm);
+            for (int i = 0; i < buffers.Length; i++)
+            {
+                if (buffers[i].DeviceWritable) { MalformedRequests++; continue; }
+                read += ProcessPfns(vm, inflate, buffers[i], memory);
+            }
+            GuestMemory.EndBatch(vm);
+            return read;
         }
 
         // Asks the driver for fresh statistics by handing its buffer back.
@@ -168,20 +254,22 @@ namespace Hypervisor.Devices
             SignalUsedBuffers();
         }
 
-        private void ProcessPfns(VirtualMachine vm, bool inflate, VirtqBuffer buffer, GuestMemoryView memory)
+        private ulong ProcessPfns(VirtualMachine vm, bool inflate, VirtqBuffer buffer, GuestMemoryView memory)
         {
             Span<byte> raw = stackalloc byte[PfnBatch * 4];
             ulong count = buffer.Length / 4;
-            if (count > MaxPfnsPerBuffer || (buffer.Length & 3) != 0) { MalformedRequests++; return; }
-            for (ulong done = 0; done < count;)
+            if ((buffer.Length & 3) != 0) { MalformedRequests++; return 0; }
+            ulong done = 0;
+            while (done < count)
             {
                 int n = (int)Math.Min(count - done, (ulong)PfnBatch);
                 Span<byte> chunk = raw.Slice(0, n * 4);
-                if (!memory.Read(buffer.Gpa + done * 4, chunk)) { MalformedRequests++; return; }
+                if (!memory.Read(buffer.Gpa + done * 4, chunk)) { MalformedRequests++; return done; }
                 if (inflate) InflateBatch(vm, chunk, n);
                 else DeflateBatch(chunk, n);
                 done += (ulong)n;
             }
+            return done;
         }
 
         // Marks the valid page numbers as ballooned, then takes their frames
@@ -218,6 +306,7 @@ namespace Hypervisor.Devices
             if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
             BalloonedPages += accepted;
             Inflated += accepted;
+            OwedPages -= accepted < OwedPages ? accepted : OwedPages;
         }
 
         // Deflating only clears the page's bit: the next touch maps a fresh,
@@ -267,9 +356,12 @@ namespace Hypervisor.Devices
 
         // Device reset (driver writes 0 to Status) or VM reset: every page is
         // the guest's again; the host's target goes back to the boot value.
+        // The pages leave the balloon without the host's say: the VM owes
+        // them until it inflates them again or the host lowers the target.
         public override void OnReset(VirtualMachine vm)
         {
             for (int i = 0; i < _ballooned.Length; i++) _ballooned[i] = 0;
+            OwedPages += BalloonedPages;
             BalloonedPages = 0;
             ActualPages = 0;
             _statsHeld = false;
@@ -280,6 +372,7 @@ namespace Hypervisor.Devices
         {
             OnReset(null);
             TargetPages = _bootTarget;
+            OwedPages = _bootTarget;
         }
     }
 }

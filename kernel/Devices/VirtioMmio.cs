@@ -62,7 +62,10 @@ namespace Hypervisor.Devices
 
         // The driver wrote `queueIndex` to QueueNotify; the queue is ready and
         // the device is DRIVER_OK. Runs on the exit path: must not allocate.
-        public abstract void OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory);
+        // False: the device stopped at its per-exit budget with chains still
+        // available; the transport has the guest repeat the notify
+        // (MmioDevice.RepeatAccess) and the device takes the rest then.
+        public abstract bool OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory);
 
         // The driver finished initialisation (features in Transport.NegotiatedFeatures).
         public virtual void OnDriverOk(VirtualMachine vm) { }
@@ -96,7 +99,7 @@ namespace Hypervisor.Devices
         public ulong QueueConfigureFailed;     // QueueReady = 1 with an invalid set-up (see LastQueueError)
         public ulong LateFeatureWrites;        // DriverFeatures after FEATURES_OK
         public ulong FeaturesRefused, DriverOkRefused;  // FEATURES_OK not kept; DRIVER_OK without FEATURES_OK
-        public ulong NotifyBadQueue, NotifyNotReady, NotifyDeviceNotLive, Notifies, Resets, NeedsReset;
+        public ulong NotifyBadQueue, NotifyNotReady, NotifyDeviceNotLive, Notifies, NotifyRepeats, Resets, NeedsReset;
     }
 
     // A virtio device on the virtio-mmio transport: a 0x200-byte register
@@ -402,7 +405,11 @@ namespace Hypervisor.Devices
             Virtqueue queue = _queues[index];
             if (!queue.Ready) { Counters.NotifyNotReady++; return; }
             Counters.Notifies++;
-            Backend.OnQueueNotify(vm, (int)index, queue, _memory);
+            if (!Backend.OnQueueNotify(vm, (int)index, queue, _memory))
+            {
+                Counters.NotifyRepeats++;
+                RepeatAccess = true;
+            }
         }
 
         private bool ReadConfig(ulong offset, int size, out ulong value)

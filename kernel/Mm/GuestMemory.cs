@@ -61,7 +61,11 @@ namespace Hypervisor.Mm
             int touched = (int)((page - start) >> 12);
             if (vm.Stage2.EmptyPages(start, count, out ulong empty) != Stage2Status.Ok) return false;
             ulong want = empty;
-            if (vm.Balloon != null) want &= ~vm.Balloon.BalloonedMask(start, count) | (1UL << touched);
+            if (vm.Balloon != null)
+            {
+                want &= ~vm.Balloon.BalloonedMask(start, count) | (1UL << touched);
+                want = vm.Balloon.LimitToHeadroom(want, touched, vm.FramesOwned);
+            }
 
             Span<ulong> frames = stackalloc ulong[VmConfig.MaxFaultAround];   // zeroed: no frame yet
             frames = frames.Slice(0, count);
@@ -100,6 +104,16 @@ namespace Hypervisor.Mm
         public static long RemapToFreshFrame(VirtualMachine vm, ulong ipa, ulong pattern)
         {
             if ((ipa & PageMask) != 0 || !vm.IsRam(ipa)) return HypercallAbi.InvalidParameter;
+            // A ballooned page's frame went back to the host (maybe to another
+            // VM): mapping one again would hand the guest memory it gave away.
+            // An unbacked page must fit in what the VM was given, as on a
+            // demand fault.
+            if (vm.Balloon != null && (vm.Balloon.IsBallooned(ipa)
+                || (HostAddressOf(vm, ipa) == 0 && vm.Balloon.Headroom(vm.FramesOwned) == 0)))
+            {
+                vm.Balloon.RemapRefused++;
+                return HypercallAbi.Denied;
+            }
             ulong frame = Kernel.Frames.Allocate(vm.Owner);
             if (frame == 0) return HypercallAbi.NoMemory;
             HostMemory.FillFrame(frame, pattern);

@@ -61,6 +61,7 @@ namespace Hypervisor.Paging
         public bool Start()
         {
             Tables.DropAll();
+            Tables.FreeAllWaiting();
             GuestTtbr0 = GuestTtbr1 = GuestTcr = 0;
             _root0 = _root1 = 0;
             if (Identity == null) Identity = IdentityMap.Create(_vm);
@@ -70,6 +71,7 @@ namespace Hypervisor.Paging
         public void Release()
         {
             Tables.DropAll();
+            Tables.FreeAllWaiting();
             _root0 = _root1 = 0;
             if (Identity != null) Identity.Destroy();
             Identity = null;
@@ -236,6 +238,21 @@ namespace Hypervisor.Paging
             Tables.FixLeaf(root, StartLevel(upper), va, gpa, frame);
         }
 
+        // The guest's walk for `va` faulted at stage 2 reading a "table" at
+        // TrapBase + `gpa`: if that was a deferred shadow entry
+        // (ShadowBudget.cs) it is derived now and true says the access can be
+        // retried. False: not a deferred entry (or the VM was stopped).
+        public bool FillDeferred(ulong va, ulong gpa)
+        {
+            bool upper = (va >> 55) != 0;
+            ulong root = upper ? _root1 : _root0;
+            if (root == 0 || ShadowTables.InTrapWindow(root)) return false;
+            ShadowStatus status = Tables.FillDeferred(root, StartLevel(upper), va, ShadowTables.TrapIpa(gpa), out bool filled);
+            if (status != ShadowStatus.Ok) return Stop("shadow page pool exhausted");
+            if (filled) _vm.Counters.HiddenFaults++;
+            return filled;
+        }
+
         // A stage-2 fault on the identity map (IPA == HPA): a guest write to
         // one of its page-table pages, or something this VM must not do.
         public bool IsGuestTable(ulong hpa) => Tables.IsMirrored(hpa & ~0xfffUL);
@@ -281,8 +298,13 @@ namespace Hypervisor.Paging
 
         public GuestTableWrites(ShadowPaging shadow) : base(0, ulong.MaxValue) { _shadow = shadow; }
 
+        // Only write faults are routed here today, but a read must not become
+        // a way to read any host address either: only an aligned access to a
+        // guest table page the shadows mirror (one of this VM's frames).
         public override bool Read(VirtualMachine vm, ulong hpa, int size, out ulong value)
         {
+            value = 0;
+            if ((hpa & (ulong)(size - 1)) != 0 || !_shadow.IsGuestTable(hpa)) return false;
             value = MmioEmulation.TruncateToSize(*(ulong*)(hpa & ~7UL) >> (int)((hpa & 7) * 8), size);
             return true;
         }

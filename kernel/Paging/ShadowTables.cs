@@ -36,7 +36,7 @@ namespace Hypervisor.Paging
     // non-cacheable: every entry written is cleaned to PoC (Publish) and a
     // DSB completes the cleans before a TLBI and before the guest runs on
     // (kernel/Mm/Coherency.cs).
-    public sealed unsafe class ShadowTables
+    public sealed unsafe partial class ShadowTables
     {
         public const ulong TrapBase = 1UL << 39;           // above any host RAM, inside the 40-bit IPA space
         public const ulong NothingGpa = 0;                 // stands in for GPAs the window cannot express
@@ -59,6 +59,7 @@ namespace Hypervisor.Paging
             public int NextByHpa;       // chain of pages whose own HPA has the same hash
             public uint Generation;     // bumped on free: stale references see a different value
             public ulong Stamp;         // the guest write that last updated (or built) it
+            public ulong SplitOf;       // for a split: the guest block descriptor it splits
             public bool InUse;
         }
 
@@ -88,13 +89,20 @@ namespace Hypervisor.Paging
         public int PagesInUse => _pages.Length - _freeCount;
         public int Capacity => _pages.Length;
 
-        public ShadowTables(ShadowHost host, PageTableMemory memory, CacheMaintenance cache, int capacity)
+        // buildBudget, freeBudget: shadow pages one exit may build and free
+        // (ShadowBudget.cs); host tests pass int.MaxValue to see every step
+        // done at once.
+        public ShadowTables(ShadowHost host, PageTableMemory memory, CacheMaintenance cache, int capacity,
+                            int buildBudget = PagesBuiltPerExit, int freeBudget = PagesFreedPerExit)
         {
+            _buildBudget = buildBudget;
+            _freeBudget = freeBudget;
             _host = host;
             _memory = memory;
             _cache = cache;
             _pages = new ShadowPage[capacity];
             _freeSlots = new int[capacity];
+            _dying = new int[capacity];
             for (int i = capacity - 1; i >= 0; i--) _freeSlots[_freeCount++] = i;
             for (int i = 0; i < Buckets; i++) _bucketHead[i] = _hpaHead[i] = -1;
             for (int i = 0; i < MaxRoots; i++) _roots[i].Page = -1;
@@ -112,7 +120,14 @@ namespace Hypervisor.Paging
         // 0 when the pool is exhausted.
         public ulong RootFor(ulong guestRoot, bool upper, int startLevel, ulong vaBase, ulong keep, out bool hit)
         {
-            guestRoot &= OutputMask;
+            BeginExit();
+            ulong root = FindOrBuildRoot(guestRoot & OutputMask, upper, startLevel, vaBase, keep, out hit);
+            EndExit();
+            return root;
+        }
+
+        private ulong FindOrBuildRoot(ulong guestRoot, bool upper, int startLevel, ulong vaBase, ulong keep, out bool hit)
+        {
             _clock++;
             hit = false;
             for (int i = 0; i < MaxRoots; i++)
@@ -130,6 +145,7 @@ namespace Hypervisor.Paging
             _roots[slot].GuestRoot = guestRoot;
             _roots[slot].Upper = upper;
             _roots[slot].LastUse = _clock;
+            while (_freeCount == 0 && _dyingCount > 0) FreeOneDying();   // a root is never left for later
             int page = MirrorTable(guestRoot, startLevel, vaBase);
             _cache.Barrier();   // the new tree is in DRAM before TTBR names it
             if (page < 0)
@@ -146,8 +162,10 @@ namespace Hypervisor.Paging
         // frame under a GPA moved). Guest tables lose their write protection.
         public void DropAll()
         {
+            BeginExit();
             for (int i = 0; i < MaxRoots; i++) DropRoot(i);
             _host.InvalidateAll();
+            EndExit();
         }
 
         // A free cache entry, or the least recently used tree (never `keep`).
@@ -180,7 +198,8 @@ namespace Hypervisor.Paging
 
         // A shadow page mirroring the guest table at `guestTableGpa`, shared
         // with any tree that already mirrors it at this level and VA; -1 when
-        // out of pages.
+        // out of pages; Deferred when this exit has built its share of pages
+        // (see ShadowBudget.cs).
         private int MirrorTable(ulong guestTableGpa, int level, ulong vaBase)
         {
             ulong guestHpa = _host.FrameOf(guestTableGpa);
@@ -195,7 +214,8 @@ namespace Hypervisor.Paging
                     return i;
                 }
             }
-            int page = NewPage(level, vaBase, guestHpa);
+            if (MustDefer()) return Deferred;
+            int page = NewPage(level, vaBase, guestHpa, 0);
             if (page < 0) return -1;
             ulong shadow = _pages[page].Hpa;
             ulong step = Descriptor.LevelSize(level);
@@ -226,6 +246,11 @@ namespace Hypervisor.Paging
                     return true;
                 }
                 int child = MirrorTable(gpa, level + 1, va);
+                if (child == Deferred)
+                {
+                    shadow = DeferredEntry(gpa);
+                    return true;
+                }
                 if (child < 0) return false;
                 shadow = _pages[child].Hpa | 3 | (g & TableAttributeBits);
                 return true;
@@ -245,13 +270,17 @@ namespace Hypervisor.Paging
                     return true;
                 }
                 // Contiguous GPAs, scattered frames: split into the next level.
-                int split = NewPage(level + 1, va, 0);
+                if (MustDefer())
+                {
+                    shadow = DeferredEntry(blockGpa);
+                    return true;
+                }
+                int split = NewPage(level + 1, va, 0, g);
                 if (split < 0) return false;
                 ulong childSize = Descriptor.LevelSize(level + 1);
-                ulong childType = level + 1 == 3 ? 3UL : 1UL;
                 for (int i = 0; i < Descriptor.EntriesPerTable; i++)
                 {
-                    ulong sub = (g & ~OutputMask & ~3UL) | (blockGpa + (ulong)i * childSize) | childType;
+                    ulong sub = SplitEntry(g, level + 1, i);
                     if (!Derive(level + 1, sub, va + (ulong)i * childSize, out ulong s)) { FreeTree(split); return false; }
                     Publish(_pages[split].Hpa + (ulong)i * 8, s);
                 }
@@ -271,7 +300,15 @@ namespace Hypervisor.Paging
             return output | attributes;
         }
 
-        private int NewPage(int level, ulong vaBase, ulong guestTable)
+        // Entry i of the split of guest block `block` into a table at `level`.
+        private static ulong SplitEntry(ulong block, int level, int i)
+        {
+            ulong blockGpa = block & OutputMask & ~(Descriptor.LevelSize(level - 1) - 1);
+            ulong type = level == 3 ? 3UL : 1UL;
+            return (block & ~OutputMask & ~3UL) | (blockGpa + (ulong)i * Descriptor.LevelSize(level)) | type;
+        }
+
+        private int NewPage(int level, ulong vaBase, ulong guestTable, ulong splitOf)
         {
             if (_freeCount == 0) return -1;
             ulong hpa = _memory.AllocateTable();
@@ -284,12 +321,14 @@ namespace Hypervisor.Paging
             p.Level = level;
             p.Refs = 1;
             p.Stamp = _writeStamp;      // built from the guest table as it is now
+            p.SplitOf = splitOf;
             p.InUse = true;
             p.NextInBucket = -1;
             int h = Bucket(hpa);
             p.NextByHpa = _hpaHead[h];
             _hpaHead[h] = slot;
             PagesBuilt++;
+            _builtThisExit++;
             if (guestTable != 0)
             {
                 if (!IsMirrored(guestTable)) _host.WriteProtect(guestTable, true);
@@ -302,28 +341,17 @@ namespace Hypervisor.Paging
 
         // ---- tearing down ----
 
-        // Drops one reference to shadow page `slot`; the last one frees it and
-        // everything below it.
+        // Drops one reference to shadow page `slot`. The last one takes it out
+        // of the mirror lists at once (it is unreachable now), but its frame
+        // and its children are freed later, a few pages per exit
+        // (ShadowBudget.cs): a subtree can be 2048 pages.
         private void FreeTree(int slot)
         {
             ref ShadowPage p = ref _pages[slot];
             if (!p.InUse) return;
             if (--p.Refs > 0) return;
-            if (p.Level < 3)
-            {
-                for (int i = 0; i < Descriptor.EntriesPerTable; i++)
-                {
-                    ulong s = _memory.Read64(p.Hpa + (ulong)i * 8);
-                    ReleaseEntry(s, p.Level);
-                }
-            }
             Unlink(slot);
-            UnlinkHpa(slot);
-            _memory.FreeTable(p.Hpa);
-            p.InUse = false;
-            p.Generation++;
-            _freeSlots[_freeCount++] = slot;
-            PagesFreed++;
+            _dying[_dyingCount++] = slot;
         }
 
         // If shadow entry `s` at `level` points to one of our pages, free that subtree.
@@ -377,7 +405,9 @@ namespace Hypervisor.Paging
         // updates that entry; the TLB forgets what the old entry translated.
         public ShadowStatus OnGuestWrite(ulong guestTableHpa, int index, ulong value)
         {
+            BeginExit();
             ShadowStatus status = ApplyGuestWrite(guestTableHpa, index, value);
+            EndExit();
             _cache.Barrier();   // every mirror's new entry is in DRAM before the guest runs on
             return status;
         }
@@ -436,8 +466,11 @@ namespace Hypervisor.Paging
 
         // After a demand fault made `gpa` RAM with frame `hpa`: the shadow leaf
         // for `va` in the tree at `shadowRoot` stops pointing at the trap window.
-        // No TLBI: the old leaf faulted, and the TLB never holds a translation
-        // that faulted.
+        // The old leaf is a valid stage-1 entry (only stage 2 faulted on its
+        // output), and a TLB may keep the stage-1 part of a walk whose stage 2
+        // faulted: a valid leaf changing its output address is break before
+        // make, as everywhere else: invalid, DSB + TLBI VAAE1IS (the host's
+        // InvalidateVa, kernel/Mm/Tlb.cs), then the new value.
         public bool FixLeaf(ulong shadowRoot, int startLevel, ulong va, ulong gpa, ulong hpa)
         {
             ulong table = shadowRoot;
@@ -448,6 +481,11 @@ namespace Hypervisor.Paging
                 if (level == 3)
                 {
                     if (!Descriptor.IsPage(s, 3) || (s & OutputMask) != TrapIpa(gpa & OutputMask)) return false;
+                    // Break, invalidate, make: the entry is invalid (and in DRAM)
+                    // before the TLBI, the new frame only after it.
+                    Publish(entry, 0);
+                    _cache.Barrier();
+                    _host.InvalidateVa(va & ~0xfffUL);
                     Publish(entry, (s & ~OutputMask) | hpa);
                     _cache.Barrier();
                     LeavesFixed++;

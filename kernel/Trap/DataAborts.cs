@@ -35,6 +35,8 @@ namespace Hypervisor.Trap
                     IdentityMapFault(vm, frame, syndrome, ipa);
                     return;
                 }
+                // The walk met a shadow entry left for later (kernel/Paging/ShadowBudget.cs).
+                if (syndrome.OnStage1TableWalk && vm.Shadow.FillDeferred(frame->Far, ipa)) return;
             }
 
             if (vm.IsRam(ipa))
@@ -43,6 +45,13 @@ namespace Hypervisor.Trap
                 {
                     // The guest gave this page away: it is not its memory now.
                     vm.Counters.BalloonedTouches++;
+                    Injection.DataAbort(vm, frame, syndrome.IsWrite);
+                    return;
+                }
+                if (vm.Balloon != null && syndrome.Status.IsTranslation && vm.Balloon.Headroom(vm.FramesOwned) == 0)
+                {
+                    // It owns all it was given (boot_balloon not inflated yet).
+                    vm.Balloon.OwedRefused++;
                     Injection.DataAbort(vm, frame, syndrome.IsWrite);
                     return;
                 }
@@ -137,7 +146,9 @@ namespace Hypervisor.Trap
             ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
             if (vm.ActiveStage2Root != vm.Stage2Root)
             {
-                if (FromTrapWindow(vm, ref ipa) && vm.IsRam(ipa) && syndrome.Status.IsTranslation)
+                bool window = FromTrapWindow(vm, ref ipa);
+                if (window && syndrome.OnStage1TableWalk && vm.Shadow.FillDeferred(frame->Far, ipa)) return;
+                if (window && vm.IsRam(ipa) && syndrome.Status.IsTranslation)
                     ShadowDemandFault(vm, frame, ipa);
                 else
                     Injection.InstructionAbort(vm, frame);
@@ -154,6 +165,9 @@ namespace Hypervisor.Trap
         private static bool EmulateMmio(VirtualMachine vm, TrapFrame* frame, MmioDevice device, DataAbortSyndrome syndrome, ulong ipa)
         {
             if (syndrome.IsInstructionSyndromeValid) return EmulateWithSyndrome(vm, frame, device, syndrome, ipa);
+            // The decoder reads A64 only: an AArch32 (EL0) instruction
+            // without a syndrome gets the abort.
+            if (ExceptionVectors.FromAarch32(frame->Spsr)) return false;
 
             // ISV=0 (pairs, writeback forms): read the instruction itself.
             var registers = new Span<ulong>(frame->X, 31);
@@ -171,7 +185,11 @@ namespace Hypervisor.Trap
             {
                 if (MmioEmulation.ReadStoreData(access, registers, out first, out second) != EmulationStatus.Done) return false;
                 if (!device.Write(vm, offset, access.AccessSize, first)) return false;
+                if (Unfinished(device)) return true;
                 if (access.RegisterCount == 2 && !device.Write(vm, offset + (ulong)access.AccessSize, access.AccessSize, second)) return false;
+                // Repeating a pair writes its first register again: the
+                // registers that ask for repeats (QueueNotify) are idempotent.
+                if (Unfinished(device)) return true;
             }
             else
             {
@@ -196,6 +214,7 @@ namespace Hypervisor.Trap
             {
                 ulong value = rt == 31 ? 0 : MmioEmulation.TruncateToSize(frame->X[rt], size);
                 if (!device.Write(vm, offset, size, value)) return false;
+                if (Unfinished(device)) return true;
             }
             else
             {
@@ -203,7 +222,16 @@ namespace Hypervisor.Trap
                 if (rt != 31)
                     frame->X[rt] = MmioEmulation.ExtendLoadedValue(raw, size, syndrome.SignExtend, syndrome.Register64Bit ? 64 : 32);
             }
-            frame->Elr += 4;
+            frame->Elr += ExceptionVectors.InstructionLength(frame->Esr);   // 2 for a 16-bit Thumb load or store
+            return true;
+        }
+
+        // The device did part of the store's work and wants it again
+        // (MmioDevice.RepeatAccess): ELR_EL2 stays on the store.
+        private static bool Unfinished(MmioDevice device)
+        {
+            if (!device.RepeatAccess) return false;
+            device.RepeatAccess = false;
             return true;
         }
 

@@ -59,7 +59,7 @@ namespace Hypervisor.Trap
                     // WFE: a guest spinning on a lock or a flag: it gives the
                     // CPU to another VM if there is one, and carries on.
                     vm.Counters.ExitsWfx++;
-                    frame->Elr += 4;
+                    frame->Elr += ExceptionVectors.InstructionLength(frame->Esr);
                     if (IsWfe(frame->Esr))
                     {
                         if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
@@ -131,7 +131,7 @@ namespace Hypervisor.Trap
             vm.Timers.VirtualPpi();
         }
 
-        public const ulong CntvImask = 1UL << 1, CntvEnable = 1, CntvStatus = 1UL << 2;
+        public const ulong CntvImask = VirtualTimerDeadline.Imask, CntvEnable = VirtualTimerDeadline.Enable, CntvStatus = 1UL << 2;
 
         // ESR_EL2.ISS.TI for EC 0x01: bit 0 set for WFE (and WFET).
         private static bool IsWfe(ulong esr) => (esr & 1) != 0;

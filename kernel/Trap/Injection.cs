@@ -15,7 +15,6 @@ namespace Hypervisor.Trap
     {
         private const ulong IlBit = 1UL << 25;                // 32-bit instruction
         private const uint SyncExternalAbort = 0x10;          // DFSC/IFSC
-        private const ulong ModeMask = 0xf;
 
         public static void DataAbort(VirtualMachine vm, TrapFrame* frame, bool write)
         {
@@ -35,22 +34,11 @@ namespace Hypervisor.Trap
             Deliver(vm, frame, ExceptionClass.Unknown, 0, 0);
         }
 
-        private static bool FromEl0(TrapFrame* frame) => (frame->Spsr & ModeMask) == Pstate.ModeEl0t;
-
-        // Vector offset inside VBAR_EL1 for a synchronous exception, chosen by
-        // where the guest was: EL1 on SP_EL0 -> 0x000, EL1 on SP_EL1 -> 0x200,
-        // EL0 (AArch64) -> 0x400.
-        private static ulong VectorOffset(TrapFrame* frame)
-        {
-            ulong mode = frame->Spsr & ModeMask;
-            if (mode == Pstate.ModeEl1t) return 0x000;
-            if (mode == Pstate.ModeEl1h) return 0x200;
-            return 0x400;
-        }
+        private static bool FromEl0(TrapFrame* frame) => ExceptionVectors.FromEl0(frame->Spsr);
 
         private static void Deliver(VirtualMachine vm, TrapFrame* frame, uint ec, ulong iss, ulong far)
         {
-            ulong vector = SysReg.ReadVbarEl1() + VectorOffset(frame);
+            ulong vector = SysReg.ReadVbarEl1() + ExceptionVectors.SyncOffset(frame->Spsr);
             if (frame->Elr == vector)
             {
                 // The fault is at the guest's own exception vector: injecting
@@ -58,7 +46,10 @@ namespace Hypervisor.Trap
                 Scheduler.StopCurrent("guest exception loop: its exception vector itself faults");
                 return;
             }
-            SysReg.WriteEsrEl1(((ulong)ec << 26) | IlBit | iss);
+            // IL: the trapped instruction's length (a 16-bit Thumb one has it
+            // clear); an unknown-reason exception always reports 1.
+            ulong il = ec == ExceptionClass.Unknown ? IlBit : frame->Esr & IlBit;
+            SysReg.WriteEsrEl1(((ulong)ec << 26) | il | iss);
             SysReg.WriteFarEl1(far);
             SysReg.WriteElrEl1(frame->Elr);
             SysReg.WriteSpsrEl1(frame->Spsr);

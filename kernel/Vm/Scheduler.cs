@@ -181,22 +181,22 @@ namespace Hypervisor.Vm
             HypTimer.Arm(at > now ? at - now : 1);
         }
 
-        // When the VM's virtual timer fires, in physical counter ticks
-        // (CNTVCT = CNTPCT - CNTVOFF), or ulong.MaxValue if it is off or
-        // masked. The loaded VM's timer is read from the CPU.
+        // When the VM's first timer fires, in physical counter ticks, or
+        // ulong.MaxValue if both are off, masked or too far away: the virtual
+        // one (kernel/Vm/VirtualTimerDeadline.cs; the loaded VM's is read from
+        // the CPU) or the emulated physical one (GuestTimers).
         private static ulong TimerDeadline(VirtualMachine vm)
         {
-            ulong virtualDeadline = VirtualTimerDeadline(vm), physicalDeadline = vm.Timers.PhysicalDeadline;
+            ulong virtualDeadline = VirtualDeadline(vm), physicalDeadline = vm.Timers.PhysicalDeadline;
             return virtualDeadline < physicalDeadline ? virtualDeadline : physicalDeadline;
         }
 
-        private static ulong VirtualTimerDeadline(VirtualMachine vm)
+        private static ulong VirtualDeadline(VirtualMachine vm)
         {
             bool live = vm == Current;
             ulong ctl = live ? SysReg.ReadCntvCtlEl0() : vm.Context.El1.CntvCtl;
-            if ((ctl & (GuestExits.CntvEnable | GuestExits.CntvImask)) != GuestExits.CntvEnable) return ulong.MaxValue;
             ulong cval = live ? SysReg.ReadCntvCvalEl0() : vm.Context.El1.CntvCval;
-            return cval + vm.CntvOffset;
+            return VirtualTimerDeadline.Physical(ctl, cval, vm.CntvOffset);
         }
 
         // The loaded VM's state goes to its context, `next`'s comes in.

@@ -85,6 +85,8 @@ namespace Hypervisor.Vm
                 Log.Stat("shadow_root_evictions", vm.Shadow.Tables.RootEvictions);
                 Log.Stat("shadow_mirrors_shared", vm.Shadow.Tables.MirrorsShared);
                 Log.Stat("shadow_leaves_fixed", vm.Shadow.Tables.LeavesFixed);
+                Log.Stat("shadow_entries_deferred", vm.Shadow.Tables.EntriesDeferred);
+                Log.Stat("shadow_deferred_filled", vm.Shadow.Tables.DeferredFilled);
             }
             if (vm.Direct != null)
             {
@@ -104,6 +106,10 @@ namespace Hypervisor.Vm
                 Log.Stat("balloon_not_ballooned", b.NotBallooned);
                 Log.Stat("balloon_malformed", b.MalformedRequests);
                 Log.Stat("ballooned_touches", c.BalloonedTouches);
+                Log.Stat("balloon_budget_stops", b.BudgetStops);
+                Log.Stat("balloon_owed_pages", b.OwedPages);
+                Log.Stat("balloon_owed_refused", b.OwedRefused);
+                Log.Stat("remap_refused", b.RemapRefused);
                 if (b.Transport != null)
                 {
                     ulong malformed = 0;

@@ -23,6 +23,7 @@ namespace Hypervisor.Tests.Unit
         public readonly List<(int Index, Virtqueue Queue, GuestMemoryView Memory)> Notified = new List<(int, Virtqueue, GuestMemoryView)>();
         public int DriverOkCalls, ResetCalls;
         public bool ConsumeOnNotify;
+        public int UnfinishedNotifies;          // answer "not done yet" this many times
         public uint LastWriteOffset; public int LastWriteSize; public uint LastWriteValue;
 
         // Bit 1 and 2 are device features; bit 28 (INDIRECT_DESC) must not get through.
@@ -44,10 +45,11 @@ namespace Hypervisor.Tests.Unit
             return true;
         }
 
-        public override void OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
+        public override bool OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
         {
             Notified.Add((queueIndex, queue, memory));
-            if (!ConsumeOnNotify) return;
+            if (UnfinishedNotifies > 0) { UnfinishedNotifies--; return false; }
+            if (!ConsumeOnNotify) return true;
             Span<VirtqBuffer> buffers = stackalloc VirtqBuffer[4];
             while (queue.TryPop(out ushort head) == VirtqStatus.Ok)
             {
@@ -55,6 +57,7 @@ namespace Hypervisor.Tests.Unit
                 queue.PushUsed(head, (uint)count);
             }
             SignalUsedBuffers();
+            return true;
         }
 
         public override void OnDriverOk(VirtualMachine vm) => DriverOkCalls++;
@@ -291,6 +294,26 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(0, _backend.Notified[1].Index);
             Assert.Same(_dev.Queue(0), _backend.Notified[1].Queue);
             Assert.Equal(2ul, _dev.Counters.Notifies);
+        }
+
+        // A backend that stopped at its per-exit budget: the transport asks
+        // for the store to be repeated (the caller keeps ELR on it and clears
+        // the flag); a finished notify does not.
+        [Fact]
+        public void An_unfinished_notify_asks_for_the_store_again()
+        {
+            BringUp();
+            _backend.UnfinishedNotifies = 2;
+            Wr(R.QueueNotify, 0);
+            Assert.True(_dev.RepeatAccess);
+            _dev.RepeatAccess = false;
+            Wr(R.QueueNotify, 0);
+            Assert.True(_dev.RepeatAccess);
+            _dev.RepeatAccess = false;
+            Wr(R.QueueNotify, 0);
+            Assert.False(_dev.RepeatAccess);
+            Assert.Equal(3, _backend.Notified.Count);
+            Assert.Equal(2ul, _dev.Counters.NotifyRepeats);
         }
 
         [Fact]
