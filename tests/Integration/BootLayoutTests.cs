@@ -33,9 +33,8 @@ namespace Hypervisor.Tests.Integration
                 "vm e mem=64M image=$ELF args=\"tests=dtbabove\"\n" +
                 "vm i mem=64M image=$IMG kind=image initrd=rd.bin args=\"tests=dtbabove,initrd\"\n" +
                 "vm r mem=32M image=$BIN kind=raw initrd=rd.bin args=\"tests=dtbabove,initrd\"\n");
-            var bytes = new byte[300 * 1024 + 5];
-            for (long i = 0; i < bytes.Length; i++) bytes[i] = (byte)((i >> 12) * 13 + i * 7 + 0x5a);   // SelfTests.InitrdPattern
-            File.WriteAllBytes(Path.Combine(Path.GetDirectoryName(conf), "rd.bin"), bytes);
+            const int InitrdLength = 300 * 1024 + 5;
+            InitrdTests.WritePattern(Path.GetDirectoryName(conf), "rd.bin", InitrdLength);   // what the initrd self-test reads
             var r = Qemu.Run(new[] { conf }, timeoutSeconds: 90, input: new[]
             {
                 ("[b] echo: type a line", "vms\r\u0014bye\r"),
@@ -64,7 +63,7 @@ namespace Hypervisor.Tests.Integration
                 {
                     Assert.Equal(initrdAt, Hex(hv.Groups[5]));
                     Assert.Equal(initrdAt, Hex(g.Groups[5]));
-                    Assert.Equal(initrdAt + (ulong)bytes.Length, Hex(g.Groups[6]));
+                    Assert.Equal(initrdAt + InitrdLength, Hex(g.Groups[6]));
                     Assert.Equal(initrdAt + 2 * MiB, dtb);
                     r.AssertPasses(vm, "initrd");
                 }

@@ -17,7 +17,7 @@ namespace Hypervisor.Tests.Integration
         private static readonly Regex GuestLine = new Regex(@"TEST initrd PASS start=0x([0-9a-f]+) end=0x([0-9a-f]+) size=(\d+) ");
 
         // The same bytes guest/SelfTests.cs InitrdPattern expects.
-        private static string WritePattern(string dir, string name, int length)
+        internal static string WritePattern(string dir, string name, int length)
         {
             var bytes = new byte[length];
             for (long i = 0; i < length; i++) bytes[i] = (byte)((i >> 12) * 13 + i * 7 + 0x5a);
