@@ -53,7 +53,7 @@ namespace Guest
             for (ulong page = Program.Fdt.MemoryBase; page < RamEnd; page += 4096)
             {
                 ulong* p = (ulong*)page;
-                bool fresh = page >= DataStart;
+                bool fresh = page >= DataStart && !Program.HoldsBootData(page);
                 for (int i = 0; i < WordsPerPage; i++)
                 {
                     ulong w = p[i];

@@ -16,12 +16,23 @@ namespace Guest
     public static unsafe class Program
     {
         public static FdtInfo Fdt;
-        public static ulong DtbAddress;
-        private static ulong s_argsAddress;
-        private static int s_argsLength;
+        public static ulong DtbAddress, DtbSize;
+        public static ulong ImageStart, ImageEnd;       // linker symbols: this image, .bss included
+        private static byte[] s_args;
 
-        // The bootargs from the device tree (stays valid: the tree stays in RAM).
-        public static ReadOnlySpan<byte> Args => new ReadOnlySpan<byte>((void*)s_argsAddress, s_argsLength);
+        // The bootargs, copied out of the device tree: the tree lies in RAM
+        // above this image, which tests are free to overwrite (as a kernel
+        // copies its command line before it uses its memory).
+        public static ReadOnlySpan<byte> Args => s_args;
+
+        // Whether the 4 KiB page at `page` holds what the hypervisor copied in
+        // before entry (the device tree, the initrd): not fresh memory.
+        public static bool HoldsBootData(ulong page)
+        {
+            ulong end = page + 4096;
+            if (page < DtbAddress + DtbSize && DtbAddress < end) return true;
+            return Fdt.HasInitrd && page < Fdt.InitrdEnd && Fdt.InitrdStart < end;
+        }
 
         [RuntimeExport("guest_main")]
         private static void Main(GuestBootInfo* boot)
@@ -30,12 +41,15 @@ namespace Guest
             Hypervisor.Runtime.Startup.InitializeModules(boot->ModulesStart, boot->ModulesEnd);
 
             DtbAddress = boot->Dtb;
+            ImageStart = boot->ImageStart;
+            ImageEnd = boot->ImageEnd;
             uint size = Hypervisor.Boot.Fdt.TotalSizeOf(new ReadOnlySpan<byte>((void*)boot->Dtb, 40));
+            DtbSize = size;
             var dtb = new ReadOnlySpan<byte>((void*)boot->Dtb, (int)size);
             if (Hypervisor.Boot.Fdt.Parse(dtb, out Fdt) != FdtStatus.Ok) Fail("cannot read my device tree");
-            ReadOnlySpan<byte> args = Fdt.BootargsOffset < 0 ? default : dtb.Slice(Fdt.BootargsOffset, Fdt.BootargsLength);
-            s_argsAddress = Fdt.BootargsOffset < 0 ? 0 : boot->Dtb + (ulong)Fdt.BootargsOffset;
-            s_argsLength = Fdt.BootargsOffset < 0 ? 0 : Fdt.BootargsLength;
+            s_args = new byte[Fdt.BootargsOffset < 0 ? 0 : Fdt.BootargsLength];
+            for (int i = 0; i < s_args.Length; i++) s_args[i] = dtb[Fdt.BootargsOffset + i];
+            ReadOnlySpan<byte> args = s_args;
 
             Console.Write("guest up: el=");
             Console.Dec(Cpu.ReadCurrentEl() >> 2);

@@ -23,6 +23,7 @@ namespace Guest
             if (Listed(list, "fpregs")) FpRegistersSurvive();
             if (Listed(list, "ptimer")) Interrupts.PhysicalTimer();
             if (Listed(list, "timerlevel")) Interrupts.VirtualTimerLevel();
+            if (Listed(list, "dtbabove")) DtbAboveImage();
             // Only by name: it needs a VM with an initrd (tests/Integration/InitrdTests.cs).
             if (!Fdt.BytesEqual(list, "all") && Listed(list, "initrd")) Initrd();
         }
@@ -71,6 +72,42 @@ namespace Guest
             }
             Console.Put('\n');
         }
+
+        // The boot layout QEMU's loader makes and guests written for it rely
+        // on (kernel/Boot/BootLayout.cs): the device tree (x0) above the end
+        // of this image as linked, .bss included, and the tree and the initrd
+        // (if any) inside RAM, clear of the image and of each other.
+        private static void DtbAboveImage()
+        {
+            FdtInfo f = Program.Fdt;
+            ulong ramStart = f.MemoryBase, ramEnd = f.MemoryBase + f.MemorySize;
+            ulong dtb = Program.DtbAddress, dtbEnd = dtb + Program.DtbSize;
+            bool above = dtb >= Program.ImageEnd;
+            bool dtbInRam = dtb >= ramStart && dtbEnd <= ramEnd && dtbEnd > dtb;
+            bool initrdOk = true;
+            if (f.HasInitrd)
+            {
+                initrdOk = f.InitrdStart >= ramStart && f.InitrdEnd <= ramEnd && f.InitrdEnd > f.InitrdStart
+                    && !Overlap(f.InitrdStart, f.InitrdEnd, Program.ImageStart, Program.ImageEnd)
+                    && !Overlap(f.InitrdStart, f.InitrdEnd, dtb, dtbEnd);
+            }
+            Verdict("dtbabove", above && dtbInRam && initrdOk);
+            WriteRange("dtb=", dtb, dtbEnd);
+            WriteRange(" image=", Program.ImageStart, Program.ImageEnd);
+            WriteRange(" initrd=", f.HasInitrd ? f.InitrdStart : 0, f.HasInitrd ? f.InitrdEnd : 0);
+            WriteRange(" ram=", ramStart, ramEnd);
+            Console.Put('\n');
+        }
+
+        private static void WriteRange(string label, ulong start, ulong end)
+        {
+            Console.Write(label);
+            Console.Hex(start);
+            Console.Write("-");
+            Console.Hex(end);
+        }
+
+        private static bool Overlap(ulong a, ulong aEnd, ulong b, ulong bEnd) => a < bEnd && b < aEnd;
 
         // tests=all, or a comma-separated list of names.
         private static bool Listed(ReadOnlySpan<byte> list, string name)

@@ -65,8 +65,12 @@ namespace Hypervisor.Boot
         private const int LinuxImageHeaderSize = 64;
         private const uint LinuxImageMagic = 0x644d5241;     // "ARM\x64" read little-endian
         // booting.rst: the Image goes text_offset bytes above a 2 MiB aligned
-        // address. One 2 MiB block above the start of RAM is left free.
+        // address. As QEMU's loader does, that address is the start of RAM,
+        // or the next 2 MiB boundary when text_offset is below a page (QEMU
+        // keeps its boot stub there; keeping that rule means an Image of a
+        // current kernel, text_offset 0, runs at the address QEMU gives it).
         public const ulong LinuxImageAlignment = 0x200000;
+        private const ulong SmallTextOffset = 0x1000;
         // booting.rst: an Image header with image_size 0 predates text_offset
         // being meaningful; such kernels expect 0x80000.
         private const ulong LegacyTextOffset = 0x80000;
@@ -201,9 +205,9 @@ namespace Hypervisor.Boot
             // must not wrap the address around into RAM.
             if (ramBase > ulong.MaxValue - 2 * LinuxImageAlignment) return GuestImageStatus.SegmentOutsideRam;
             ulong alignedBase = (ramBase + LinuxImageAlignment - 1) & ~(LinuxImageAlignment - 1);
-            ulong blockAbove = alignedBase + LinuxImageAlignment;
-            if (textOffset > ulong.MaxValue - blockAbove) return GuestImageStatus.SegmentOutsideRam;
-            return OneSegment(file, blockAbove + textOffset, memorySize, segments, ref info);
+            if (textOffset < SmallTextOffset) alignedBase += LinuxImageAlignment;
+            if (textOffset > ulong.MaxValue - alignedBase) return GuestImageStatus.SegmentOutsideRam;
+            return OneSegment(file, alignedBase + textOffset, memorySize, segments, ref info);
         }
 
         private static GuestImageStatus DescribeRaw(ReadOnlySpan<byte> file, ulong ramBase, Span<GuestSegment> segments, ref GuestImageInfo info)

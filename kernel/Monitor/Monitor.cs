@@ -9,7 +9,7 @@ namespace Hypervisor.Monitor
     // The hypervisor's own console on the serial line. What is typed goes to
     // the monitor, or to one VM's emulated UART: Ctrl-T moves the focus
     // (monitor -> first VM -> ... -> monitor). Commands end with Enter:
-    //   vms                     every VM, its state and memory
+    //   vms                     every VM, its state and memory, where its image, initrd and tree are
     //   stats [vm]              a VM's counters (all VMs without a name)
     //   walk <vm> <gva>         GVA -> GPA -> HPA through the VM's tables
     //   balloon <vm> <size>     set the VM's balloon target (e.g. 128M)
@@ -132,6 +132,7 @@ namespace Hypervisor.Monitor
                 Log.Write(" ballooned_pages=");
                 Log.Dec(vm.Balloon == null ? 0 : vm.Balloon.BalloonedPages);
                 Log.NewLine();
+                VmBuilder.WriteLayout(vm);
             }
             Log.Write("[hv] host frames free=");
             Log.Dec(Kernel.Frames.FreeFrames);

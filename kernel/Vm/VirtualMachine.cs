@@ -58,7 +58,9 @@ namespace Hypervisor.Vm
         public DirectPaging Direct;                     // paging=direct
 
         public ulong EntryPoint;
-        public ulong DtbIpa;
+        public ulong DtbIpa;                            // where the device tree is (x0 at entry)
+        public ulong DtbSize;                           // its bytes (the room kept is Layout's)
+        public Hypervisor.Boot.BootLayoutInfo Layout;   // image, initrd and tree: the same after every reset
 
         // What it was built from, to build it again on SYSTEM_RESET: the image
         // stays in the guest bundle, which the hypervisor keeps.

@@ -15,6 +15,9 @@ namespace Hypervisor.Vm
     {
         private const int IpaBits = 40;
         private const int MaxSegments = 8;
+        // The device tree is written into this buffer; its size is also the
+        // room BootLayout keeps for it in each VM, so the tree's actual size
+        // (which only GuestDtb.Build knows) never decides where things go.
         private const int DtbBufferSize = 64 * 1024;
 
         private static Stage2Layout s_layout;
@@ -138,15 +141,12 @@ namespace Hypervisor.Vm
                 Refuse(spec, name, GuestImage.Message(imageStatus), default);
                 return;
             }
-            ulong initrdStart = 0;
-            if (spec.HasInitrd)
+            BootLayoutStatus placed = Layout(VirtualMachine.GuestRamBase, spec.MemoryBytes, info, initrd.Length, out BootLayoutInfo layout);
+            if (placed != BootLayoutStatus.Ok)
             {
-                InitrdPlacementStatus placed = PlaceInitrd(VirtualMachine.GuestRamBase, spec.MemoryBytes, (ulong)initrd.Length, info, out initrdStart);
-                if (placed != InitrdPlacementStatus.Ok)
-                {
-                    Refuse(spec, name, InitrdPlacement.Message(placed), initrdName);
-                    return;
-                }
+                bool namesInitrd = placed == BootLayoutStatus.InitrdDoesNotFit || placed == BootLayoutStatus.InitrdLargerThanRam;
+                Refuse(spec, name, BootLayout.Message(placed), namesInitrd ? initrdName : default);
+                return;
             }
 
             var vm = new VirtualMachine(Scheduler.Count, name, spec.MemoryBytes);
@@ -224,11 +224,35 @@ namespace Hypervisor.Vm
                 Log.Write(": initrd ");
                 Log.Write(initrdName);
                 Log.Write(" at ");
-                Log.Hex(initrdStart);
+                Log.Hex(layout.InitrdStart);
                 Log.Write(" (");
                 Log.Dec((ulong)initrd.Length);
                 Log.Line(" bytes)");
             }
+            WriteLayout(vm);
+        }
+
+        // One line per VM, at creation and in the monitor's `vms`: where its
+        // image, initrd and device tree are (guest-physical, [start, end)).
+        public static void WriteLayout(VirtualMachine vm)
+        {
+            Log.Write("[hv] vm ");
+            Log.Write(vm.Name);
+            Log.Write(": image ");
+            Range(vm.Layout.ImageStart, vm.Layout.ImageEnd);
+            Log.Write(" initrd ");
+            if (vm.InitrdAddress == 0) Log.Write("none");
+            else Range(vm.Layout.InitrdStart, vm.Layout.InitrdEnd);
+            Log.Write(" dtb ");
+            Range(vm.DtbIpa, vm.DtbIpa + vm.DtbSize);
+            Log.NewLine();
+        }
+
+        private static void Range(ulong start, ulong end)
+        {
+            Log.Hex(start);
+            Log.Write("-");
+            Log.Hex(end);
         }
 
         // Memory, image, device tree and a reset vCPU: at creation and again on
@@ -248,8 +272,9 @@ namespace Hypervisor.Vm
                 return false;
             if (vm.Balloon != null) vm.Balloon.ResetForReboot();
             if (vm.Uart != null) vm.Uart.Reset();
-            if (!MapFirstBlock(vm) || !Load(vm, image, segments, info) || !LoadInitrd(vm, info, out ulong initrdStart)
-                || !WriteDeviceTree(vm, vm.BootArgs, initrdStart))
+            // Creation checked the layout; the same inputs give the same answer.
+            if (Layout(vm.RamBase, vm.RamSize, info, vm.InitrdLength, out vm.Layout) != BootLayoutStatus.Ok) return false;
+            if (!MapFirstBlock(vm) || !Load(vm, image, segments, info) || !LoadInitrd(vm) || !WriteDeviceTree(vm, vm.BootArgs))
                 return false;
             // What was copied in has been cleaned to PoC line by line: complete
             // that, then drop stale instructions, since the guest will fetch
@@ -308,7 +333,7 @@ namespace Hypervisor.Vm
         }
 
         // The first 2 MiB of RAM as one stage-2 block where the host has a free,
-        // aligned 2 MiB run (the image and device tree go there); otherwise
+        // aligned 2 MiB run (a raw or ELF image starts there); otherwise
         // those pages are mapped one by one like the rest.
         private static bool MapFirstBlock(VirtualMachine vm)
         {
@@ -349,23 +374,20 @@ namespace Hypervisor.Vm
             return true;
         }
 
-        // The initrd at the top of RAM (InitrdPlacement), copied from the
-        // bundle at creation and again at every reset. Creation checked that it
-        // fits, so a failure here is a failure to get host frames.
-        private static bool LoadInitrd(VirtualMachine vm, in GuestImageInfo info, out ulong start)
+        // The initrd where BootLayout put it, copied from the bundle at creation
+        // and again at every reset. A failure here is a failure to get host frames.
+        private static bool LoadInitrd(VirtualMachine vm)
         {
-            start = 0;
             if (vm.InitrdAddress == 0) return true;
-            if (PlaceInitrd(vm.RamBase, vm.RamSize, (ulong)vm.InitrdLength, info, out start) != InitrdPlacementStatus.Ok) return false;
-            return GuestMemory.CopyIn(vm, start, new ReadOnlySpan<byte>((void*)vm.InitrdAddress, vm.InitrdLength));
+            return GuestMemory.CopyIn(vm, vm.Layout.InitrdStart, new ReadOnlySpan<byte>((void*)vm.InitrdAddress, vm.InitrdLength));
         }
 
-        // The device tree sits at the start of RAM and takes at most the buffer.
-        private static InitrdPlacementStatus PlaceInitrd(ulong ramBase, ulong ramSize, ulong length, in GuestImageInfo info, out ulong start) =>
-            InitrdPlacement.Place(ramBase, ramSize, length, info.LoadStart, info.LoadEnd, ramBase, ramBase + DtbBufferSize, out start);
+        private static BootLayoutStatus Layout(ulong ramBase, ulong ramSize, in GuestImageInfo info, int initrdLength, out BootLayoutInfo layout) =>
+            BootLayout.Place(ramBase, ramSize, info.LoadStart, info.LoadEnd, (ulong)initrdLength, DtbBufferSize, out layout);
 
-        // The guest's device tree goes at the start of its RAM.
-        private static bool WriteDeviceTree(VirtualMachine vm, ReadOnlySpan<byte> bootargs, ulong initrdStart)
+        // The guest's device tree goes above the image and the initrd
+        // (BootLayout), written anew at every reset.
+        private static bool WriteDeviceTree(VirtualMachine vm, ReadOnlySpan<byte> bootargs)
         {
             GuestDtbSpec spec = default;
             spec.MemoryBase = vm.RamBase;
@@ -381,14 +403,15 @@ namespace Hypervisor.Vm
             if (vm.InitrdAddress != 0)
             {
                 spec.HasInitrd = true;
-                spec.InitrdStart = initrdStart;
-                spec.InitrdEnd = initrdStart + (ulong)vm.InitrdLength;
+                spec.InitrdStart = vm.Layout.InitrdStart;
+                spec.InitrdEnd = vm.Layout.InitrdEnd;
             }
             // Every VM has the virtual GIC: the tree names it, the timer, the
             // UART's clock and the devices' interrupts.
             spec.HasGic = true;
             if (GuestDtb.Build(s_dtb, spec, bootargs, out int size) != FdtWriteStatus.Ok) return false;
-            vm.DtbIpa = vm.RamBase;
+            vm.DtbIpa = vm.Layout.DtbStart;
+            vm.DtbSize = (ulong)size;
             return GuestMemory.CopyIn(vm, vm.DtbIpa, new ReadOnlySpan<byte>(s_dtb).Slice(0, size));
         }
 

@@ -11,7 +11,7 @@ namespace Hypervisor.Tests.Integration
     [Trait("Category", "Integration")]
     public class PagingModeTests
     {
-        private static readonly string[] SelfTests = { "uart", "demand", "remap", "abort", "isv0", "psci", "walk", "hvc", "badmmio", "fpregs", "ptimer", "timerlevel" };
+        private static readonly string[] SelfTests = { "uart", "demand", "remap", "abort", "isv0", "psci", "walk", "hvc", "badmmio", "fpregs", "ptimer", "timerlevel", "dtbabove" };
 
         // Every self-test passes in every mode, loaded as ELF and as an arm64 Image.
         [Theory]

@@ -33,7 +33,7 @@ later:
         // A tiny guest assembled and linked now. text and data are placed with
         // a linker script (ld.lld otherwise adds a header segment at 0x200000);
         // textAt/loadAt let virtual and physical addresses differ.
-        private static string BuildElf(string textAt = "0x40080000", string loadAt = null)
+        internal static string BuildElf(string textAt = "0x40080000", string loadAt = null)
         {
             string dir = Directory.CreateTempSubdirectory("elf").FullName;
             File.WriteAllText(Path.Combine(dir, "t.s"), Source);
@@ -211,7 +211,7 @@ SECTIONS {{
         }
 
         [Fact]
-        public void LinuxImageLoadsTwoMegabytesIntoRamPlusTextOffset()
+        public void LinuxImageLoadsAtTextOffsetIntoRamOrTwoMegabytesUpWhenItIsBelowAPage()
         {
             byte[] file = LinuxImage(0, 0x20000, 0xa);
             Assert.Equal(GuestKind.LinuxImage, GuestImage.Detect(file));
@@ -224,14 +224,21 @@ SECTIONS {{
             Assert.Equal(0x20000UL, segments[0].MemorySize);                   // image_size covers .bss
             Assert.Equal(0x40220000UL, info.LoadEnd);
 
-            // text_offset is honoured; RAM not 2 MiB aligned is rounded up first.
+            // text_offset is honoured from the start of RAM, as QEMU does;
+            // below a page it goes 2 MiB up; RAM not 2 MiB aligned is rounded up first.
             Describe(LinuxImage(0x80000, 0x20000, 0xa), GuestKind.LinuxImage, out info, out _);
-            Assert.Equal(0x40280000UL, info.Entry);
+            Assert.Equal(0x40080000UL, info.Entry);
+            Describe(LinuxImage(0xfff, 0x20000, 0xa), GuestKind.LinuxImage, out info, out _);
+            Assert.Equal(0x40200fffUL, info.Entry);
+            Describe(LinuxImage(0x1000, 0x20000, 0xa), GuestKind.LinuxImage, out info, out _);
+            Assert.Equal(0x40001000UL, info.Entry);
             Describe(file, GuestKind.LinuxImage, out info, out _, ramBase: 0x40100000);
             Assert.Equal(0x40400000UL, info.Entry);
+            Describe(LinuxImage(0x80000, 0x20000, 0xa), GuestKind.LinuxImage, out info, out _, ramBase: 0x40100000);
+            Assert.Equal(0x40280000UL, info.Entry);
             // image_size 0: an old kernel, text_offset 0x80000 whatever the field says.
             Describe(LinuxImage(0x1234, 0, 0), GuestKind.LinuxImage, out info, out segments);
-            Assert.Equal(0x40280000UL, info.Entry);
+            Assert.Equal(0x40080000UL, info.Entry);
             Assert.Equal(4096UL, segments[0].MemorySize);
         }
 
