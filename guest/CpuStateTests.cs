@@ -100,6 +100,57 @@ namespace Guest
             Console.Put('\n');
         }
 
+        [RuntimeImport("*", "try_sve_rdvl")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TrySve();
+        [RuntimeImport("*", "try_sme_rdsvl")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TrySme();
+        [RuntimeImport("*", "try_pauth_key")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TryPauthKey();
+        [RuntimeImport("*", "try_mte_gcr")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TryMte();
+        [RuntimeImport("*", "try_amu_counter")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TryAmu();
+        [RuntimeImport("*", "read_cpacr_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadCpacr();
+        [RuntimeImport("*", "write_cpacr_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCpacr(ulong v);
+        [RuntimeImport("*", "read_id_aa64pfr1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIdAa64Pfr1();
+        [RuntimeImport("*", "read_id_aa64isar1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIdAa64Isar1();
+
+        // role=hidden: what the ID registers say is absent is absent. SVE,
+        // SME, MTE, AMU, the PMU and pointer authentication read as not
+        // implemented, and an instruction or register of each is an
+        // undefined instruction in this guest's own vectors: natively on a
+        // CPU without it, through the hypervisor's trap on one with it (run
+        // under -cpu max and a64fx, which have SVE, and cortex-a53,
+        // neoverse-n1, which do not).
+        public static void Hidden()
+        {
+            ulong pfr0 = Cpu.ReadIdAa64Pfr0(), pfr1 = ReadIdAa64Pfr1(), isar1 = ReadIdAa64Isar1(), dfr0 = Cpu.ReadIdAa64Dfr0();
+            bool idsSay = ((pfr0 >> 32) & 0xf) == 0 && ((pfr0 >> 44) & 0xf) == 0      // SVE, AMU
+                          && ((pfr1 >> 8) & 0xf) == 0 && ((pfr1 >> 24) & 0xf) == 0    // MTE, SME
+                          && ((isar1 >> 4) & 0xff) == 0 && ((isar1 >> 24) & 0xff) == 0 // APA API, GPA GPI
+                          && ((dfr0 >> 8) & 0xf) == 0;                                 // PMUVer
+            int undefined = 0;
+            // CPACR_EL1.ZEN and SMEN on first: with them off a CPU that has
+            // SVE or SME traps the instruction to EL1 itself (an "SVE access"
+            // exception, before any trap to EL2), which no hypervisor can
+            // turn into an undefined instruction; a guest that believes the
+            // ID registers never gets there.
+            ulong cpacr = ReadCpacr();
+            WriteCpacr(cpacr | (3UL << 16) | (3UL << 24));
+            Traps.Expect(); TrySve(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: SVE instruction NOT undefined");
+            Traps.Expect(); TrySme(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: SME instruction NOT undefined");
+            Traps.Expect(); TryPauthKey(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: pointer-authentication key NOT undefined");
+            Traps.Expect(); TryMte(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: MTE register NOT undefined");
+            Traps.Expect(); TryAmu(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: AMU counter NOT undefined");
+            Traps.Armed = false;
+            WriteCpacr(cpacr);
+            SelfTests.Verdict("hidden", idsSay && undefined == 5);
+            Console.Write("id_aa64pfr0=");
+            Console.Hex(pfr0);
+            Console.Write(" id_aa64pfr1=");
+            Console.Hex(pfr1);
+            Console.Write(" id_aa64isar1=");
+            Console.Hex(isar1);
+            Console.Write(" undefined=");
+            Console.Dec((ulong)undefined);
+            Console.Put('\n');
+        }
+
         private static bool UndefinedOnce() => Traps.Taken == 1 && ((Traps.LastEsr >> 26) & 0x3f) == 0;
     }
 }

@@ -103,6 +103,7 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "walkrules")) PagingHostile.WalkRules();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "sleeper")) Interrupts.Sleeper();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "pmu")) CpuStateTests.Pmu();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "hidden")) CpuStateTests.Hidden();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "regfuzz")) SysRegFuzz.Fuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "regkeep")) SysRegFuzz.Keep();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "debug")) CpuStateTests.Debug(ParseNumber(BootArgs.Get(args, "seed", out _)));

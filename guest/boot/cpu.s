@@ -27,6 +27,9 @@ write_\reg:
     accessors pmevcntr0_el0
     accessors id_aa64dfr0_el1
     accessors id_aa64pfr0_el1
+    accessors id_aa64pfr1_el1
+    accessors cpacr_el1
+    accessors id_aa64isar1_el1
     accessors currentel
     accessors cntp_ctl_el0
     accessors cntv_ctl_el0
@@ -73,6 +76,31 @@ write_oslar_el1:
     .global read_oslsr_el1
 read_oslsr_el1:
     mrs     x0, oslsr_el1
+    ret
+
+// Instructions of features the hypervisor hides (kernel/Arch/IdRegisters.cs),
+// by encoding so any assembler takes them: each must be an undefined
+// instruction for the guest, whether the CPU lacks the feature or has it
+// and the hypervisor traps it.
+    .global try_sve_rdvl
+try_sve_rdvl:
+    .inst   0x04bf5020                     // RDVL x0, #1
+    ret
+    .global try_sme_rdsvl
+try_sme_rdsvl:
+    .inst   0x04bf5820                     // RDSVL x0, #1
+    ret
+    .global try_pauth_key
+try_pauth_key:
+    mrs     x0, S3_0_C2_C1_0               // APIAKeyLo_EL1
+    ret
+    .global try_mte_gcr
+try_mte_gcr:
+    mrs     x0, S3_0_C1_C0_6               // GCR_EL1
+    ret
+    .global try_amu_counter
+try_amu_counter:
+    mrs     x0, S3_3_C13_C2_0              // AMEVCNTR00_EL0
     ret
 
 // IRQs masked at PSTATE (a pending interrupt still ends a WFI); one WFI.
