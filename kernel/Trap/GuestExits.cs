@@ -13,10 +13,16 @@ namespace Hypervisor.Trap
         public static void Handle(TrapFrame* frame, ulong kind)
         {
             VirtualMachine vm = Scheduler.Current;
-            // The timer's line first: Sync withdraws an untaken interrupt whose
-            // line went low.
-            if (vm.Timers.VirtualHigh) vm.Timers.SampleVirtual();
-            if (vm.VgicCpu.Listed != 0) vm.VgicCpu.Sync();
+            // With list registers in use: the timer's line first (Sync
+            // withdraws an untaken interrupt whose line went low), then what
+            // the guest did with them. A high timer line is listed, or the
+            // guest disabled INTID 27, in which case a stale line costs at most
+            // one spurious interrupt once it enables it again (its EOI samples).
+            if (vm.VgicCpu.Listed != 0)
+            {
+                if (vm.Timers.VirtualHigh) vm.Timers.SampleVirtual();
+                vm.VgicCpu.Sync();
+            }
 
             if (!VectorKind.IsSynchronous(kind))
             {

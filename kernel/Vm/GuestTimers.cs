@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Hypervisor.Arch;
 using Hypervisor.Trap;
 
@@ -34,12 +35,14 @@ namespace Hypervisor.Vm
         private readonly VirtualMachine _vm;
         public bool VirtualHigh;                 // INTID 27 driven high; PPI 27 off meanwhile
         private ulong _physicalCtl, _physicalCval;
+        private bool _physicalHigh;              // INTID 30's line as last driven
 
         public GuestTimers(VirtualMachine vm) => _vm = vm;
 
         public void Reset()
         {
             VirtualHigh = false;
+            _physicalHigh = false;
             _physicalCtl = _physicalCval = 0;
             if (_vm.Vgic == null) return;
             _vm.Vgic.SetLevel(VirtualIntid, false);
@@ -57,7 +60,7 @@ namespace Hypervisor.Vm
             if (!Fires(SysReg.ReadCntvCtlEl0())) return;
             VirtualHigh = true;
             _vm.Vgic.SetLevel(VirtualIntid, true);
-            Gic.SetPpiEnabled(Gic.VirtualTimerIntid, false);
+            SetPpi(false);
         }
 
         // At an exit, while the line is high: still high?
@@ -66,20 +69,52 @@ namespace Hypervisor.Vm
             if (Fires(SysReg.ReadCntvCtlEl0())) return;
             VirtualHigh = false;
             _vm.Vgic.SetLevel(VirtualIntid, false);
-            Gic.SetPpiEnabled(Gic.VirtualTimerIntid, true);
+            SetPpi(true);
         }
 
         // The VM's registers are now in the CPU: PPI 27 is on unless its line
         // is already high (the condition cannot clear while it was away).
-        public void Loaded() => Gic.SetPpiEnabled(Gic.VirtualTimerIntid, !VirtualHigh);
+        // The redistributor is written only when that changes.
+        private static bool s_ppiOff;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Loaded()
+        {
+            if (VirtualHigh != s_ppiOff) SetPpi(!VirtualHigh);
+        }
+
+        private static void SetPpi(bool on)
+        {
+            s_ppiOff = !on;
+            Gic.SetPpiEnabled(Gic.VirtualTimerIntid, on);
+        }
 
         // ---- physical timer (emulated) ----
 
         // When the line goes high by itself, in physical counter ticks, or
         // ulong.MaxValue if it is off or masked.
-        public ulong PhysicalDeadline => (_physicalCtl & (Enable | Imask)) == Enable ? _physicalCval : ulong.MaxValue;
+        public ulong PhysicalDeadline
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => PhysicalDeadlineOf(_physicalCtl, _physicalCval);
+        }
 
-        public void SamplePhysical(ulong now) => _vm.Vgic.SetLevel(PhysicalIntid, PhysicalDeadline <= now);
+        private static ulong PhysicalDeadlineOf(ulong ctl, ulong cval) => (ctl & (Enable | Imask)) == Enable ? cval : ulong.MaxValue;
+
+        // Armed, or its line left high: worth sampling at a scheduling point.
+        public bool PhysicalWatched
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => (_physicalCtl & Enable) != 0 || _physicalHigh;
+        }
+
+        public void SamplePhysical(ulong now)
+        {
+            bool high = PhysicalDeadline <= now;
+            if (high == _physicalHigh) return;   // the common case: nothing changed
+            _physicalHigh = high;
+            _vm.Vgic.SetLevel(PhysicalIntid, high);
+        }
 
         // CNTP_TVAL_EL0 (op2 0), CNTP_CTL_EL0 (op2 1), CNTP_CVAL_EL0 (op2 2).
         public ulong ReadPhysical(int op2, ulong now)

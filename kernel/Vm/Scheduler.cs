@@ -108,8 +108,10 @@ namespace Hypervisor.Vm
         {
             Hypervisor.Monitor.Monitor.Poll();
             Hypervisor.Devices.BalloonPolicy.Tick();
+            bool currentTimer = Current != null && Current.Timers.PhysicalWatched;
+            if (s_waiting == 0 && !currentTimer) return;
             ulong now = SysReg.ReadCntpctEl0();
-            if (Current != null) Current.Timers.SamplePhysical(now);
+            if (currentTimer) Current.Timers.SamplePhysical(now);
             if (s_waiting == 0) return;
             for (int i = 0; i < s_count; i++)
             {
@@ -163,6 +165,11 @@ namespace Hypervisor.Vm
         // its timer's deadline if that comes first.
         private static void ArmTimer()
         {
+            if (s_waiting == 0 && (Current == null || Current.Timers.PhysicalDeadline == ulong.MaxValue))
+            {
+                HypTimer.Arm(s_sliceTicks);   // the common case: only the slice
+                return;
+            }
             ulong now = SysReg.ReadCntpctEl0();
             ulong at = now + s_sliceTicks;
             // The loaded VM's emulated physical timer is the hypervisor's to fire
