@@ -104,6 +104,8 @@ namespace Guest
         [RuntimeImport("*", "try_sme_rdsvl")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TrySme();
         [RuntimeImport("*", "try_pauth_key")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TryPauthKey();
         [RuntimeImport("*", "try_mte_gcr")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TryMte();
+        [RuntimeImport("*", "try_ras_record")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TryRas();
+        [RuntimeImport("*", "try_lor_control")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TryLor();
         [RuntimeImport("*", "try_amu_counter")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong TryAmu();
         [RuntimeImport("*", "read_cpacr_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadCpacr();
         [RuntimeImport("*", "write_cpacr_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCpacr(ulong v);
@@ -111,7 +113,7 @@ namespace Guest
         [RuntimeImport("*", "read_id_aa64isar1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIdAa64Isar1();
 
         // role=hidden: what the ID registers say is absent is absent. SVE,
-        // SME, MTE, AMU, the PMU and pointer authentication read as not
+        // SME, MTE, AMU, RAS, LOR, the PMU and pointer authentication read as not
         // implemented, and an instruction or register of each is an
         // undefined instruction in this guest's own vectors: natively on a
         // CPU without it, through the hypervisor's trap on one with it (run
@@ -137,9 +139,11 @@ namespace Guest
             Traps.Expect(); TryPauthKey(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: pointer-authentication key NOT undefined");
             Traps.Expect(); TryMte(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: MTE register NOT undefined");
             Traps.Expect(); TryAmu(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: AMU counter NOT undefined");
+            Traps.Expect(); TryRas(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: RAS error record NOT undefined");
+            Traps.Expect(); TryLor(); if (UndefinedOnce()) undefined++; else Console.Line("hidden: LORegions register NOT undefined");
             Traps.Armed = false;
             WriteCpacr(cpacr);
-            SelfTests.Verdict("hidden", idsSay && undefined == 5);
+            SelfTests.Verdict("hidden", idsSay && undefined == 7);
             Console.Write("id_aa64pfr0=");
             Console.Hex(pfr0);
             Console.Write(" id_aa64pfr1=");

@@ -98,6 +98,14 @@ try_pauth_key:
 try_mte_gcr:
     mrs     x0, S3_0_C1_C0_6               // GCR_EL1
     ret
+    .global try_ras_record
+try_ras_record:
+    mrs     x0, S3_0_C5_C3_0               // ERRIDR_EL1
+    ret
+    .global try_lor_control
+try_lor_control:
+    mrs     x0, S3_0_C10_C4_3              // LORC_EL1
+    ret
     .global try_amu_counter
 try_amu_counter:
     mrs     x0, S3_3_C13_C2_0              // AMEVCNTR00_EL0

@@ -25,6 +25,9 @@ namespace Hypervisor.Arch
         public const ulong TVM = 1UL << 26;  // trap guest writes to translation registers (shadow paging)
         public const ulong TRVM = 1UL << 30; // trap guest reads of translation registers (shadow paging)
         public const ulong RW = 1UL << 31;   // EL1 is AArch64
+        public const ulong TLOR = 1UL << 35; // trap the LORegions registers (FEAT_LOR only; hidden, so undefined)
+        public const ulong TERR = 1UL << 36; // trap the RAS error records (FEAT_RAS only): another VM's errors
+                                             // and the CPU's own are not the guest's
 
         // What every VM in stage-2 paging mode runs with.
         public const ulong GuestDefault = VM | SWIO | FMO | IMO | AMO | FB | BSU_Inner | TWI | TWE | TID3 | TSC | TIDCP | RW;

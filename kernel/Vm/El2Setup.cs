@@ -8,7 +8,8 @@ namespace Hypervisor.Vm
     //
     //   SCTLR_EL2, MAIR/TCR/TTBR0_EL2   boot/mmu.s (the hypervisor's own MMU)
     //   VBAR_EL2, CPTR_EL2              boot/head.s (vectors; FP/SIMD not trapped,
-    //                                   SVE and SME trapped: they are hidden)
+    //                                   SVE and SME trapped: they are hidden;
+    //                                   the activity monitors too, here, if present)
     //   HCR_EL2, HSTR_EL2, HACR_EL2,
     //   HCRX_EL2, CNTHCTL_EL2,
     //   CNTVOFF_EL2, VPIDR_EL2,
@@ -20,6 +21,14 @@ namespace Hypervisor.Vm
     public static class El2Setup
     {
         private const ulong HcxField = 0xfUL << 40;   // ID_AA64MMFR1_EL1.HCX
+        private const ulong LorField = 0xfUL << 16;   // ID_AA64MMFR1_EL1.LO
+        private const ulong RasField = 0xfUL << 28;   // ID_AA64PFR0_EL1.RAS
+        private const ulong AmuField = 0xfUL << 44;   // ID_AA64PFR0_EL1.AMU
+        private const ulong CptrTam = 1UL << 30;      // CPTR_EL2.TAM: trap the activity monitors
+
+        // HCR_EL2 trap bits that exist only with their feature (RES0 without):
+        // every VM gets them (VmBuilder), since the ID registers hide the feature.
+        public static ulong FeatureTraps;
 
         public static void Init()
         {
@@ -32,7 +41,13 @@ namespace Hypervisor.Vm
             SysReg.WriteHacrEl2(0);
             // FEAT_HCX: every enable off (TCR2_EL1, SCTLR2_EL1, MOPS, 64-byte
             // loads and stores...), so those stay absent, as the ID registers say.
-            if ((SysReg.ReadIdAa64Mmfr1El1() & HcxField) != 0) SysReg.WriteHcrxEl2(0);
+            ulong mmfr1 = SysReg.ReadIdAa64Mmfr1El1(), pfr0 = SysReg.ReadIdAa64Pfr0El1();
+            if ((mmfr1 & HcxField) != 0) SysReg.WriteHcrxEl2(0);
+            // Features the ID registers hide whose registers EL1 would reach
+            // untrapped: the LORegions, the RAS error records, the activity
+            // monitors. Trapped, they are undefined instructions for the guest.
+            FeatureTraps = ((mmfr1 & LorField) != 0 ? Hcr.TLOR : 0) | ((pfr0 & RasField) != 0 ? Hcr.TERR : 0);
+            if ((pfr0 & AmuField) != 0) SysReg.WriteCptrEl2(SysReg.ReadCptrEl2() | CptrTam);
             // EL1 may read the physical counter (EL1PCTEN) but not program the
             // physical timer (EL1PCEN = 0): that traps (SystemRegisterTraps).
             SysReg.WriteCnthctlEl2(1);

@@ -308,7 +308,7 @@ namespace Hypervisor.Vm
             vm.Vtcr = s_layout.Vtcr;
             vm.Vttbr = Stage2Layout.Vttbr(root, 0);
             vm.ActiveStage2Root = root;
-            vm.Hcr = Hcr.GuestDefault;
+            vm.Hcr = Hcr.GuestDefault | El2Setup.FeatureTraps;
             vm.TableMemory = new HostPageTableMemory(Kernel.Frames);
             vm.Tlb = new VmTlb(vm);
             vm.Stage2 = new Stage2Table(vm.TableMemory, vm.Tlb, root);
