@@ -68,7 +68,7 @@ namespace Hypervisor.Tests.Integration
         public void BundleIsReservedWhenGiven()
         {
             // A bundle with just a config: its frames must be owned by "bundle".
-            string dir = System.IO.Directory.CreateTempSubdirectory("hvtest").FullName;
+            string dir = Scratch.NewDirectory("hvtest");
             string conf = System.IO.Path.Combine(dir, "vms.conf");
             System.IO.File.WriteAllText(conf, "# empty bundle\n");
             var r = Qemu.Run(new[] { conf });

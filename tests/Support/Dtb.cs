@@ -11,7 +11,7 @@ namespace Hypervisor.Tests.Support
     {
         public static byte[] FromQemu(string mem, int smp, string append = null, bool virtualization = true, int gic = 3)
         {
-            string file = Path.Combine(Directory.CreateTempSubdirectory("dtb").FullName, "virt.dtb");
+            string file = Path.Combine(Scratch.NewDirectory("dtb"), "virt.dtb");
             string machine = $"virt,gic-version={gic}{(virtualization ? ",virtualization=on" : "")},dumpdtb={file}";
             var args = new[] { "-M", machine, "-cpu", "cortex-a72", "-m", mem, "-smp", smp.ToString(), "-nographic", "-nic", "none" };
             var psi = new ProcessStartInfo("qemu-system-aarch64") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -31,7 +31,7 @@ namespace Hypervisor.Tests.Support
 
         public static byte[] FromSource(string dts)
         {
-            string dir = Directory.CreateTempSubdirectory("dts").FullName;
+            string dir = Scratch.NewDirectory("dts");
             string src = Path.Combine(dir, "t.dts"), dst = Path.Combine(dir, "t.dtb");
             File.WriteAllText(src, dts);
             var psi = new ProcessStartInfo("dtc") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -14,7 +14,7 @@ namespace Hypervisor.Tests.Support
 
         public static string Write(string text)
         {
-            string dir = Directory.CreateTempSubdirectory("vmsconf").FullName;
+            string dir = Scratch.NewDirectory("vmsconf");
             string path = Path.Combine(dir, "vms.conf");
             // $LINUX: the Debian kernel and the kit's initramfs (make linux-kit).
             if (text.Contains("$LINUX") && !File.Exists(LinuxInitrd))

@@ -1,3 +1,4 @@
+using Hypervisor.Tests.Support;
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -32,7 +33,7 @@ namespace Hypervisor.Tests.Unit
         // The real tool, as scripts/mkbundle runs it.
         private static byte[] ArchiveWithCpioTool()
         {
-            string dir = Directory.CreateTempSubdirectory("cpio").FullName;
+            string dir = Scratch.NewDirectory("cpio");
             foreach (var (name, data) in Files) File.WriteAllBytes(Path.Combine(dir, name), data);
             string archive = Path.Combine(dir, "..", Path.GetFileName(dir) + ".cpio");
             var psi = new ProcessStartInfo("cpio") { WorkingDirectory = dir, RedirectStandardInput = true, RedirectStandardError = true };

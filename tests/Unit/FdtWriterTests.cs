@@ -1,3 +1,4 @@
+using Hypervisor.Tests.Support;
 using System;
 using System.Diagnostics;
 using System.IO;
@@ -31,7 +32,7 @@ namespace Hypervisor.Tests.Unit
         // dtc decompiles the blob: it only succeeds on a well-formed FDT.
         private static string Decompile(byte[] blob)
         {
-            string dir = Directory.CreateTempSubdirectory("fdtw").FullName;
+            string dir = Scratch.NewDirectory("fdtw");
             string file = Path.Combine(dir, "guest.dtb");
             File.WriteAllBytes(file, blob);
             var psi = new ProcessStartInfo("dtc") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -1,3 +1,4 @@
+using Hypervisor.Tests.Support;
 using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
@@ -35,7 +36,7 @@ later:
         // textAt/loadAt let virtual and physical addresses differ.
         internal static string BuildElf(string textAt = "0x40080000", string loadAt = null)
         {
-            string dir = Directory.CreateTempSubdirectory("elf").FullName;
+            string dir = Scratch.NewDirectory("elf");
             File.WriteAllText(Path.Combine(dir, "t.s"), Source);
             string at = loadAt == null ? "" : $"AT({loadAt})";
             File.WriteAllText(Path.Combine(dir, "t.ld"), $@"ENTRY(_start)
