@@ -105,6 +105,29 @@ namespace Guest
             Console.Write(tvalOk ? " tval=ok\n" : " tval=WRONG\n");
         }
 
+        // role=ptimerswitch, beside a VM that spins: the physical timer's
+        // deadline passes while this VM waits for its turn (it yields, the
+        // spinner keeps the CPU for its whole slice). When it runs again the
+        // line must already be high: GICR_ISPENDR0 shows INTID 30 pending at
+        // once, and the CPU interface gives it.
+        public static void PhysicalTimerAcrossASwitch()
+        {
+            MaskIrqs();
+            EnablePrivate(1u << PhysicalTimerIntid);
+            WriteCntpCval(ReadCntpct() + Cpu.ReadCounterFrequency() / 1000);   // 1 ms
+            Cpu.WriteCntpCtl(TimerEnable);
+            Cpu.Yield();                                                        // the spinner's 10 ms slice
+            bool pending = (Mmio.Read32(IspendR0) & (1u << PhysicalTimerIntid)) != 0;
+            ulong intid = ReadIar1() & 0xffffff;
+            Cpu.WriteCntpCtl(0);
+            if (intid != 1023) WriteEoir1(intid);
+            SelfTests.Verdict("ptimerswitch", pending && intid == PhysicalTimerIntid);
+            Console.Write(pending ? "pending_on_return=yes" : "pending_on_return=NO");
+            Console.Write(" taken=");
+            Console.Dec(intid);
+            Console.Put('\n');
+        }
+
         // timerlevel: the virtual timer's line is a level. Fired and not yet
         // taken (IRQs masked), INTID 27 is pending in GICR_ISPENDR0; masking
         // the timer (CNTV_CTL_EL0.IMASK, which does not exit) lowers it, so the

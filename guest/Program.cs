@@ -102,6 +102,7 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "badroot")) PagingHostile.BadRoot();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "walkrules")) PagingHostile.WalkRules();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "sleeper")) Interrupts.Sleeper();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "ptimerswitch")) Interrupts.PhysicalTimerAcrossASwitch();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "pmu")) CpuStateTests.Pmu();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "hidden")) CpuStateTests.Hidden();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "regfuzz")) SysRegFuzz.Fuzz();

@@ -77,10 +77,13 @@ namespace Hypervisor.Vm
         // The redistributor is written only when that changes.
         private static bool s_ppiOff;
 
+        // Its emulated physical timer may have passed its deadline while the
+        // VM waited its turn: its line goes high before the guest runs.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Loaded()
         {
             if (VirtualHigh != s_ppiOff) SetPpi(!VirtualHigh);
+            if (PhysicalWatched) SamplePhysical(SysReg.ReadCntpctEl0());
         }
 
         private static void SetPpi(bool on)

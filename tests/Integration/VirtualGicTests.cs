@@ -47,5 +47,20 @@ namespace Hypervisor.Tests.Integration
             Assert.Null(r.Line("[hv] PANIC"));
             Assert.Equal(0, r.ExitCode);
         }
+
+        // The emulated physical timer's deadline passes while its VM waits
+        // for the CPU behind a spinner: its line is high when it runs again,
+        // not a slice later.
+        [Fact]
+        public void APhysicalTimerDueWhileDescheduledIsPendingOnReturn()
+        {
+            string conf = GuestConfig.Write(
+                "vm t mem=32M image=$ELF args=\"role=ptimerswitch\"\n" +
+                "vm s mem=32M image=$ELF args=\"role=spin\"\n");
+            var r = Qemu.Run(new[] { conf }, timeoutSeconds: 60,
+                stopWhen: lines => System.Linq.Enumerable.Any(lines, l => l.StartsWith("[t] TEST ptimerswitch", System.StringComparison.Ordinal)));
+            r.AssertPasses("t", "ptimerswitch");
+            Assert.Null(r.Line("[hv] PANIC"));
+        }
     }
 }
