@@ -48,9 +48,24 @@ namespace Hypervisor.Arch
                                               // claim tags, DCC) until the VM first uses them
         public const ulong TDOSA = 1UL << 10; // trap the OS lock and power-down registers, the same way
         public const ulong TDRA = 1UL << 11;  // trap the debug ROM address register: it reads as zero
+        public const ulong TPMS = 1UL << 14;  // trap the statistical profiling (SPE) registers (FEAT_SPE only)
+        public const ulong TTRF = 1UL << 19;  // trap the trace filter controls (FEAT_TRF only)
+        // E2PB and E2TB left 0: the profiling and trace buffers belong to EL2,
+        // and EL1's accesses to their registers trap.
 
         public const ulong DebugTraps = TDA | TDOSA;
-        public static ulong Boot(ulong pmcr) => ((pmcr >> 11) & HpmnMask) | TPMCR | TPM | TDRA | DebugTraps;
+
+        // At boot, from PMCR_EL0 (its N counters) and ID_AA64DFR0_EL1 (which
+        // of the feature-dependent traps exist: RES0 bits stay 0). SPE and
+        // trace are hidden from guests (IdRegisters.cs); these make their
+        // registers undefined too, instead of reachable and shared.
+        public static ulong Boot(ulong pmcr, ulong dfr0)
+        {
+            ulong mdcr = ((pmcr >> 11) & HpmnMask) | TPMCR | TPM | TDRA | DebugTraps;
+            if (((dfr0 >> 32) & 0xf) != 0) mdcr |= TPMS;   // PMSVer
+            if (((dfr0 >> 40) & 0xf) != 0) mdcr |= TTRF;   // TraceFilt
+            return mdcr;
+        }
     }
 
     // SPSR values for entering a guest.

@@ -55,7 +55,7 @@ namespace Hypervisor.Vm
             SysReg.WriteVpidrEl2(SysReg.ReadMidrEl1());   // guests see the real CPU model
             SysReg.WriteVtcrEl2(0);
             SysReg.WriteVttbrEl2(0);
-            DebugState.Init(Mdcr.Boot(SysReg.ReadPmcrEl0()));
+            DebugState.Init(Mdcr.Boot(SysReg.ReadPmcrEl0(), SysReg.ReadIdAa64Dfr0El1()));
             SysReg.StartCycleCounter();
         }
     }

@@ -52,5 +52,18 @@ namespace Hypervisor.Tests.Unit
         {
             Assert.Equal(id, IdRegisters.IsIdRegister(op0, op1, crn, crm));
         }
+
+        // MDCR_EL2 at boot: the PMU and debug traps always; SPE's and the
+        // trace filter's only where the CPU has them (RES0 otherwise).
+        [Fact]
+        public void MdcrTrapsWhatExistsAndNothingElse()
+        {
+            ulong pmcr = 6UL << 11;                                   // six event counters
+            ulong plain = Mdcr.Boot(pmcr, 0x10305106);               // cortex-a72: no SPE, no TRF
+            Assert.Equal(6UL, plain & Mdcr.HpmnMask);
+            Assert.Equal(Mdcr.TPM | Mdcr.TPMCR | Mdcr.TDA | Mdcr.TDOSA | Mdcr.TDRA, plain & ~Mdcr.HpmnMask);
+            ulong withSpe = Mdcr.Boot(pmcr, 0x10305106 | 1UL << 32 | 1UL << 40);
+            Assert.Equal(Mdcr.TPMS | Mdcr.TTRF, withSpe & ~plain);
+        }
     }
 }
