@@ -22,5 +22,20 @@ namespace Hypervisor.Tests.Unit
         {
             for (uint ec = 0; ec < 64; ec++) Assert.False(string.IsNullOrEmpty(ExceptionClass.Name(ec)));
         }
+
+        // The exits of features a guest is not given get an undefined
+        // instruction (GuestExits' default case asks IsAbsentFeature before it
+        // stops a VM): exactly these classes, and none the hypervisor handles
+        // itself or that only EL2's own code raises.
+        [Fact]
+        public void AbsentFeatureTrapsAreExactlyThese()
+        {
+            var absent = new System.Collections.Generic.HashSet<uint> { 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0c, 0x14, 0x19, 0x1d };
+            for (uint ec = 0; ec < 64; ec++)
+                Assert.Equal(absent.Contains(ec), ExceptionClass.IsAbsentFeature(ec));
+            foreach (uint handled in new[] { ExceptionClass.Unknown, ExceptionClass.WfiWfe, ExceptionClass.Hvc64, ExceptionClass.Smc64,
+                                             ExceptionClass.SysReg64, ExceptionClass.DataAbortLowerEl, ExceptionClass.InstructionAbortLowerEl })
+                Assert.False(ExceptionClass.IsAbsentFeature(handled));
+        }
     }
 }
