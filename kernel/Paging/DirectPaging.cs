@@ -42,7 +42,7 @@ namespace Hypervisor.Paging
         private const ulong ReservedHighOutput = 0x000F_0000_0000_0000;   // OA[51:48]: not on this machine
         private const ulong ContiguousHint = 1UL << 52;
         private const ulong ReadOnlyBit = 1UL << 7;                       // AP[2]
-        private const ulong SctlrM = 1, TcrEpd0 = 1UL << 7, TcrEpd1 = 1UL << 23, TcrHa = 1UL << 39, TcrHd = 1UL << 40;
+        private const ulong SctlrM = WalkRules.SctlrM, TcrEpd0 = WalkRules.TcrEpd0, TcrEpd1 = WalkRules.TcrEpd1, TcrHa = 1UL << 39, TcrHd = 1UL << 40;
 
         private static byte[] s_pinned;      // per host frame: level + 1, or 0
         private static uint[] s_tableRefs;   // per host frame: table descriptors naming it
@@ -291,9 +291,11 @@ namespace Hypervisor.Paging
 
         // ---- translation registers (HCR_EL2.TVM) ----
 
-        // Writes are checked against the state they would make: with the MMU on,
-        // both halves must walk pinned level-0 tables (or be disabled by EPD),
-        // with the 4 KiB granule, 48-bit VAs and no hardware table updates.
+        // Writes are checked against the state they would make (after the walk
+        // rules every shadow and direct VM obeys, WalkRules.cs: endianness,
+        // cacheability, the 4 KiB granule): with the MMU on, both halves must
+        // walk pinned level-0 tables (or be disabled by EPD), with 48-bit VAs
+        // and no hardware table updates.
         // A refused write raises an undefined-instruction exception at the MSR.
         public bool Write(VirtualMachine vm, TrapFrame* frame, TranslationRegister reg, ulong value)
         {
@@ -330,8 +332,9 @@ namespace Hypervisor.Paging
         private bool SafeToWalk(ulong tcr, ulong ttbr0, ulong ttbr1)
         {
             if ((tcr & (TcrHa | TcrHd)) != 0) return false;
-            if ((tcr & TcrEpd0) == 0 && (((tcr >> 14) & 3) != 0 || (tcr & 0x3f) != 16 || !IsRoot(ttbr0))) return false;
-            if ((tcr & TcrEpd1) == 0 && (((tcr >> 30) & 3) != 2 || ((tcr >> 16) & 0x3f) != 16 || !IsRoot(ttbr1))) return false;
+            // (The granule was checked by WalkRules before this write got here.)
+            if ((tcr & TcrEpd0) == 0 && ((tcr & 0x3f) != 16 || !IsRoot(ttbr0))) return false;
+            if ((tcr & TcrEpd1) == 0 && (((tcr >> 16) & 0x3f) != 16 || !IsRoot(ttbr1))) return false;
             return true;
         }
 

@@ -36,8 +36,8 @@ namespace Hypervisor.Paging
         public const int PoolPages = 2048;                   // 8 MiB of shadow tables at most per VM
         private const ulong AsidMask = 0xFFFFUL << 48;
         private const ulong BaddrMask = 0x0000_FFFF_FFFF_F000;
-        private const ulong TcrEpd1 = 1UL << 23, TcrHa = 1UL << 39, TcrHd = 1UL << 40;
-        private const ulong SctlrM = 1;
+        private const ulong TcrEpd1 = WalkRules.TcrEpd1, TcrHa = 1UL << 39, TcrHd = 1UL << 40;
+        private const ulong SctlrM = WalkRules.SctlrM;
 
         private readonly VirtualMachine _vm;
         public readonly ShadowTables Tables;

@@ -137,7 +137,6 @@ namespace Hypervisor.Trap
             vm.Timers.VirtualPpi();
         }
 
-        public const ulong CntvImask = VirtualTimerDeadline.Imask, CntvEnable = VirtualTimerDeadline.Enable, CntvStatus = 1UL << 2;
 
         // ESR_EL2.ISS.TI for EC 0x01: bit 0 set for WFE (and WFET).
         private static bool IsWfe(ulong esr) => (esr & 1) != 0;

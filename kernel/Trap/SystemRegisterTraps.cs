@@ -137,78 +137,55 @@ namespace Hypervisor.Trap
             return true;
         }
 
+        // One dispatch on what was accessed; the predicates are disjoint, and
+        // the translation registers of shadow and direct VMs (a TTBR write per
+        // address-space switch) come first.
         public static void Handle(VirtualMachine vm, TrapFrame* frame)
         {
             var access = new SysRegAccess(frame->Esr);
-            if (access.IsSgiGeneration && vm.Vgic != null)
+            if (vm.Shadow != null || vm.Direct != null)
             {
-                // ICC_SGI1R/ASGI1R/SGI0R_EL1 always trap with HCR_EL2.IMO set: a
-                // software-generated interrupt for the PEs the value names.
-                ulong value = access.Rt == 31 ? 0 : frame->X[access.Rt];
-                if (VgicState.SgiReachesVcpu0(value)) vm.Vgic.Raise(VgicState.SgiIntid(value));
-                frame->Elr += 4;
-                return;
-            }
-            if (IdRegisters.IsIdRegister(access.Op0, access.Op1, access.CRn, access.CRm) && access.IsRead)
-            {
-                // HCR_EL2.TID3: the feature ID registers, as decided in IdRegisters.cs.
-                int index = IdRegisters.Index(access.CRm, access.Op2);
-                if (access.Rt != 31) frame->X[access.Rt] = IdRegisters.Sanitize(index, SysReg.ReadIdRegister((ulong)index));
-                frame->Elr += 4;
-                return;
-            }
-            if (access.Op0 == 2)
-            {
-                // The debug registers (MDCR_EL2.TDA/TDOSA/TDRA): see
-                // kernel/Vm/DebugState.cs.
-                if (access.IsDebugRomAddress)
+                TranslationRegister reg = TranslationRegisters.Identify(access);
+                if (reg != TranslationRegister.None) { Translation(vm, frame, access, reg); return; }
+                if (access.IsTlbi && vm.Shadow != null)
                 {
-                    if (access.Rt != 31) frame->X[access.Rt] = 0;
+                    vm.Shadow.OnGuestTlbi();
                     frame->Elr += 4;
+                    return;
                 }
-                else if (!vm.Debug.InUse) vm.Debug.TakeOwnership();   // the access runs again, untrapped
-                else Injection.UndefinedInstruction(vm, frame);
-                return;
             }
-            if (access.IsPmu)
+            if (access.Op0 == 2) Debug(vm, frame, access);
+            else if (access.IsSgiGeneration && vm.Vgic != null) Sgi(vm, frame, access);
+            else if (access.IsRead && IdRegisters.IsIdRegister(access.Op0, access.Op1, access.CRn, access.CRm)) IdRegister(frame, access);
+            else if (access.IsPhysicalTimer) PhysicalTimer(vm, frame, access);
+            else
             {
-                // MDCR_EL2.TPM/TPMCR: the ID registers say there is no PMU, and
-                // an absent PMU's registers are undefined instructions.
-                vm.Counters.PmuTraps++;
+                // The PMU (MDCR_EL2.TPM/TPMCR: the ID registers say there is none,
+                // and an absent PMU's registers are undefined instructions), the
+                // hidden features' registers, and anything this VM does not have.
+                if (access.IsPmu) vm.Counters.PmuTraps++;
                 Injection.UndefinedInstruction(vm, frame);
-                return;
             }
-            if (access.IsPhysicalTimer)
-            {
-                // CNTP_TVAL/CTL/CVAL_EL0 (CNTHCTL_EL2.EL1PCEN = 0): the
-                // emulated physical timer (kernel/Vm/GuestTimers.cs).
-                ulong now = SysReg.ReadCntpctEl0();
-                if (access.IsRead) { if (access.Rt != 31) frame->X[access.Rt] = vm.Timers.ReadPhysical(access.Op2, now); }
-                else vm.Timers.WritePhysical(access.Op2, access.Rt == 31 ? 0 : frame->X[access.Rt], now);
-                vm.Counters.PhysicalTimerTraps++;
-                frame->Elr += 4;
-                return;
-            }
-            if (access.IsTlbi && vm.Shadow != null)
-            {
-                vm.Shadow.OnGuestTlbi();
-                frame->Elr += 4;
-                return;
-            }
-            TranslationRegister reg = TranslationRegisters.Identify(access);
-            if (reg == TranslationRegister.None || (vm.Shadow == null && vm.Direct == null))
-            {
-                Injection.UndefinedInstruction(vm, frame);
-                return;
-            }
+        }
+
+        private static ulong Written(TrapFrame* frame, in SysRegAccess access) => access.Rt == 31 ? 0 : frame->X[access.Rt];
+
+        private static void Result(TrapFrame* frame, in SysRegAccess access, ulong value)
+        {
+            if (access.Rt != 31) frame->X[access.Rt] = value;
+            frame->Elr += 4;
+        }
+
+        // HCR_EL2.TVM/TRVM: shadow paging keeps the guest's own values, direct
+        // paging checks what the MMU would walk (both after the walk rules).
+        private static void Translation(VirtualMachine vm, TrapFrame* frame, in SysRegAccess access, TranslationRegister reg)
+        {
             if (access.IsRead)
             {
-                ulong value = vm.Shadow != null ? vm.Shadow.Read(reg) : TranslationRegisters.ReadReal(reg);
-                if (access.Rt != 31) frame->X[access.Rt] = value;
-                frame->Elr += 4;
+                Result(frame, access, vm.Shadow != null ? vm.Shadow.Read(reg) : TranslationRegisters.ReadReal(reg));
                 return;
             }
-            ulong written = access.Rt == 31 ? 0 : frame->X[access.Rt];
+            ulong written = Written(frame, access);
             if (RefusedByWalkRules(vm, reg, written))
             {
                 Injection.UndefinedInstruction(vm, frame);
@@ -216,6 +193,45 @@ namespace Hypervisor.Trap
             }
             bool done = vm.Shadow != null ? vm.Shadow.Write(reg, written) : vm.Direct.Write(vm, frame, reg, written);
             if (done) frame->Elr += 4;
+        }
+
+        // The debug registers (MDCR_EL2.TDA/TDOSA/TDRA): kernel/Vm/DebugState.cs.
+        private static void Debug(VirtualMachine vm, TrapFrame* frame, in SysRegAccess access)
+        {
+            if (access.IsDebugRomAddress) Result(frame, access, 0);
+            else if (!vm.Debug.InUse) vm.Debug.TakeOwnership();   // the access runs again, untrapped
+            else Injection.UndefinedInstruction(vm, frame);
+        }
+
+        // ICC_SGI1R/ASGI1R/SGI0R_EL1 always trap with HCR_EL2.IMO set: a
+        // software-generated interrupt for the PEs the value names.
+        private static void Sgi(VirtualMachine vm, TrapFrame* frame, in SysRegAccess access)
+        {
+            ulong value = Written(frame, access);
+            if (VgicState.SgiReachesVcpu0(value)) vm.Vgic.Raise(VgicState.SgiIntid(value));
+            frame->Elr += 4;
+        }
+
+        // HCR_EL2.TID3: the feature ID registers, as decided in IdRegisters.cs.
+        private static void IdRegister(TrapFrame* frame, in SysRegAccess access)
+        {
+            int index = IdRegisters.Index(access.CRm, access.Op2);
+            Result(frame, access, IdRegisters.Sanitize(index, SysReg.ReadIdRegister((ulong)index)));
+        }
+
+        // CNTP_TVAL/CTL/CVAL_EL0 (CNTHCTL_EL2.EL1PCEN = 0): the emulated
+        // physical timer (kernel/Vm/GuestTimers.cs).
+        private static void PhysicalTimer(VirtualMachine vm, TrapFrame* frame, in SysRegAccess access)
+        {
+            ulong now = SysReg.ReadCntpctEl0();
+            vm.Counters.PhysicalTimerTraps++;
+            if (access.IsRead)
+            {
+                Result(frame, access, vm.Timers.ReadPhysical(access.Op2, now));
+                return;
+            }
+            vm.Timers.WritePhysical(access.Op2, Written(frame, access), now);
+            frame->Elr += 4;
         }
     }
 }

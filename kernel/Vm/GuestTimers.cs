@@ -30,7 +30,7 @@ namespace Hypervisor.Vm
     public sealed class GuestTimers
     {
         public const int VirtualIntid = 27, PhysicalIntid = 30;
-        private const ulong Enable = 1, Imask = 1UL << 1, Istatus = 1UL << 2;
+        private const ulong Enable = VirtualTimerDeadline.Enable, Imask = VirtualTimerDeadline.Imask, Istatus = VirtualTimerDeadline.Istatus;
 
         private readonly VirtualMachine _vm;
         public bool VirtualHigh;                 // INTID 27 driven high; PPI 27 off meanwhile
@@ -99,10 +99,8 @@ namespace Hypervisor.Vm
         public ulong PhysicalDeadline
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            get => PhysicalDeadlineOf(_physicalCtl, _physicalCval);
+            get => VirtualTimerDeadline.Physical(_physicalCtl, _physicalCval, 0);
         }
-
-        private static ulong PhysicalDeadlineOf(ulong ctl, ulong cval) => (ctl & (Enable | Imask)) == Enable ? cval : ulong.MaxValue;
 
         // Armed, or its line left high: worth sampling at a scheduling point.
         public bool PhysicalWatched
