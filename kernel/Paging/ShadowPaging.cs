@@ -207,7 +207,7 @@ namespace Hypervisor.Paging
 
         private bool Stop(string why)
         {
-            Scheduler.StopCurrent(why);
+            _vm.RequestStop(why);
             return false;
         }
 
@@ -332,7 +332,7 @@ namespace Hypervisor.Paging
             int index = (int)((hpa & 0xfff) >> 3);
             if (_shadow.Tables.OnGuestWrite(page, index, *entry) != ShadowStatus.Ok)
             {
-                Scheduler.StopCurrent("shadow page pool exhausted");
+                vm.RequestStop("shadow page pool exhausted");
                 return false;
             }
             return true;

@@ -62,7 +62,7 @@ namespace Hypervisor.Trap
                         ShadowDemandFault(vm, frame, ipa);
                         return;
                     }
-                    if (!GuestMemory.MapOnDemand(vm, ipa)) Scheduler.StopCurrent("host out of memory on a demand fault");
+                    if (!GuestMemory.MapOnDemand(vm, ipa)) vm.RequestStop("host out of memory on a demand fault");
                     return;   // ELR unchanged: the guest retries the access
                 }
                 Unexpected(vm, frame, syndrome, " on RAM at IPA ", ipa);
@@ -102,7 +102,7 @@ namespace Hypervisor.Trap
         {
             if (GuestMemory.HostAddressOf(vm, gpa & ~0xfffUL) == 0 && !GuestMemory.MapOnDemand(vm, gpa))
             {
-                Scheduler.StopCurrent("host out of memory on a demand fault");
+                vm.RequestStop("host out of memory on a demand fault");
                 return;
             }
             vm.Shadow.AfterDemandFault(frame->Far, gpa);
@@ -156,7 +156,7 @@ namespace Hypervisor.Trap
             }
             if (vm.IsRam(ipa) && syndrome.Status.IsTranslation)
             {
-                if (!GuestMemory.MapOnDemand(vm, ipa)) Scheduler.StopCurrent("host out of memory on a demand fault");
+                if (!GuestMemory.MapOnDemand(vm, ipa)) vm.RequestStop("host out of memory on a demand fault");
                 return;
             }
             Injection.InstructionAbort(vm, frame);

@@ -6,13 +6,14 @@ namespace Hypervisor.Trap
 {
     // Every VM exit arrives here: one handler per exception class (ESR_EL2.EC).
     // A handler either completes what the guest asked (and the guest resumes
-    // where ELR_EL2 points), injects an exception into the guest, or stops that
-    // VM. Nothing a guest does reaches Panic.
+    // where ELR_EL2 points), injects an exception into the guest, or decides
+    // the vCPU must yield, wait, stop or reset: it returns that decision
+    // (kernel/Vm/ExitAction.cs) and the run loop acts on it. Nothing a guest
+    // does reaches Panic.
     public static unsafe class GuestExits
     {
-        public static void Handle(TrapFrame* frame, ulong kind)
+        public static ExitAction Handle(VirtualMachine vm, TrapFrame* frame, ulong kind)
         {
-            VirtualMachine vm = Scheduler.Current;
             // With list registers in use: the timer's line first (Sync
             // withdraws an untaken interrupt whose line went low), then what
             // the guest did with them. A high timer line is listed, or the
@@ -26,14 +27,9 @@ namespace Hypervisor.Trap
 
             if (!VectorKind.IsSynchronous(kind))
             {
-                if ((kind & 3) == 3)
-                {
-                    Scheduler.StopCurrent("SError from guest");
-                    return;
-                }
+                if ((kind & 3) == 3) return vm.RequestStop("SError from guest");
                 vm.Counters.ExitsIrq++;
-                PhysicalInterrupt(frame);
-                return;
+                return PhysicalInterrupt();
             }
 
             uint ec = ExceptionClass.Of(frame->Esr);
@@ -41,14 +37,12 @@ namespace Hypervisor.Trap
             {
                 case ExceptionClass.Hvc64:
                     vm.Counters.ExitsHvc++;
-                    Hypercalls.Handle(vm, frame);
-                    break;
+                    return Hypercalls.Handle(vm, frame);
                 case ExceptionClass.Smc64:
                     // A trapped SMC (HCR_EL2.TSC) returns to the SMC itself: step over it.
                     vm.Counters.ExitsSmc++;
                     frame->Elr += 4;
-                    Hypercalls.Handle(vm, frame);
-                    break;
+                    return Hypercalls.Handle(vm, frame);
                 case ExceptionClass.DataAbortLowerEl:
                     vm.Counters.ExitsDataAbort++;
                     DataAborts.Handle(vm, frame);
@@ -66,15 +60,8 @@ namespace Hypervisor.Trap
                     // CPU to another VM if there is one, and carries on.
                     vm.Counters.ExitsWfx++;
                     frame->Elr += ExceptionVectors.InstructionLength(frame->Esr);
-                    if (IsWfe(frame->Esr))
-                    {
-                        if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
-                    }
-                    else if (!vm.VgicCpu.HasWork())
-                    {
-                        Scheduler.Wait(frame);
-                    }
-                    break;
+                    if (IsWfe(frame->Esr)) return ExitDecision.ForYield(Scheduler.OthersRunnable());
+                    return ExitDecision.ForWfi(vm.VgicCpu.HasWork());
                 case ExceptionClass.SysReg64:
                     vm.Counters.ExitsSysReg++;
                     SystemRegisterTraps.Handle(vm, frame);
@@ -98,9 +85,9 @@ namespace Hypervisor.Trap
                     Log.Write(" ESR_EL2=");
                     Log.Hex(frame->Esr);
                     Log.NewLine();
-                    Scheduler.StopCurrent("unhandled exit");
-                    break;
+                    return vm.RequestStop("unhandled exit");
             }
+            return ExitAction.Resume;
         }
 
         // A physical IRQ taken while a guest ran (HCR_EL2.IMO):
@@ -109,19 +96,22 @@ namespace Hypervisor.Trap
         //                             (VirtualTimerFired);
         //   the maintenance IRQ    -> list registers ran low: they are
         //                             refilled on the way back in.
-        private static void PhysicalInterrupt(TrapFrame* frame)
+        private static ExitAction PhysicalInterrupt()
         {
             uint intid = Gic.Acknowledge();
-            if (intid == Gic.SpuriousIntid) return;
+            if (intid == Gic.SpuriousIntid) return ExitAction.Resume;
+            ExitAction action = ExitAction.Resume;
             if (intid == Gic.HypTimerIntid)
             {
-                Scheduler.Yield(frame);              // re-arms the timer before the EOI below
+                HypTimer.Stop();                     // its level would signal again; the run loop re-arms it
+                action = ExitAction.Yield;
             }
             else if (intid == Gic.VirtualTimerIntid)
             {
                 VirtualTimerFired();
             }
             Gic.EndOfInterrupt(intid);
+            return action;
         }
 
         // The virtual timer's PPI reached EL2: the loaded VM's line goes high

@@ -12,20 +12,24 @@ namespace Hypervisor.Trap
     // but, at worst, that guest.
     public static unsafe class Hypercalls
     {
-        public static void Handle(VirtualMachine vm, TrapFrame* frame)
+        public static ExitAction Handle(VirtualMachine vm, TrapFrame* frame)
         {
             ulong fid = frame->X[0];
-            if ((fid & 0xff000000) == HypercallAbi.VendorBase) Vendor(vm, frame, fid);
-            else if (fid == PsciAbi.SmcccVersion) Return(frame, 0x10001);   // SMCCC 1.1
-            else VirtualPsci.Handle(vm, frame, fid);
+            if ((fid & 0xff000000) == HypercallAbi.VendorBase) return Vendor(vm, frame, fid);
+            if (fid == PsciAbi.SmcccVersion)
+            {
+                Return(frame, 0x10001);   // SMCCC 1.1
+                return ExitAction.Resume;
+            }
+            return VirtualPsci.Handle(vm, frame, fid);
         }
 
-        private static void Vendor(VirtualMachine vm, TrapFrame* frame, ulong fid)
+        private static ExitAction Vendor(VirtualMachine vm, TrapFrame* frame, ulong fid)
         {
             if (fid == HypercallAbi.Null)
             {
                 Return(frame, 0);   // first: it measures the bare round trip
-                return;
+                return ExitAction.Resume;
             }
             switch (fid)
             {
@@ -84,12 +88,12 @@ namespace Hypervisor.Trap
                     // A guest polling for something another VM will do: let
                     // that VM run now (WFI would wait for an interrupt).
                     Return(frame, 0);
-                    if (Scheduler.OthersRunnable()) Scheduler.Yield(frame);
-                    break;
+                    return ExitDecision.ForYield(Scheduler.OthersRunnable());
                 default:
                     Error(frame, HypercallAbi.NotSupported);
                     break;
             }
+            return ExitAction.Resume;
         }
 
         // x1 = GPA, x2 = length (at most a page): the bytes go out as "[name] ..." lines.

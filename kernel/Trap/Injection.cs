@@ -43,7 +43,7 @@ namespace Hypervisor.Trap
             {
                 // The fault is at the guest's own exception vector: injecting
                 // would send it straight back here, forever.
-                Scheduler.StopCurrent("guest exception loop: its exception vector itself faults");
+                vm.RequestStop("guest exception loop: its exception vector itself faults");
                 return;
             }
             // IL: the trapped instruction's length (a 16-bit Thumb one has it

@@ -1,6 +1,7 @@
 using System.Runtime;
 using Hypervisor.Arch;
 using Hypervisor.Console;
+using Hypervisor.Vm;
 
 namespace Hypervisor.Trap
 {
@@ -12,13 +13,15 @@ namespace Hypervisor.Trap
         [RuntimeExport("hv_trap")]
         private static void OnTrap(TrapFrame* frame, ulong kind)
         {
-            if (VectorKind.IsFromLowerEl(kind) && Hypervisor.Vm.Scheduler.Current != null)
+            VirtualMachine vm = Scheduler.Current;
+            if (VectorKind.IsFromLowerEl(kind) && vm != null)
             {
-                GuestExits.Handle(frame, kind);
+                // The handler decides; the run loop acts (kernel/Vm/ExitAction.cs).
+                Scheduler.AfterExit(vm, GuestExits.Handle(vm, frame, kind), frame);
                 // Back into whichever VM is current now: its list registers
                 // get what became deliverable meanwhile. (Every VM has a
                 // virtual GIC; VmBuilder makes it with the VM.)
-                Hypervisor.Vm.VgicCpu gic = Hypervisor.Vm.Scheduler.Current.VgicCpu;
+                VgicCpu gic = Scheduler.Current.VgicCpu;
                 if (gic.Dirty) gic.Fill();
             }
             else

@@ -9,7 +9,7 @@ namespace Hypervisor.Trap
     // INVALID_PARAMETERS. SYSTEM_OFF stops this VM only; SYSTEM_RESET starts it again from its image.
     public static unsafe class VirtualPsci
     {
-        public static void Handle(VirtualMachine vm, TrapFrame* frame, ulong fid)
+        public static ExitAction Handle(VirtualMachine vm, TrapFrame* frame, ulong fid)
         {
             switch (fid)
             {
@@ -30,18 +30,16 @@ namespace Hypervisor.Trap
                     Hypercalls.Return(frame, PsciAbi.MigrateNotRequired);
                     break;
                 case PsciAbi.CpuOff:
-                    Scheduler.StopCurrent("last vCPU called CPU_OFF");
-                    break;
+                    return vm.RequestStop("last vCPU called CPU_OFF");
                 case PsciAbi.SystemOff:
-                    Scheduler.StopCurrent("SYSTEM_OFF");
-                    break;
+                    return vm.RequestStop("SYSTEM_OFF");
                 case PsciAbi.SystemReset:
-                    Scheduler.ResetCurrent();
-                    break;
+                    return ExitAction.Reset;
                 default:
                     Hypercalls.Error(frame, PsciAbi.NotSupportedCode);
                     break;
             }
+            return ExitAction.Resume;
         }
 
         private static bool IsImplemented(ulong fid) =>

@@ -63,14 +63,30 @@ namespace Hypervisor.Vm
         // Never returns.
         public static void Start()
         {
-            VirtualMachine first = NextRunnable(null) ?? IdleUntilRunnable(null);
-            if (first == null) Summary.PrintAndPowerOff();
-            RunFresh(first);
+            TrapFrame* live = LiveFrame();
+            LoadNext(live);
+            EnterGuest(live);
         }
 
-        // The slice is over (timer IRQ) or the guest waits (WFI/WFE): the next
-        // runnable VM, if any, gets the CPU; `live` is the exit's frame.
-        public static void Yield(TrapFrame* live)
+        // The run loop's one decision point: what the exit's handler returned
+        // (or a stop a helper requested) is carried out here. On return the
+        // exit path enters whichever VM is Current then; `live` is the exit's
+        // frame, into which a switch loads the next VM's registers.
+        public static void AfterExit(VirtualMachine vm, ExitAction returned, TrapFrame* live)
+        {
+            switch (ExitDecision.Final(returned, vm.StopReason))
+            {
+                case ExitAction.Resume: return;
+                case ExitAction.Yield: Yield(live); return;
+                case ExitAction.Wait: Wait(live); return;
+                case ExitAction.Stop: Stop(vm, live); return;
+                case ExitAction.Reset: Reset(vm, live); return;
+            }
+        }
+
+        // The slice is over (timer IRQ) or the guest gave way (WFE, Yield):
+        // the next runnable VM, if any, gets the CPU.
+        private static void Yield(TrapFrame* live)
         {
             Housekeeping();
             VirtualMachine next = NextRunnable(Current);
@@ -86,7 +102,7 @@ namespace Hypervisor.Vm
         // VM gets the CPU, or the CPU idles until some VM, maybe this one, has
         // an interrupt to take. If it is this one, it simply carries on: its
         // state never left the CPU.
-        public static void Wait(TrapFrame* live)
+        private static void Wait(TrapFrame* live)
         {
             VirtualMachine vm = Current;
             SetState(vm, VmState.Waiting);
@@ -217,30 +233,29 @@ namespace Hypervisor.Vm
             Load(next, live);
         }
 
-        // Ends the running VM (its own request or a fatal error) and moves on.
-        // Called from inside a VM exit, whose stack frame is abandoned.
-        public static void StopCurrent(string reason)
+        // Ends the loaded VM (its own request or a fatal error; the reason
+        // is in StopReason) and loads the next runnable one into `live`.
+        private static void Stop(VirtualMachine vm, TrapFrame* live)
         {
-            VirtualMachine vm = Current;
             Current = null;
             vm.VgicCpu.Save();                         // its list registers leave the CPU empty
             vm.Uart.Flush(vm);
             Log.Write("[hv] vm ");
             Log.Write(vm.Name);
             Log.Write(" stopped: ");
-            Log.Line(reason);
+            Log.Line(vm.StopReason ?? "stopped");
             VmTeardown.Destroy(vm);
-            Start();
+            LoadNext(live);
         }
 
         // PSCI SYSTEM_RESET: the VM starts again from its image with fresh
         // memory, unless its vms.conf `resets=` allowance is used up.
-        public static void ResetCurrent()
+        private static void Reset(VirtualMachine vm, TrapFrame* live)
         {
-            VirtualMachine vm = Current;
             if (vm.MaxResets >= 0 && vm.Resets >= (ulong)vm.MaxResets)
             {
-                StopCurrent("SYSTEM_RESET (resets= allowance used up)");
+                vm.RequestStop("SYSTEM_RESET (resets= allowance used up)");
+                Stop(vm, live);
                 return;
             }
             vm.Uart.Flush(vm);
@@ -249,21 +264,23 @@ namespace Hypervisor.Vm
             Current = null;
             if (!VmBuilder.Rebuild(vm))
             {
-                Current = vm;
-                StopCurrent("SYSTEM_RESET: not enough host memory to rebuild");
+                vm.RequestStop("SYSTEM_RESET: not enough host memory to rebuild");
+                Stop(vm, live);
                 return;
             }
-            RunFresh(vm);
-        }
-
-        // Starts `vm` on a CPU that holds no VM's state (at boot, after a stop
-        // or a reset): nothing to save first.
-        private static void RunFresh(VirtualMachine vm)
-        {
-            TrapFrame* live = LiveFrame();
             Load(vm, live);
             ArmTimer();
-            EnterGuest(live);
+        }
+
+        // The CPU holds no VM's state (after a stop): the next runnable VM,
+        // once there is one, is loaded into `live`; with none left the
+        // hypervisor prints its summary and powers off.
+        private static void LoadNext(TrapFrame* live)
+        {
+            VirtualMachine next = NextRunnable(null) ?? IdleUntilRunnable(null);
+            if (next == null) Summary.PrintAndPowerOff();
+            Load(next, live);
+            ArmTimer();
         }
 
         // Makes `vm` the running VM: its VMID checked (and renewed if its

@@ -75,6 +75,16 @@ namespace Hypervisor.Vm
         public ulong FramesOwned;
         public ulong PeakFrames;
 
+        // Set when something found that this VM must stop; the run loop acts
+        // on it once the exit's handler has returned (kernel/Vm/ExitAction.cs).
+        public string StopReason;
+
+        public ExitAction RequestStop(string reason)
+        {
+            if (StopReason == null) StopReason = reason;   // the first reason is the one logged
+            return ExitAction.Stop;
+        }
+
         public VirtualMachine(int index, ReadOnlySpan<byte> name, ulong ramSize)
         {
             Index = index;
