@@ -3,7 +3,8 @@
 // The image is an arm64 Linux-format Image, so QEMU (or U-Boot `booti`, or any
 // firmware that boots Linux) loads it at RAM base + text_offset and jumps to its
 // first byte at EL2 with x0 = physical address of the device tree. From here we:
-//   1. park every CPU but the boot CPU (secondaries are started later by PSCI),
+//   1. park every CPU but the boot CPU (secondaries are started later by PSCI
+//      CPU_ON at secondary_entry, boot/smp.s),
 //   2. refuse to go on unless we really are at EL2,
 //   3. give the CPU its stack, clear .bss, enable FP/SIMD (ILC code uses q regs),
 //   4. install the EL2 exception vectors,
@@ -38,6 +39,10 @@ primary_entry:
     lsr     x1, x1, #2
     cmp     x1, #2
     b.ne    not_el2
+
+    // This is CPU 0 (kernel/Smp/Cpus.cs finds per-CPU data by TPIDR_EL2,
+    // which resets to an UNKNOWN value).
+    msr     tpidr_el2, xzr
 
     // Stack for CPU 0: its slot in __stacks. The top FRAME_SIZE bytes are
     // kept free for the guest register frame (boot/vectors.s, hv_guest_frame):

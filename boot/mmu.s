@@ -57,7 +57,15 @@ mmu_enable_el2:
     b.lo    2b
 
     dsb     ishst
+    // fall through: the boot CPU turns its MMU on like every other CPU
 
+// Every CPU, once the tables above exist: attributes, translation control,
+// the table base, then SCTLR_EL2. The boot CPU builds the tables first (and
+// they never change); a secondary comes here straight from secondary_entry.
+    .global mmu_turn_on_el2
+mmu_turn_on_el2:
+    adrp    x0, el2_l1_table
+    add     x0, x0, :lo12:el2_l1_table
     ldr     x1, =MAIR_VALUE
     msr     mair_el2, x1
 

@@ -31,6 +31,7 @@ write_\name:
     reader  id_aa64mmfr1_el1, id_aa64mmfr1_el1
     reader  id_aa64dfr0_el1, id_aa64dfr0_el1
     reader  id_aa64pfr0_el1, id_aa64pfr0_el1
+    reader  id_aa64isar0_el1, id_aa64isar0_el1
     reader  cntfrq_el0, cntfrq_el0
     reader  cntpct_el0, cntpct_el0
     reader  isr_el1, isr_el1

@@ -131,12 +131,16 @@ hv_enter_guest:
     mov     sp, x0
     b       guest_resume
 
-// Where the current CPU's guest frame lives: the top of its EL2 stack.
+// Where this CPU's guest frame lives: the top of its EL2 stack, slot
+// TPIDR_EL2 (its index) of __stacks.
     .global hv_guest_frame
 hv_guest_frame:
+    mrs     x1, tpidr_el2
+    add     x1, x1, #1
+    mov     x2, #CPU_STACK_SIZE
+    mul     x1, x1, x2
     adrp    x0, __stacks
     add     x0, x0, :lo12:__stacks
-    mov     x1, #CPU_STACK_SIZE
     add     x0, x0, x1
     sub     x0, x0, #FRAME_SIZE
     ret

@@ -49,6 +49,7 @@ namespace Hypervisor
 
             DeliberateFault(bootargs);
 
+            Hypervisor.Smp.Cpus.Init(s_fdt);
             Gic.Init(s_fdt.GicDistributor, s_fdt.GicRedistributor);
             if (!Gic.Present) Psci.PowerOff();
             Hypervisor.Vm.VgicCpu.Init();
@@ -63,7 +64,23 @@ namespace Hypervisor
             // Taken after the VMs are built (their objects stay for the summary):
             // anything allocated from here on would be a leak on some path.
             Hypervisor.Vm.Summary.HeapAtStart = Hypervisor.Runtime.Heap.BytesInUse;
+            StartOtherCpus();
             Hypervisor.Vm.Scheduler.Start();
+        }
+
+        // [hv] cpus: 2 of 2 running guests
+        private static void StartOtherCpus()
+        {
+            int up = Hypervisor.Smp.Cpus.StartSecondaries();
+            Hypervisor.Smp.Cpus.HypervisorLock.Acquire();
+            Log.Write("[hv] cpus: ");
+            Log.Dec((ulong)up);
+            Log.Write(" of ");
+            Log.Dec((ulong)s_fdt.CpuCount);
+            Log.Write(" running guests");
+            if (s_fdt.CpuCount > Hypervisor.Smp.Cpus.Count) Log.Write(" (the hypervisor has stacks for 8)");
+            Log.NewLine();
+            Hypervisor.Smp.Cpus.HypervisorLock.Release();
         }
 
         private static ReadOnlySpan<byte> DeviceTree(ulong address)

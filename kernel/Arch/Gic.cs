@@ -40,9 +40,15 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "read_icc_iar1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIccIar1El1();
         [RuntimeImport("*", "write_icc_eoir1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccEoir1El1(ulong v);
 
-        public static bool Present { get; private set; }
-        private static ulong s_redistributor;
+        [RuntimeImport("*", "write_icc_sgi1r_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteIccSgi1rEl1(ulong v);
 
+        private const ulong GicrTyper = 0x0008;
+        private const ulong TyperVlpis = 1UL << 1, TyperLast = 1UL << 4;
+
+        public static bool Present { get; private set; }
+        private static ulong s_redistributors;      // the first GICR frame of the region
+
+        // The distributor, once, on the boot CPU; then its own CPU interface.
         public static void Init(ulong distributor, ulong redistributor)
         {
             if (distributor == 0 || redistributor == 0)
@@ -57,15 +63,31 @@ namespace Hypervisor.Arch
             Mmio.Write32(distributor + GicdCtlr, GicdCtlrAreNs | GicdCtlrEnableGrp1A);
             while ((Mmio.Read32(distributor + GicdCtlr) & GicdCtlrRwp) != 0) { }
 
-            // This CPU's redistributor: wake it, then enable in group 1 the PPIs
-            // the hypervisor takes: its own timer, the guests' virtual timer
-            // (which the virtual GIC passes on) and the maintenance interrupt.
+            s_redistributors = redistributor;
+            Present = InitCpu(Hypervisor.Smp.Cpus.This);
+        }
+
+        // Every CPU for itself: its redistributor (found by affinity) woken,
+        // with the interrupts the hypervisor takes enabled in group 1 (its
+        // own timer, the guests' virtual timer, which the virtual GIC passes
+        // on, the maintenance interrupt, and the kick SGI another CPU sends to
+        // wake it), and its CPU interface through system registers.
+        public static bool InitCpu(Hypervisor.Smp.PhysicalCpu cpu)
+        {
+            ulong redistributor = FindRedistributor(cpu.Mpidr);
+            if (redistributor == 0)
+            {
+                Log.Line("[hv] PANIC: no GIC redistributor for this CPU's affinity");
+                return false;
+            }
+            cpu.Redistributor = redistributor;
             uint waker = Mmio.Read32(redistributor + GicrWaker);
             Mmio.Write32(redistributor + GicrWaker, waker & ~WakerProcessorSleep);
             while ((Mmio.Read32(redistributor + GicrWaker) & WakerChildrenAsleep) != 0) { }
             EnablePpi(redistributor, HypTimerIntid);
             EnablePpi(redistributor, VirtualTimerIntid);
             EnablePpi(redistributor, MaintenanceIntid);
+            EnablePpi(redistributor, Hypervisor.Smp.Cpus.KickIntid);
 
             // CPU interface through system registers (SRE), all priorities
             // unmasked, group 1 on, EOI both drops priority and deactivates.
@@ -74,8 +96,34 @@ namespace Hypervisor.Arch
             WriteIccBpr1El1(0);
             WriteIccCtlrEl1(0);
             WriteIccIgrpen1El1(1);
-            s_redistributor = redistributor;
-            Present = true;
+            return true;
+        }
+
+        // GICR_TYPER.Affinity (bits 63:32, Aff3.Aff2.Aff1.Aff0) names the CPU
+        // each redistributor serves; they sit one after another, two 64 KiB
+        // frames each (four with virtual LPIs), the last one marked Last.
+        private static ulong FindRedistributor(ulong mpidr)
+        {
+            uint want = (uint)(mpidr & 0xffffff) | (uint)((mpidr >> 32) & 0xff) << 24;
+            ulong frame = s_redistributors;
+            for (int i = 0; i < 256; i++)
+            {
+                ulong typer = Mmio.Read32(frame + GicrTyper) | (ulong)Mmio.Read32(frame + GicrTyper + 4) << 32;
+                if ((uint)(typer >> 32) == want) return frame;
+                if ((typer & TyperLast) != 0) return 0;
+                frame += (typer & TyperVlpis) != 0 ? 0x40000UL : 0x20000UL;
+            }
+            return 0;
+        }
+
+        // An SGI to one CPU: ICC_SGI1R_EL1 names it by Aff3.Aff2.Aff1 and a
+        // bit for its Aff0 in a 16-wide TargetList (RS selects which 16).
+        public static void SendSgi(ulong mpidr, uint intid)
+        {
+            ulong aff0 = mpidr & 0xff;
+            ulong value = (1UL << (int)(aff0 & 15)) | ((mpidr >> 8) & 0xff) << 16 | (ulong)(intid & 15) << 24 |
+                          ((mpidr >> 16) & 0xff) << 32 | (aff0 >> 4) << 44 | ((mpidr >> 32) & 0xff) << 48;
+            WriteIccSgi1rEl1(value);
         }
 
         private static void EnablePpi(ulong redistributor, uint intid)
@@ -93,7 +141,7 @@ namespace Hypervisor.Arch
         // No wait for GICR_CTLR.RWP: one more delivery of a disabled PPI is
         // harmless, its handler checks the condition anyway.
         public static void SetPpiEnabled(uint intid, bool on) =>
-            Mmio.Write32(s_redistributor + (on ? GicrIsenabler0 : GicrIcenabler0), 1u << (int)intid);
+            Mmio.Write32(Hypervisor.Smp.Cpus.This.Redistributor + (on ? GicrIsenabler0 : GicrIcenabler0), 1u << (int)intid);
 
         public static uint Acknowledge() => (uint)ReadIccIar1El1() & 0xffffff;
         public static void EndOfInterrupt(uint intid) => WriteIccEoir1El1(intid);

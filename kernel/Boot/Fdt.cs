@@ -16,12 +16,17 @@ namespace Hypervisor.Boot
     // What the hypervisor needs from the device tree the firmware (here QEMU)
     // hands over in x0. Strings are kept as offsets into the blob so that
     // reading allocates nothing.
-    public struct FdtInfo
+    public unsafe struct FdtInfo
     {
+        public const int MaxCpus = 8;    // as many as the hypervisor has stacks for (boot/asm.inc MAX_CPUS)
+
         public uint TotalSize;
         public ulong MemoryBase;
         public ulong MemorySize;
-        public int CpuCount;
+        public int CpuCount;             // cpu@ nodes under /cpus (all of them, even past MaxCpus)
+        public fixed ulong Mpidr[MaxCpus];   // their reg: MPIDR_EL1's affinity fields, in tree order
+        public bool HasPsci;             // a /psci node
+        public bool PsciUsesHvc;         // its method: "hvc" (false: "smc", QEMU virt with EL2 and no EL3)
         public ulong UartBase;
         public ulong GicDistributor;     // GICv3 GICD frame (0 when absent, or not a GICv3)
         public ulong GicRedistributor;   // first GICR frame
@@ -36,7 +41,7 @@ namespace Hypervisor.Boot
     // Flattened device tree reader (devicetree specification v0.4, chapter 5):
     // a header, a structure block of tokens and a strings block, all big-endian.
     // One pass over the tokens collects everything in FdtInfo.
-    public static class Fdt
+    public static unsafe class Fdt
     {
         public const uint Magic = 0xd00dfeed;
         private const uint TokenBeginNode = 1;
@@ -81,7 +86,7 @@ namespace Hypervisor.Boot
             // Per-depth state: what kind of node we are in.
             Span<byte> kind = stackalloc byte[MaxDepth];
             int depth = 0;
-            uint rootAddressCells = 2, rootSizeCells = 1;
+            uint rootAddressCells = 2, rootSizeCells = 1, cpusAddressCells = 1;
             bool gicV3 = false;
             int pos = 0;
 
@@ -136,6 +141,22 @@ namespace Hypervisor.Boot
                 {
                     if (BytesEqual(propName, "#address-cells") && length == 4) rootAddressCells = ReadBe32(value, 0);
                     else if (BytesEqual(propName, "#size-cells") && length == 4) rootSizeCells = ReadBe32(value, 0);
+                }
+                else if (here == NodeKind.Cpus && depth == 2 && BytesEqual(propName, "#address-cells") && length == 4)
+                {
+                    cpusAddressCells = ReadBe32(value, 0);
+                    if (cpusAddressCells == 0 || cpusAddressCells > 2) return FdtStatus.BadStructure;
+                }
+                else if (here == NodeKind.Cpu && BytesEqual(propName, "reg"))
+                {
+                    if (length < cpusAddressCells * 4) return FdtStatus.BadStructure;
+                    int cpu = info.CpuCount - 1;   // counted when its node began
+                    if (cpu < FdtInfo.MaxCpus) info.Mpidr[cpu] = ReadCells(value, 0, (int)cpusAddressCells);
+                }
+                else if (here == NodeKind.Psci && BytesEqual(propName, "method"))
+                {
+                    info.HasPsci = true;
+                    info.PsciUsesHvc = ListContains(value, "hvc");
                 }
                 else if (here == NodeKind.Memory && BytesEqual(propName, "reg") && info.MemorySize == 0)
                 {
@@ -195,7 +216,7 @@ namespace Hypervisor.Boot
 
         private static class NodeKind
         {
-            public const byte Other = 0, Memory = 1, Chosen = 2, Cpus = 3, Cpu = 4, Uart = 5, Gic = 6, Virtio = 7;
+            public const byte Other = 0, Memory = 1, Chosen = 2, Cpus = 3, Cpu = 4, Uart = 5, Gic = 6, Virtio = 7, Psci = 8;
         }
 
         private static byte ClassifyTopLevel(ReadOnlySpan<byte> name)
@@ -203,6 +224,7 @@ namespace Hypervisor.Boot
             if (StartsWith(name, "memory")) return NodeKind.Memory;
             if (BytesEqual(name, "chosen")) return NodeKind.Chosen;
             if (BytesEqual(name, "cpus")) return NodeKind.Cpus;
+            if (BytesEqual(name, "psci")) return NodeKind.Psci;
             // QEMU virt names its console UART pl011@9000000; the compatible
             // string would be stricter, but the node name is what QEMU and
             // firmware both use for the primary UART.

@@ -116,6 +116,9 @@ namespace Hypervisor.Monitor
                 Log.Size(vm.RamSize);
                 Log.Write(" vmid=");
                 Log.Dec(vm.Vmid);
+                Log.Write(" cpu=");                          // the physical CPU it last ran on
+                if (vm.LastCpu < 0) Log.Write("-");
+                else Log.Dec((ulong)vm.LastCpu);
                 Log.Write(vm.Shadow != null ? " paging=shadow" : vm.Direct != null ? " paging=direct" : " paging=stage2");
                 if (vm.Shadow != null)
                 {

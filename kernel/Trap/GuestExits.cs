@@ -110,6 +110,8 @@ namespace Hypervisor.Trap
             {
                 VirtualTimerFired();
             }
+            // (The kick SGI, Cpus.KickIntid, needs nothing: it only woke an
+            // idle CPU, and this one is running a guest already.)
             Gic.EndOfInterrupt(intid);
             return action;
         }

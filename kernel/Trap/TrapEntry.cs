@@ -13,9 +13,12 @@ namespace Hypervisor.Trap
         [RuntimeExport("hv_trap")]
         private static void OnTrap(TrapFrame* frame, ulong kind)
         {
-            VirtualMachine vm = Scheduler.Current;
-            if (VectorKind.IsFromLowerEl(kind) && vm != null)
+            if (VectorKind.IsFromLowerEl(kind))
             {
+                // Exits are handled under the hypervisor lock, released just
+                // before the guest is entered again (kernel/Smp/LockOrder.cs).
+                Hypervisor.Smp.Cpus.HypervisorLock.Acquire();
+                VirtualMachine vm = Scheduler.Current;
                 // The handler decides; the run loop acts (kernel/Vm/ExitAction.cs).
                 Scheduler.AfterExit(vm, GuestExits.Handle(vm, frame, kind), frame);
                 // Back into whichever VM is current now: its list registers
@@ -23,6 +26,7 @@ namespace Hypervisor.Trap
                 // virtual GIC; VmBuilder makes it with the VM.)
                 VgicCpu gic = Scheduler.Current.VgicCpu;
                 if (gic.Dirty) gic.Fill();
+                Hypervisor.Smp.Cpus.HypervisorLock.Release();
             }
             else
             {

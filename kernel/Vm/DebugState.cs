@@ -41,7 +41,7 @@ namespace Hypervisor.Vm
         private static int s_breakpoints, s_watchpoints;
         private static ulong s_mdcr;                  // MDCR_EL2 without the debug traps
         private static DebugState s_clean;            // what a VM that is not an owner finds
-        private static DebugState s_inCpu;            // whose values the CPU holds; null: clean
+        // Whose values a CPU holds (null: the clean set): PhysicalCpu.DebugInCpu.
 
         private readonly ulong[] _words = new ulong[Words];
         public bool InUse;                            // this VM has touched its debug registers
@@ -59,16 +59,17 @@ namespace Hypervisor.Vm
             s_watchpoints = (int)((dfr0 >> 20) & 0xf) + 1;
             s_mdcr = mdcr & ~Mdcr.DebugTraps;
             s_clean = new DebugState();
-            fixed (ulong* w = s_clean._words) RestoreHardware(w, s_breakpoints, s_watchpoints);
-            SysReg.WriteMdcrEl2(mdcr);
         }
+
+        // Every CPU as it comes up: the clean set loaded, the traps on.
+        public static void InitCpu() => LoadClean(Hypervisor.Smp.Cpus.This);
 
         public void Reset()
         {
             for (int i = 0; i < Words; i++) _words[i] = 0;
             _words[OsLockWord] = 1;
             InUse = false;
-            if (s_inCpu == this) LoadClean();
+            if (Hypervisor.Smp.Cpus.This.DebugInCpu == this) LoadClean(Hypervisor.Smp.Cpus.This);
         }
 
         // The VM's first access to a trapped debug register. Returns with its
@@ -83,24 +84,26 @@ namespace Hypervisor.Vm
         // VM switch: make `next` the VM whose debug view the CPU shows.
         public static void Switch(DebugState next)
         {
-            if (s_inCpu == next) return;
-            if (s_inCpu != null) fixed (ulong* w = s_inCpu._words) SaveHardware(w, s_breakpoints, s_watchpoints);
+            Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
+            DebugState inCpu = cpu.DebugInCpu;
+            if (inCpu == next) return;
+            if (inCpu != null) fixed (ulong* w = inCpu._words) SaveHardware(w, s_breakpoints, s_watchpoints);
             if (next.InUse)
             {
                 fixed (ulong* w = next._words) RestoreHardware(w, s_breakpoints, s_watchpoints);
-                s_inCpu = next;
+                cpu.DebugInCpu = next;
                 SysReg.WriteMdcrEl2(s_mdcr);
             }
-            else if (s_inCpu != null)
+            else if (inCpu != null)
             {
-                LoadClean();
+                LoadClean(cpu);
             }
         }
 
-        private static void LoadClean()
+        private static void LoadClean(Hypervisor.Smp.PhysicalCpu cpu)
         {
             fixed (ulong* w = s_clean._words) RestoreHardware(w, s_breakpoints, s_watchpoints);
-            s_inCpu = null;
+            cpu.DebugInCpu = null;
             SysReg.WriteMdcrEl2(s_mdcr | Mdcr.DebugTraps);
         }
     }

@@ -15,8 +15,9 @@ namespace Hypervisor.Vm
     //   CNTVOFF_EL2, VPIDR_EL2,
     //   VTCR_EL2, VTTBR_EL2             here, once (HCR, CNTVOFF, VMPIDR and the
     //                                   stage-2 pair again for each VM on Load)
-    //   MDCR_EL2                        DebugState.Init (PMU and debug ownership)
-    //   ICH_HCR_EL2, ICC_SRE_EL2        VgicCpu.Init, Gic.Init
+    //   MDCR_EL2                        DebugState.InitCpu (PMU and debug ownership)
+    //   ICH_HCR_EL2, ICC_SRE_EL2        VgicCpu.InitCpu, Gic.InitCpu
+    // Each CPU writes its own (InitCpu), as it comes up.
     //   CNTHP_CTL/CVAL_EL2              HypTimer (armed for each slice)
     public static class El2Setup
     {
@@ -30,7 +31,21 @@ namespace Hypervisor.Vm
         // every VM gets them (VmBuilder), since the ID registers hide the feature.
         public static ulong FeatureTraps;
 
+        // Once, on the boot CPU: what is decided for every CPU, then its own registers.
         public static void Init()
+        {
+            ulong mmfr1 = SysReg.ReadIdAa64Mmfr1El1(), pfr0 = SysReg.ReadIdAa64Pfr0El1();
+            // Features the ID registers hide whose registers EL1 would reach
+            // untrapped: the LORegions, the RAS error records, the activity
+            // monitors. Trapped, they are undefined instructions for the guest.
+            FeatureTraps = ((mmfr1 & LorField) != 0 ? Hcr.TLOR : 0) | ((pfr0 & RasField) != 0 ? Hcr.TERR : 0);
+            DebugState.Init(Mdcr.Boot(SysReg.ReadPmcrEl0(), SysReg.ReadIdAa64Dfr0El1()));
+            InitCpu();
+        }
+
+        // Every CPU, for itself (these registers are per CPU): the boot CPU
+        // from Init, the others as they come up (kernel/Smp/Cpus.cs).
+        public static void InitCpu()
         {
             // No guest yet: EL1 would be AArch64, nothing else asked.
             SysReg.WriteHcrEl2(Hcr.RW);
@@ -43,10 +58,6 @@ namespace Hypervisor.Vm
             // loads and stores...), so those stay absent, as the ID registers say.
             ulong mmfr1 = SysReg.ReadIdAa64Mmfr1El1(), pfr0 = SysReg.ReadIdAa64Pfr0El1();
             if ((mmfr1 & HcxField) != 0) SysReg.WriteHcrxEl2(0);
-            // Features the ID registers hide whose registers EL1 would reach
-            // untrapped: the LORegions, the RAS error records, the activity
-            // monitors. Trapped, they are undefined instructions for the guest.
-            FeatureTraps = ((mmfr1 & LorField) != 0 ? Hcr.TLOR : 0) | ((pfr0 & RasField) != 0 ? Hcr.TERR : 0);
             if ((pfr0 & AmuField) != 0) SysReg.WriteCptrEl2(SysReg.ReadCptrEl2() | CptrTam);
             // EL1 may read the physical counter (EL1PCTEN) but not program the
             // physical timer (EL1PCEN = 0): that traps (SystemRegisterTraps).
@@ -55,7 +66,7 @@ namespace Hypervisor.Vm
             SysReg.WriteVpidrEl2(SysReg.ReadMidrEl1());   // guests see the real CPU model
             SysReg.WriteVtcrEl2(0);
             SysReg.WriteVttbrEl2(0);
-            DebugState.Init(Mdcr.Boot(SysReg.ReadPmcrEl0(), SysReg.ReadIdAa64Dfr0El1()));
+            DebugState.InitCpu();
             SysReg.StartCycleCounter();
         }
     }

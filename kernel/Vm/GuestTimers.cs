@@ -74,21 +74,21 @@ namespace Hypervisor.Vm
 
         // The VM's registers are now in the CPU: PPI 27 is on unless its line
         // is already high (the condition cannot clear while it was away).
-        // The redistributor is written only when that changes.
-        private static bool s_ppiOff;
+        // The redistributor is written only when that changes (each CPU
+        // remembers its own: PhysicalCpu.VirtualPpiOff).
 
         // Its emulated physical timer may have passed its deadline while the
         // VM waited its turn: its line goes high before the guest runs.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Loaded()
         {
-            if (VirtualHigh != s_ppiOff) SetPpi(!VirtualHigh);
+            if (VirtualHigh != Hypervisor.Smp.Cpus.This.VirtualPpiOff) SetPpi(!VirtualHigh);
             if (PhysicalWatched) SamplePhysical(SysReg.ReadCntpctEl0());
         }
 
         private static void SetPpi(bool on)
         {
-            s_ppiOff = !on;
+            Hypervisor.Smp.Cpus.This.VirtualPpiOff = !on;
             Gic.SetPpiEnabled(Gic.VirtualTimerIntid, on);
         }
 

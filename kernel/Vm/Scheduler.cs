@@ -3,11 +3,16 @@ using System.Runtime.CompilerServices;
 using Hypervisor.Arch;
 using Hypervisor.Console;
 using Hypervisor.Mm;
+using Hypervisor.Smp;
 using Hypervisor.Trap;
 
 namespace Hypervisor.Vm
 {
-    // Round-robin time slices on the boot CPU. A VM runs until its slice ends
+    // Round-robin time slices on every CPU, from one shared run queue (the VM
+    // table) under the hypervisor lock (kernel/Smp/LockOrder.cs): with a
+    // handful of VMs a scan of one table is cheaper and simpler than per-CPU
+    // queues with stealing, and it balances by itself: an idle CPU takes the
+    // next runnable VM, wherever it last ran. A VM runs until its slice ends
     // (the EL2 timer, CNTHP), it yields (the Yield hypercall, or WFE), it
     // waits (WFI with no interrupt pending) or it stops; then the next runnable VM gets the CPU. A waiting
     // VM is runnable again once an interrupt is pending for it: a device line
@@ -19,7 +24,6 @@ namespace Hypervisor.Vm
     public static unsafe class Scheduler
     {
         public const int MaxVms = 64;
-        public static VirtualMachine Current;
         public static VmidAllocator Vmids;
         public static ulong Switches;
         public static ulong IdleSleeps;       // times the CPU had nothing to run and slept (WFI at EL2)
@@ -40,6 +44,13 @@ namespace Hypervisor.Vm
 
         [RuntimeImport("*", "tlb_flush_all_el1")][MethodImpl(MethodImplOptions.InternalCall)]
         private static extern void TlbiAllE1();
+
+        // The VM whose registers are in this CPU (null: none): per CPU.
+        public static VirtualMachine Current
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => Cpus.This.Loaded;
+        }
 
         public static int Count => s_count;
         public static VirtualMachine At(int i) => s_vms[i];
@@ -64,7 +75,9 @@ namespace Hypervisor.Vm
         public static void Start()
         {
             TrapFrame* live = LiveFrame();
+            Cpus.HypervisorLock.Acquire();
             LoadNext(live);
+            Cpus.HypervisorLock.Release();
             EnterGuest(live);
         }
 
@@ -94,6 +107,7 @@ namespace Hypervisor.Vm
             {
                 SetState(Current, VmState.Runnable);
                 SwitchTo(next, live);
+                Cpus.KickIdle();   // the VM it put down may run on an idle CPU
             }
             ArmTimer();
         }
@@ -129,14 +143,25 @@ namespace Hypervisor.Vm
             ulong now = SysReg.ReadCntpctEl0();
             if (currentTimer) Current.Timers.SamplePhysical(now);
             if (s_waiting == 0) return;
+            bool woke = false;
             for (int i = 0; i < s_count; i++)
             {
                 VirtualMachine vm = s_vms[i];
-                if (vm.State != VmState.Waiting) continue;
+                if (vm.State != VmState.Waiting || !Mine(vm)) continue;
                 vm.Timers.SamplePhysical(now);
-                if (vm.VgicCpu.HasWork() || (vm != Current && TimerDeadline(vm) <= now)) SetState(vm, VmState.Runnable);
+                if (vm.VgicCpu.HasWork() || (vm != Current && TimerDeadline(vm) <= now))
+                {
+                    SetState(vm, VmState.Runnable);
+                    woke = true;
+                }
             }
+            if (woke) Cpus.KickIdle();
         }
+
+        // A VM this CPU may look at: its registers are here or in no CPU. One
+        // loaded in another CPU is that CPU's to run, wake and time.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool Mine(VirtualMachine vm) => vm.LoadedIn == null || vm.LoadedIn == Cpus.This;
 
         private static void SetState(VirtualMachine vm, VmState state)
         {
@@ -160,13 +185,20 @@ namespace Hypervisor.Vm
                 if (LiveVms() == 0) return null;
                 ArmTimer();
                 while ((SysReg.ReadIsrEl1() & IsrIrqPending) == 0 && Kernel.Frames.ScrubSome(IdleScrubStep) != 0) { }
+                // Asleep without the lock: the other CPUs go on handling
+                // exits, and one that makes a VM runnable kicks this one (SGI).
+                PhysicalCpu cpu = Cpus.This;
+                cpu.Idle = true;
+                Cpus.HypervisorLock.Release();
                 Cpu.WaitForInterrupt();
+                Cpus.HypervisorLock.Acquire();
+                cpu.Idle = false;
                 IdleSleeps++;
                 for (uint intid = Gic.Acknowledge(); intid != Gic.SpuriousIntid; intid = Gic.Acknowledge())
                 {
                     if (intid == Gic.VirtualTimerIntid) GuestExits.VirtualTimerFired();
                     else if (intid == Gic.HypTimerIntid) HypTimer.Stop();   // its level would signal again at once; re-armed below
-                    Gic.EndOfInterrupt(intid);
+                    Gic.EndOfInterrupt(intid);                                 // (the kick SGI needs nothing more)
                 }
                 Housekeeping();
             }
@@ -197,7 +229,7 @@ namespace Hypervisor.Vm
             }
             for (int i = 0; s_waiting != 0 && i < s_count; i++)
             {
-                if (s_vms[i].State != VmState.Waiting) continue;
+                if (s_vms[i].State != VmState.Waiting || !Mine(s_vms[i])) continue;
                 ulong deadline = TimerDeadline(s_vms[i]);
                 if (deadline < at) at = deadline;
             }
@@ -225,10 +257,12 @@ namespace Hypervisor.Vm
         // The loaded VM's state goes to its context, `next`'s comes in.
         private static void SwitchTo(VirtualMachine next, TrapFrame* live)
         {
-            if (Current != null)
+            VirtualMachine previous = Current;
+            if (previous != null)
             {
-                Current.VgicCpu.Save();
-                Current.Context.SaveFrom(live);
+                previous.VgicCpu.Save();
+                previous.Context.SaveFrom(live);
+                Unload(previous);
             }
             Load(next, live);
         }
@@ -237,7 +271,7 @@ namespace Hypervisor.Vm
         // is in StopReason) and loads the next runnable one into `live`.
         private static void Stop(VirtualMachine vm, TrapFrame* live)
         {
-            Current = null;
+            Unload(vm);
             vm.VgicCpu.Save();                         // its list registers leave the CPU empty
             vm.Uart.Flush(vm);
             Log.Write("[hv] vm ");
@@ -261,7 +295,7 @@ namespace Hypervisor.Vm
             vm.Uart.Flush(vm);
             vm.VgicCpu.Save();                         // empties the list registers; Build resets the model
             vm.Resets++;
-            Current = null;
+            Unload(vm);
             if (!VmBuilder.Rebuild(vm))
             {
                 vm.RequestStop("SYSTEM_RESET: not enough host memory to rebuild");
@@ -301,7 +335,11 @@ namespace Hypervisor.Vm
             vm.VgicCpu.Fill();
             DebugState.Switch(vm.Debug);
             SetState(vm, VmState.Running);
-            Current = vm;
+            PhysicalCpu cpu = Cpus.This;
+            cpu.Loaded = vm;
+            vm.LoadedIn = cpu;
+            vm.LastCpu = cpu.Index;
+            Vmids.SetActive(cpu.Index, vm.VmidTag);
             Switches++;
             if (!vm.Announced) Announce(vm);
         }
@@ -325,6 +363,15 @@ namespace Hypervisor.Vm
             Log.NewLine();
         }
 
+        // `vm`'s registers have left this CPU (saved, or it stopped).
+        private static void Unload(VirtualMachine vm)
+        {
+            PhysicalCpu cpu = Cpus.This;
+            cpu.Loaded = null;
+            vm.LoadedIn = null;
+            Vmids.SetActive(cpu.Index, 0);
+        }
+
         // VMIDs are handed out lazily per generation (kernel/Vm/VmidAllocator.cs).
         // A new generation means every VMID may now name a different VM, so
         // every TLB entry of EL1&0 goes: TLBI ALLE1IS.
@@ -345,10 +392,11 @@ namespace Hypervisor.Vm
         private static VirtualMachine NextRunnable(VirtualMachine after)
         {
             int start = after == null ? 0 : after.Index + 1;
+            int cpu = Cpus.This.Index;
             for (int i = 0; i < s_count; i++)
             {
                 VirtualMachine vm = s_vms[(start + i) % s_count];
-                if (vm.State == VmState.Runnable || vm.State == VmState.Running) return vm;
+                if ((vm.State == VmState.Runnable || vm.State == VmState.Running) && Mine(vm) && Vmids.CanRun(vm.VmidTag, cpu)) return vm;
             }
             return null;
         }
@@ -369,8 +417,9 @@ namespace Hypervisor.Vm
 
         public static bool OthersRunnable()
         {
+            VirtualMachine current = Current;
             for (int i = 0; i < s_count; i++)
-                if (s_vms[i] != Current && s_vms[i].State == VmState.Runnable) return true;
+                if (s_vms[i] != current && s_vms[i].State == VmState.Runnable && Mine(s_vms[i])) return true;
             return false;
         }
     }

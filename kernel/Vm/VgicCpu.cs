@@ -88,6 +88,12 @@ namespace Hypervisor.Vm
             s_listRegisters = n < MaxListRegisters ? n : MaxListRegisters;
             int priorityBits = (int)((vtr >> 29) & 7) + 1;
             s_aprPerGroup = priorityBits >= 7 ? 4 : priorityBits == 6 ? 2 : 1;
+            InitCpu();
+        }
+
+        // Every CPU for itself, as it comes up.
+        public static void InitCpu()
+        {
             WriteHcr(0);         // no virtual interface, no maintenance interrupt, until a VM is loaded
             WriteIccSreEl1(7);   // SRE, DFB, DIB
         }

@@ -24,6 +24,8 @@ namespace Hypervisor.Vm
         public readonly ulong RamSize;
 
         public VmState State;
+        public Hypervisor.Smp.PhysicalCpu LoadedIn;     // the CPU holding its registers, or null
+        public int LastCpu = -1;                        // the CPU it last ran on (the monitor shows it)
         public bool Announced;                          // its registers were logged on first entry
         public readonly VcpuContext Context = new VcpuContext();
         public ulong VmidTag;                           // generation << 16 | VMID (VmidAllocator)

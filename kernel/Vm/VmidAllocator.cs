@@ -37,11 +37,14 @@ namespace Hypervisor.Vm
     // generation instead of taking a new VMID. Entry takes a lock-free fast path
     // (the generation matches and the CPU's active slot is set) and only the
     // slow path takes a spin lock.
-    // This version may leave all of that out because one vCPU runs at a time:
-    // Assign runs on the entry path of the VM that is about to run, after the
-    // previous one has exited, so at a rollover no VM is running on any CPU, and
-    // the one about to run is the one being assigned. Every other VM gets a new
-    // VMID when it is entered next, because its tag is no longer current.
+    // Here every call runs under the hypervisor lock (kernel/Smp/LockOrder.cs),
+    // so no fast path is needed, and "active" is exact: the tag of the VM
+    // whose registers each CPU holds (SetActive on load, 0 once saved). At a
+    // rollover exactly those VMIDs are reserved into the new generation; the
+    // TLBI ALLE1IS that goes with it is broadcast, so it empties every CPU's
+    // TLB at once, the running VMs' entries included (they refill). With more
+    // CPUs than VMIDs not every VM can run at once: CanRun says whether one
+    // can get a VMID now, and the scheduler picks another VM when not.
     //
     // No allocation after the constructor: Assign and Release run on the VM
     // switch path. A "next" cursor makes the common case O(1): VMIDs are handed
@@ -55,7 +58,10 @@ namespace Hypervisor.Vm
         public const ushort NoVmid = 0;                 // reserved: "no VM"
         private const int BitmapWords = (1 << MaxBits) / 64;   // 1024 words = 65536 bits
 
+        public const int MaxCpus = 8;
         private readonly ulong[] _used;   // bit v set: VMID v is taken in this generation
+        private readonly ulong[] _active = new ulong[MaxCpus];     // per CPU: tag of the VM it holds, 0 none
+        private readonly ulong[] _reserved = new ulong[MaxCpus];   // per CPU: what it held at the last rollover
         private readonly int _width;
         private readonly int _capacity;   // 2^width - 1: VMIDs 1..capacity
         private ulong _generation;
@@ -100,10 +106,19 @@ namespace Hypervisor.Vm
         // caller must do TLBI ALLE1IS, DSB ISH, ISB, because the TLB may still
         // hold entries tagged with VMIDs of the old generation, which are about
         // to be handed to other VMs.
+        //
+        // The caller (on CPU `cpu`) must have checked CanRun, and must have
+        // cleared its own active slot: the VM it held is no longer running.
         public ushort Assign(ref ulong tag, out bool flushAll)
         {
             flushAll = false;
             if (IsCurrent(tag)) return VmidOf(tag);
+            ushort kept = Reserved(tag);
+            if (kept != NoVmid)
+            {
+                tag = (_generation << TagShift) | kept;   // reserved at the rollover: already marked used
+                return kept;
+            }
 
             // From the cursor to the end, then from 1 up to the cursor: VMIDs
             // released earlier in this generation are reused before a rollover.
@@ -113,7 +128,8 @@ namespace Hypervisor.Vm
             {
                 NewGeneration();
                 flushAll = true;
-                vmid = 1;   // the bitmap is empty now
+                vmid = FindFree(1, _capacity + 1);   // free but for the reserved ones
+                if (vmid == NoVmid) return NoVmid;   // only if CanRun was not asked
             }
 
             _used[vmid >> 6] |= 1UL << (vmid & 63);
@@ -130,21 +146,58 @@ namespace Hypervisor.Vm
         // cleared either way, so a second Release does nothing.
         public void Release(ref ulong tag)
         {
-            if (IsCurrent(tag))
+            ushort vmid = IsCurrent(tag) ? VmidOf(tag) : Reserved(tag);
+            if (vmid != NoVmid)
             {
-                int vmid = VmidOf(tag);
                 _used[vmid >> 6] &= ~(1UL << (vmid & 63));
                 _inUse--;
+            }
+            for (int c = 0; c < MaxCpus; c++)
+            {
+                if (_reserved[c] == tag) _reserved[c] = 0;
+                if (_active[c] == tag) _active[c] = 0;
             }
             tag = 0;
         }
 
+        // CPU `cpu` now runs with `tag` (0: it holds no VM).
+        public void SetActive(int cpu, ulong tag) => _active[cpu] = tag;
+
+        // May a VM with `tag` be entered on `cpu` now? Yes if it holds a VMID
+        // or one is free; else only if a rollover would leave one over once
+        // the VMIDs the other CPUs run with are reserved.
+        public bool CanRun(ulong tag, int cpu)
+        {
+            if (IsCurrent(tag) || _inUse < _capacity || Reserved(tag) != NoVmid) return true;
+            int others = 0;
+            for (int c = 0; c < MaxCpus; c++) if (c != cpu && _active[c] != 0) others++;
+            return others < _capacity;
+        }
+
+        // The VMID kept for an old-generation tag at the last rollover, or 0.
+        private ushort Reserved(ulong tag)
+        {
+            if (tag == 0) return NoVmid;
+            for (int c = 0; c < MaxCpus; c++) if (_reserved[c] == tag) return VmidOf(tag);
+            return NoVmid;
+        }
+
+        // Every VMID free again, but those the CPUs are running with: their
+        // VMs go on running across the rollover and keep their numbers.
         private void NewGeneration()
         {
             _generation++;
             _rollovers++;
             ClearBitmap();
             _inUse = 0;
+            for (int c = 0; c < MaxCpus; c++)
+            {
+                ulong t = _active[c];
+                _reserved[c] = t;
+                if (t == 0) continue;
+                int vmid = VmidOf(t);
+                if ((_used[vmid >> 6] & (1UL << (vmid & 63))) == 0) { _used[vmid >> 6] |= 1UL << (vmid & 63); _inUse++; }
+            }
         }
 
         private void ClearBitmap()

@@ -127,7 +127,7 @@ namespace Hypervisor.Tests.Integration
                 ("[a] balloon: driver ok", "vms\rballoon a 64M\r"),
                 ("[a] TEST balloon-follow ", "stats a\rwalk a 0x40080000\rfrobnicate\rballoon nobody 1M\rballoon a 0\r"),
             });
-            Assert.Matches(@"\[hv\] vm a (running|runnable) mem=128MiB vmid=\d+ paging=stage2 frames=\d+ ballooned_pages=0", r.Require("[hv] vm a r"));
+            Assert.Matches(@"\[hv\] vm a (running|runnable) mem=128MiB vmid=\d+ cpu=\d+ paging=stage2 frames=\d+ ballooned_pages=0", r.Require("[hv] vm a r"));
             r.Require("[hv] host frames free=");
             r.Require("[hv] balloon a: target 16384 pages (64MiB)");
             Assert.Contains("pages=16384", r.Require("[a] TEST balloon-follow PASS"));

@@ -30,6 +30,40 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal((uint)blob.Length, info.TotalSize);
         }
 
+        // Every CPU's MPIDR (QEMU virt puts 8 CPUs in one cluster: Aff0 = 0..7
+        // up to 8, then Aff1 counts clusters) and the PSCI conduit: with
+        // virtualization=on and no EL3 firmware QEMU answers PSCI on SMC.
+        [Fact]
+        public unsafe void ReadsEveryCpuAndThePsciConduit()
+        {
+            byte[] blob = Dtb.FromQemu("256M", 4);
+            Assert.Equal(FdtStatus.Ok, Fdt.Parse(blob, out var info));
+            Assert.Equal(4, info.CpuCount);
+            for (int i = 0; i < 4; i++) Assert.Equal((ulong)i, info.Mpidr[i]);
+            Assert.True(info.HasPsci);
+            Assert.False(info.PsciUsesHvc);
+
+            blob = Dtb.FromQemu("256M", 2, virtualization: false);
+            Assert.Equal(FdtStatus.Ok, Fdt.Parse(blob, out info));
+            Assert.True(info.PsciUsesHvc);
+        }
+
+        [Fact]
+        public unsafe void ReadsTwoCellCpuIdsAndKeepsCountingPastTheLimit()
+        {
+            var dts = new System.Text.StringBuilder(@"/dts-v1/;
+/ { #address-cells = <2>; #size-cells = <2>;
+  memory@40000000 { device_type = ""memory""; reg = <0 0x40000000 0 0x10000000>; };
+  cpus { #address-cells = <2>; #size-cells = <0>;
+");
+            for (int i = 0; i < 10; i++) dts.Append($"    cpu@{i} {{ device_type = \"cpu\"; reg = <0x1 0x{i:x}00>; }};\n");
+            dts.Append("  };\n  psci { compatible = \"arm,psci-1.0\"; method = \"hvc\"; };\n};\n");
+            Assert.Equal(FdtStatus.Ok, Fdt.Parse(Dtb.FromSource(dts.ToString()), out var info));
+            Assert.Equal(10, info.CpuCount);
+            for (int i = 0; i < FdtInfo.MaxCpus; i++) Assert.Equal((1UL << 32) | ((ulong)i << 8), info.Mpidr[i]);
+            Assert.True(info.PsciUsesHvc);
+        }
+
         // QEMU's GICv2 node has the same name (intc@8000000) and a reg of
         // GICD, GICC, GICH and GICV: it must not be taken for a GICv3.
         [Fact]

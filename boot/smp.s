@@ -1,0 +1,101 @@
+// What several physical CPUs need from assembly: the entry point a secondary
+// CPU starts at (PSCI CPU_ON), the ticket spinlock, the per-CPU index in
+// TPIDR_EL2, and the SGI that wakes another CPU.
+
+.include "asm.inc"
+.arch_extension lse
+
+    .text
+
+// PSCI CPU_ON(target, entry = secondary_entry, context = x0 here: the CPU's
+// index, 1..MAX_CPUS-1). The firmware starts the CPU here at EL2 with its MMU
+// and caches off, as at reset. It gets the same set-up the boot CPU got in
+// head.s (its own stack slot, FP/SIMD untrapped, the vectors, the
+// hypervisor's page tables, which the boot CPU built), then C#.
+    .global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    cmp     x19, #MAX_CPUS
+    b.hs    secondary_park                // a context the boot CPU never gives
+    msr     tpidr_el2, x19                // per-CPU data: kernel/Smp/Cpus.cs
+    adrp    x1, __stacks
+    add     x1, x1, :lo12:__stacks
+    add     x2, x19, #1
+    mov     x3, #CPU_STACK_SIZE
+    mul     x2, x2, x3
+    add     x1, x1, x2
+    sub     sp, x1, #FRAME_SIZE           // the top FRAME_SIZE bytes: the guest frame
+    mov     x1, #0x33ff
+    msr     cptr_el2, x1
+    isb
+    adrp    x1, hv_vectors
+    add     x1, x1, :lo12:hv_vectors
+    msr     vbar_el2, x1
+    isb
+    bl      mmu_turn_on_el2
+    mov     x0, x19
+    bl      ksecondary                    // never returns
+secondary_park:
+    wfe
+    b       secondary_park
+
+// This CPU's index (0 = the boot CPU), set at entry.
+    .global read_tpidr_el2
+read_tpidr_el2:
+    mrs     x0, tpidr_el2
+    ret
+
+// Ticket spinlock on one 32-bit word: bits 15:0 the ticket being served,
+// bits 31:16 the next ticket to hand out. A CPU takes a ticket (adding
+// 0x10000 with acquire semantics: LDADDA with LSE atomics, else an
+// LDAXR/STXR loop), then waits until the served ticket is its own. Waiting
+// is WFE: LDAXRH arms the exclusive monitor on the word, and the owner's
+// release (a store to it) clears the monitor, which wakes the waiter. First
+// come, first served, so no CPU starves.
+//
+// spin_lock(x0 = &word, w1 = 1 when the CPU has LSE atomics)
+    .global spin_lock
+spin_lock:
+    mov     w2, #0x10000
+    cbz     w1, 2f
+    ldadda  w2, w3, [x0]
+    b       3f
+2:  ldaxr   w3, [x0]
+    add     w4, w3, w2
+    stxr    w5, w4, [x0]
+    cbnz    w5, 2b
+3:  lsr     w4, w3, #16                   // my ticket
+    and     w3, w3, #0xffff               // being served
+    cmp     w3, w4
+    b.eq    5f
+    sevl
+4:  wfe
+    ldaxrh  w3, [x0]
+    cmp     w3, w4
+    b.ne    4b
+5:  ret
+
+// spin_unlock(x0 = &word): the next ticket is served. Only the owner writes
+// the low half, so a plain load and a store-release of it suffice; the
+// release orders every access made under the lock before it.
+    .global spin_unlock
+spin_unlock:
+    ldrh    w1, [x0]
+    add     w1, w1, #1
+    stlrh   w1, [x0]
+    ret
+
+// ICC_SGI1R_EL1 <- x0: a software-generated interrupt to the CPUs it names
+// (kernel/Arch/Gic.cs builds the value). The ISB makes it go now.
+    .global write_icc_sgi1r_el1
+write_icc_sgi1r_el1:
+    msr     icc_sgi1r_el1, x0
+    isb
+    ret
+
+// The physical address of secondary_entry, for PSCI CPU_ON (VA == PA here).
+    .global read_secondary_entry
+read_secondary_entry:
+    adrp    x0, secondary_entry
+    add     x0, x0, :lo12:secondary_entry
+    ret

@@ -1,0 +1,164 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using Hypervisor.Arch;
+using Hypervisor.Boot;
+using Hypervisor.Console;
+using Hypervisor.Vm;
+
+namespace Hypervisor.Smp
+{
+    // One physical CPU's own data. Everything here is about this CPU only
+    // (which VM's registers it holds, whose debug registers, its GIC frame);
+    // it is found through TPIDR_EL2 (Cpus.This), never through a global
+    // "current".
+    public sealed class PhysicalCpu
+    {
+        public readonly int Index;               // 0 = the boot CPU; TPIDR_EL2 and the stack slot
+        public readonly ulong Mpidr;             // affinity (Aff3 in bits 39:32, Aff2..Aff0 in 23:0)
+        public ulong Redistributor;              // its GICR frame (kernel/Arch/Gic.cs)
+        public bool Online;                      // it came up (written under the hypervisor lock)
+        public bool Idle;                        // asleep in the idle loop: a kick (SGI) wakes it
+        public VirtualMachine Loaded;            // whose registers are in it (null: nobody's)
+        public DebugState DebugInCpu;            // whose debug registers it holds (null: a clean set)
+        public bool VirtualPpiOff;               // the virtual timer's PPI disabled at its redistributor
+        public HeldLocks Locks;
+        public ulong IdleSleeps;                 // times it had nothing to run and slept
+
+        public PhysicalCpu(int index, ulong mpidr)
+        {
+            Index = index;
+            Mpidr = mpidr;
+        }
+    }
+
+    // The physical CPUs: found in the host device tree, started with PSCI
+    // CPU_ON through the conduit the tree names, each running the same
+    // scheduler (kernel/Vm/Scheduler.cs) under the hypervisor lock.
+    public static unsafe class Cpus
+    {
+        public const ulong AffinityMask = 0xff00ffffffUL;   // MPIDR_EL1's Aff3..Aff0
+        public const uint KickIntid = 0;                     // SGI 0: "look at the run queue"
+        private const ulong PsciCpuOn64 = 0xC4000003;
+        private const ulong IsarAtomic = 0xfUL << 20;        // ID_AA64ISAR0_EL1.Atomic: 2 = LSE
+
+        [RuntimeImport("*", "read_tpidr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadTpidrEl2();
+        [RuntimeImport("*", "read_secondary_entry")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong SecondaryEntry();
+
+        private static PhysicalCpu[] s_cpus;
+        private static bool s_psciHvc;
+
+        // The one lock of rank 1 (kernel/Smp/LockOrder.cs).
+        public static SpinLock HypervisorLock;
+
+        public static int Count => s_cpus.Length;
+        public static PhysicalCpu At(int i) => s_cpus[i];
+
+        public static PhysicalCpu This
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => s_cpus[(int)ReadTpidrEl2()];
+        }
+
+        // On the boot CPU, before any other runs: one PhysicalCpu per CPU the
+        // device tree lists (up to MaxCpus), the boot CPU first.
+        public static void Init(in FdtInfo fdt)
+        {
+            SpinLock.UseLse = (SysReg.ReadIdAa64Isar0El1() & IsarAtomic) >= (2UL << 20) ? 1u : 0u;
+            HypervisorLock = new SpinLock(LockRank.Hypervisor);
+            s_psciHvc = fdt.PsciUsesHvc;
+            ulong boot = SysReg.ReadMpidrEl1() & AffinityMask;
+            int listed = fdt.CpuCount < FdtInfo.MaxCpus ? fdt.CpuCount : FdtInfo.MaxCpus;
+            int n = 1;
+            for (int i = 0; i < listed; i++) if ((fdt.Mpidr[i] & AffinityMask) != boot) n++;
+            if (n > FdtInfo.MaxCpus) n = FdtInfo.MaxCpus;
+            s_cpus = new PhysicalCpu[n];
+            s_cpus[0] = new PhysicalCpu(0, boot);
+            s_cpus[0].Online = true;
+            for (int i = 0, next = 1; i < listed && next < n; i++)
+                if ((fdt.Mpidr[i] & AffinityMask) != boot) { s_cpus[next] = new PhysicalCpu(next, fdt.Mpidr[i] & AffinityMask); next++; }
+        }
+
+        // PSCI CPU_ON for every other CPU, each waited for at most a second:
+        // one that fails or does not come up is reported and left off.
+        // Returns how many CPUs run guests, the boot CPU included.
+        public static int StartSecondaries()
+        {
+            int up = 1;
+            for (int i = 1; i < s_cpus.Length; i++)
+            {
+                PhysicalCpu cpu = s_cpus[i];
+                if (s_psciHvc)
+                {
+                    // HVC from EL2 would come back to the hypervisor itself:
+                    // firmware that wants HVC expects to be called from EL1.
+                    Report(cpu, "left off: the host's PSCI method is hvc, unreachable from EL2", 0);
+                    continue;
+                }
+                long status = (long)Cpu.SmcCall(PsciCpuOn64, cpu.Mpidr, SecondaryEntry(), (ulong)i);
+                if (status != 0)
+                {
+                    Report(cpu, "CPU_ON failed, PSCI status ", status);
+                    continue;
+                }
+                if (WaitOnline(cpu)) up++;
+                else Report(cpu, "did not come up within a second", 0);
+            }
+            return up;
+        }
+
+        private static bool WaitOnline(PhysicalCpu cpu)
+        {
+            ulong deadline = SysReg.ReadCntpctEl0() + SysReg.ReadCntfrqEl0();
+            while (SysReg.ReadCntpctEl0() < deadline)
+            {
+                HypervisorLock.Acquire();
+                bool online = cpu.Online;
+                HypervisorLock.Release();
+                if (online) return true;
+            }
+            return false;
+        }
+
+        private static void Report(PhysicalCpu cpu, string what, long status)
+        {
+            HypervisorLock.Acquire();
+            Log.Write("[hv] cpu ");
+            Log.Dec((ulong)cpu.Index);
+            Log.Write(" (MPIDR ");
+            Log.Hex(cpu.Mpidr);
+            Log.Write("): ");
+            Log.Write(what);
+            if (status != 0) Log.Dec((ulong)(-status));
+            Log.NewLine();
+            HypervisorLock.Release();
+        }
+
+        // secondary_entry (boot/smp.s) lands here, on the CPU's own stack with
+        // its MMU on and TPIDR_EL2 = index: the per-CPU half of what the boot
+        // CPU did in kmain, then the scheduler. Never returns.
+        [RuntimeExport("ksecondary")]
+        private static void SecondaryMain(ulong index)
+        {
+            HypervisorLock.Acquire();
+            PhysicalCpu cpu = s_cpus[(int)index];
+            El2Setup.InitCpu();
+            Gic.InitCpu(cpu);
+            VgicCpu.InitCpu();
+            cpu.Online = true;
+            HypervisorLock.Release();
+            Scheduler.Start();
+        }
+
+        // Wakes the CPUs asleep in the idle loop (but this one): a VM became
+        // runnable that one of them may take, or that is loaded in it.
+        public static void KickIdle()
+        {
+            PhysicalCpu me = This;
+            for (int i = 0; i < s_cpus.Length; i++)
+            {
+                PhysicalCpu cpu = s_cpus[i];
+                if (cpu != me && cpu.Idle && cpu.Online) Gic.SendSgi(cpu.Mpidr, KickIntid);
+            }
+        }
+    }
+}
