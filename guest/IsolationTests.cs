@@ -131,6 +131,24 @@ namespace Guest
             Console.Put('\n');
         }
 
+        // CPU-bound work and nothing else (the SMP scaling benchmark: two of
+        // these finish in about half the wall time on two CPUs). A xorshift
+        // chain, so the compiler cannot fold the loop away.
+        public static void Compute(ulong millions)
+        {
+            ulong x = 0x2545f4914f6cdd1dUL;
+            for (ulong i = 0; i < millions * 1000000; i++)
+            {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+            }
+            SelfTests.Verdict("compute", x != 0);
+            Console.Write("checksum=");
+            Console.Hex(x);
+            Console.Put('\n');
+        }
+
         // Hostile: never gives the CPU back (interrupts masked at EL1, too).
         public static void Spin()
         {

@@ -15,18 +15,20 @@ namespace Hypervisor.Tests.Integration
         // memory). B must never see the secret, must read zeros in fresh pages,
         // and must get an abort for every IPA outside its RAM.
         [Theory]
-        [InlineData("a-first", false)]
-        [InlineData("b-first", false)]
-        [InlineData("a-gone", true)]     // B starts reading only after A powered off: it gets A's scrubbed frames
-        public void NoVmSeesAnotherVmsMemory(string order, bool afterA)
+        [InlineData("a-first", false, 1)]
+        [InlineData("b-first", false, 1)]
+        [InlineData("a-gone", true, 1)]     // B starts reading only after A powered off: it gets A's scrubbed frames
+        [InlineData("a-first", false, 2)]   // both at once, each on its own CPU
+        [InlineData("a-gone", true, 2)]
+        public void NoVmSeesAnotherVmsMemory(string order, bool afterA, int cpus)
         {
             string a = "vm a mem=64M image=$ELF args=\"role=secret\"\n";
             string b = $"vm b mem=64M image=$BIN kind=raw args=\"role=snoop{(afterA ? " wait=alone" : "")}\"\n";
             string conf = GuestConfig.Write(order == "b-first" ? b + a : a + b);
-            var r = Qemu.Run(new[] { conf }, timeoutSeconds: 120);
+            var r = Qemu.Run(new[] { "--smp", cpus.ToString(), conf }, timeoutSeconds: 120);
             r.AssertPasses("a", "secret");
             r.AssertPasses("b", "snoop");
-            if (!afterA) Assert.True(r.Stat("vm_switches") > 4, "the two VMs did not interleave");
+            if (cpus == 1 && !afterA) Assert.True(r.Stat("vm_switches") > 4, "the two VMs did not interleave");
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
             Assert.Equal(0, r.ExitCode);
         }
@@ -98,7 +100,7 @@ namespace Hypervisor.Tests.Integration
             string conf = GuestConfig.Write(
                 "vm f1 mem=32M image=$ELF args=\"role=fpswitch seed=1\"\n" +
                 "vm f2 mem=32M image=$ELF args=\"role=fpswitch seed=2\"\n");
-            var r = Qemu.Run(new[] { conf });
+            var r = Qemu.Run(new[] { "--smp", "1", conf });   // one CPU: they take turns on it
             r.AssertPasses("f1", "fpswitch");
             r.AssertPasses("f2", "fpswitch");
             Assert.True(r.Stat("vm_switches") >= 50);

@@ -57,7 +57,7 @@ namespace Hypervisor.Tests.Integration
             string conf = GuestConfig.Write(
                 "vm t mem=32M image=$ELF args=\"role=ptimerswitch\"\n" +
                 "vm s mem=32M image=$ELF args=\"role=spin\"\n");
-            var r = Qemu.Run(new[] { conf }, timeoutSeconds: 60,
+            var r = Qemu.Run(new[] { "--smp", "1", conf }, timeoutSeconds: 60,
                 stopWhen: lines => System.Linq.Enumerable.Any(lines, l => l.StartsWith("[t] TEST ptimerswitch", System.StringComparison.Ordinal)));
             r.AssertPasses("t", "ptimerswitch");
             Assert.Null(r.Line("[hv] PANIC"));
