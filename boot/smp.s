@@ -46,43 +46,62 @@ read_tpidr_el2:
     ret
 
 // Ticket spinlock on one 32-bit word: bits 15:0 the ticket being served,
-// bits 31:16 the next ticket to hand out. A CPU takes a ticket (adding
-// 0x10000 with acquire semantics: LDADDA with LSE atomics, else an
-// LDAXR/STXR loop), then waits until the served ticket is its own. Waiting
-// is WFE: LDAXRH arms the exclusive monitor on the word, and the owner's
-// release (a store to it) clears the monitor, which wakes the waiter. First
-// come, first served, so no CPU starves.
+// bits 31:16 the next ticket to hand out (kernel/Smp/SpinLock.cs drives it).
+// A CPU takes a ticket (adding 0x10000 with acquire semantics: LDADDA with
+// LSE atomics, else an LDAXR/STXR loop), then waits until the served ticket
+// is its own. First come, first served, so no CPU starves.
 //
-// spin_lock(x0 = &word, w1 = 1 when the CPU has LSE atomics)
-    .global spin_lock
-spin_lock:
+// ticket_take(x0 = &word, w1 = 1 when the CPU has LSE atomics) -> w0 = the
+// word before: the caller's ticket in 31:16, the one being served in 15:0.
+    .global ticket_take
+ticket_take:
     mov     w2, #0x10000
     cbz     w1, 2f
-    ldadda  w2, w3, [x0]
-    b       3f
+    ldadda  w2, w0, [x0]
+    ret
 2:  ldaxr   w3, [x0]
     add     w4, w3, w2
     stxr    w5, w4, [x0]
     cbnz    w5, 2b
-3:  lsr     w4, w3, #16                   // my ticket
-    and     w3, w3, #0xffff               // being served
-    cmp     w3, w4
-    b.eq    5f
+    mov     w0, w3
+    ret
+
+// ticket_wait(x0 = &word, w1 = my ticket, x2 = how many waits) -> x0 = 1 once
+// the ticket is served, 0 if it was not within x2 waits. Waiting is WFE:
+// LDAXRH arms the exclusive monitor on the word, and the owner's release (a
+// store to it) clears the monitor, which wakes the waiter. The load-acquire
+// orders everything the new owner does after the previous owner's release.
+    .global ticket_wait
+ticket_wait:
     sevl
-4:  wfe
+1:  wfe
     ldaxrh  w3, [x0]
-    cmp     w3, w4
-    b.ne    4b
-5:  ret
+    cmp     w3, w1
+    b.eq    2f
+    subs    x2, x2, #1
+    b.ne    1b
+    mov     x0, #0
+    ret
+2:  mov     x0, #1
+    ret
 
 // spin_unlock(x0 = &word): the next ticket is served. Only the owner writes
 // the low half, so a plain load and a store-release of it suffice; the
-// release orders every access made under the lock before it.
+// release orders every access made under the lock before it. The DMB after
+// it orders the release before the caller's read of the sleepers (a waiter
+// publishes itself, then re-reads the word: one of the two sees the other).
     .global spin_unlock
 spin_unlock:
     ldrh    w1, [x0]
     add     w1, w1, #1
     stlrh   w1, [x0]
+    dmb     ish
+    ret
+
+// A full barrier between a waiter's "I sleep" store and its re-read of the word.
+    .global barrier_dmb_ish
+barrier_dmb_ish:
+    dmb     ish
     ret
 
 // ICC_SGI1R_EL1 <- x0: a software-generated interrupt to the CPUs it names
@@ -98,4 +117,11 @@ write_icc_sgi1r_el1:
 read_secondary_entry:
     adrp    x0, secondary_entry
     add     x0, x0, :lo12:secondary_entry
+    ret
+
+// ICC_HPPIR1_EL1: the highest-priority pending group-1 interrupt, without
+// acknowledging it (1023: none).
+    .global read_icc_hppir1_el1
+read_icc_hppir1_el1:
+    mrs     x0, icc_hppir1_el1
     ret

@@ -115,6 +115,8 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "remapballooned")) BalloonDebts.RemapBallooned();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "bootballoon")) BalloonDebts.BootBalloonTouch();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "shadowstorm")) ShadowStorm.Run(ParseNumber(BootArgs.Get(args, "ms", out _)));
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "smp")) SmpTests.Run();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "ipistorm")) SmpTests.Storm();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "compute")) IsolationTests.Compute(ParseNumber(BootArgs.Get(args, "millions", out _)));
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "fpswitch")) IsolationTests.FpSwitch(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else Fail("unknown role");

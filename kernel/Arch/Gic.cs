@@ -96,6 +96,7 @@ namespace Hypervisor.Arch
             WriteIccBpr1El1(0);
             WriteIccCtlrEl1(0);
             WriteIccIgrpen1El1(1);
+            cpu.GicUp = true;
             return true;
         }
 
@@ -142,6 +143,18 @@ namespace Hypervisor.Arch
         // harmless, its handler checks the condition anyway.
         public static void SetPpiEnabled(uint intid, bool on) =>
             Mmio.Write32(Hypervisor.Smp.Cpus.This.Redistributor + (on ? GicrIsenabler0 : GicrIcenabler0), 1u << (int)intid);
+
+        [RuntimeImport("*", "read_icc_hppir1_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadIccHppir1El1();
+
+        // A CPU woken from a lock wait by the kick SGI takes it now, so the
+        // next WFI sleeps again; any other interrupt stays pending for the
+        // code that handles it.
+        public static void ConsumeKick()
+        {
+            if (((uint)ReadIccHppir1El1() & 0xffffff) != Hypervisor.Smp.Cpus.KickIntid) return;
+            uint intid = Acknowledge();
+            EndOfInterrupt(intid);
+        }
 
         public static uint Acknowledge() => (uint)ReadIccIar1El1() & 0xffffff;
         public static void EndOfInterrupt(uint intid) => WriteIccEoir1El1(intid);

@@ -23,9 +23,11 @@ namespace Hypervisor.Devices
         private const ulong Ipriorityr = 0x400, Itargetsr = 0x800, Icfgr = 0xc00, BlockEnd = 0xd00;
 
         // GICD_TYPER: ITLinesNumber (4:0) = SpiCount/32 gives INTIDs up to
-        // 32*(N+1)-1 = 95; IDbits (23:19) = 9, ten bits of INTID; CPUNumber 0,
+        // 32*(N+1)-1 = 95; IDbits (23:19) = 9, ten bits of INTID; No1N (25):
+        // no "any PE" routing; CPUNumber (7:5) is the vCPU count less one;
         // no LPIs, no message-based SPIs, no security extension.
-        public const uint TyperValue = (VgicState.SpiCount / 32) | (9u << 19);
+        public const uint TyperValue = (VgicState.SpiCount / 32) | (9u << 19) | (1u << 25);
+        public uint TyperRegister => TyperValue | (uint)((State.VcpuCount - 1) & 7) << 5;
         // IIDR: ProductID 'H' (31:24), implementer Arm's JEP106 code 0x43B.
         public const uint IidrValue = 0x4800_043b;
         // PIDR2: ArchRev 3 (GICv3) in 7:4, JEDEC-assigned bit 3, JEP106 bits 2:0.
@@ -62,7 +64,7 @@ namespace Hypervisor.Devices
                     return true;
                 }
                 value = offset == Ctlr ? State.DistributorControl
-                      : offset == Typer ? TyperValue
+                      : offset == Typer ? TyperRegister
                       : offset == Iidr ? IidrValue : Pidr2Value;
                 return true;
             }

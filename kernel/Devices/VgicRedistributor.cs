@@ -2,8 +2,8 @@ using Hypervisor.Vm;
 
 namespace Hypervisor.Devices
 {
-    // The guest's one GICv3 redistributor (GICR_*, Arm IHI 0069 chapter 12.10)
-    // at 0x080A0000, as on QEMU virt: two 64 KiB frames, RD_base (control,
+    // One vCPU's GICv3 redistributor (GICR_*, Arm IHI 0069 chapter 12.10):
+    // vCPU n's at 0x080A0000 + n * 128 KiB, as on QEMU virt. Two 64 KiB frames, RD_base (control,
     // identification, power) then SGI_base (the SGIs' and PPIs' enable,
     // pending, active, priority and config registers: INTIDs 0-31). Shares its
     // VgicState with the distributor. Reserved offsets are RAZ/WI; a wrong-size
@@ -17,10 +17,11 @@ namespace Hypervisor.Devices
         // SGI_base frame, relative to SgiBase.
         private const ulong Igroupr0 = 0x080, Icfgr1End = 0xc08, Igrpmodr0 = 0x0d00;
 
-        // GICR_TYPER: Last (bit 4) = the only redistributor; Processor_Number
-        // (23:8) 0; Affinity_Value (63:32) 0, matching MPIDR_EL1 of the vCPU;
-        // no physical or virtual LPIs.
-        public const ulong TyperValue = 1ul << 4;
+        // GICR_TYPER: Affinity_Value (63:32) = the vCPU's MPIDR affinity
+        // (Aff3.Aff2.Aff1.Aff0), Processor_Number (23:8) = its index, Last
+        // (bit 4) on the last vCPU's; no physical or virtual LPIs.
+        public const ulong LastBit = 1ul << 4;
+        public readonly ulong TyperValue;
 
         // GICR_WAKER: ProcessorSleep (bit 1) read/write, ChildrenAsleep (bit 2)
         // follows it at once; there is nothing to quiesce.
@@ -28,9 +29,13 @@ namespace Hypervisor.Devices
 
         public readonly VgicState State;
 
-        public VgicRedistributor(VgicState state, ulong baseAddress = DefaultBase) : base(baseAddress, FrameSize)
+        // vCPU `index` of `count`, with MPIDR affinity `mpidr`.
+        public VgicRedistributor(VgicState state, int index = 0, int count = 1, ulong mpidr = 0)
+            : base(DefaultBase + (ulong)index * FrameSize, FrameSize)
         {
             State = state;
+            ulong affinity = (mpidr & 0xffffff) | ((mpidr >> 32) & 0xff) << 24;
+            TyperValue = affinity << 32 | (ulong)index << 8 | (index == count - 1 ? LastBit : 0);
         }
 
         public override bool Read(VirtualMachine vm, ulong offset, int size, out ulong value) => ReadRegister(offset, size, out value);

@@ -23,6 +23,13 @@ namespace Hypervisor.Devices
     // registers. One security state (GICD_CTLR.DS = 1) and affinity routing
     // always on (ARE = 1), as on QEMU virt with a non-secure guest.
     //
+    // Several vCPUs: each has its own VgicState for its SGIs and PPIs (INTIDs
+    // 0-31, its redistributor). The SPIs and GICD_CTLR are the VM's, kept in
+    // one of them, the "SPI holder" (vCPU 0's); every other vCPU's state
+    // forwards what concerns an SPI there, and takes from it only the SPIs
+    // GICD_IROUTER routes to its affinity. Changes to SPIs are announced to
+    // SpiListener (every vCPU), changes to private INTIDs to Listener (this one).
+    //
     // INTIDs: 0-15 SGIs, 16-31 PPIs, 32.. SPIs (IHI 0069 2.2). Per-interrupt bits
     // are kept as 32-bit words, word n covering INTIDs 32n..32n+31: exactly the
     // layout of GICD_ISENABLER<n> and friends, so a register is one word.
@@ -47,6 +54,9 @@ namespace Hypervisor.Devices
         private readonly ulong[] _router = new ulong[SpiCount]; // GICD_IROUTER<n>, n = 32..
 
         private uint _ctlr;                                     // EnableGrp0 | EnableGrp1
+        private readonly VgicState _spis;                       // the SPI holder (this one, or vCPU 0's)
+        private readonly ulong _affinity;                       // this vCPU's MPIDR affinity (IROUTER's layout)
+        public int VcpuCount = 1;                               // (holder) how many vCPUs share its SPIs
 
         // GICR_WAKER.ProcessorSleep: set out of reset; the guest clears it and
         // waits for ChildrenAsleep to follow before it uses the redistributor.
@@ -54,8 +64,28 @@ namespace Hypervisor.Devices
 
         // Who to tell when something changed; may be null (host tests).
         public VgicListener Listener;
+        public VgicListener SpiListener;                        // (holder) for SPI changes; null: Listener
 
-        public VgicState() { Reset(); }
+        // A VM's first vCPU (or its only one): it holds the SPIs.
+        public VgicState()
+        {
+            _spis = this;
+            Reset();
+        }
+
+        // Another vCPU, with affinity `affinity` (MPIDR's Aff3 in 39:32, Aff2..0 in 23:0).
+        public VgicState(VgicState spis, ulong affinity)
+        {
+            _spis = spis;
+            _affinity = affinity & RouterAffinity;
+            Reset();
+        }
+
+        public bool HoldsSpis => _spis == this;
+        private const ulong RouterAffinity = 0x0000_00ff_00ff_ffffUL;
+
+        // Where the state of `intid` lives: SPIs at the holder.
+        private bool Forwarded(int intid) => intid >= FirstSpi && _spis != this;
 
         // As out of reset (a VM's SYSTEM_RESET reuses the object: no allocation).
         public void Reset()
@@ -77,19 +107,30 @@ namespace Hypervisor.Devices
         public static bool IsValid(int intid) => intid >= 0 && intid < IntidCount;
 
         // A write to ICC_SGI1R_EL1 (or ASGI1R, SGI0R): TargetList 15:0, Aff1
-        // 23:16, INTID 27:24, Aff2 39:32, IRM 40, RS 47:44, Aff3 55:48. The
-        // one vCPU has affinity 0.0.0.0, so the SGI reaches it only through
-        // bit 0 of the target list with Aff3/Aff2/Aff1 and the range selector
-        // all 0 and IRM clear (IRM = 1 means every PE but the writer: nobody).
-        private const ulong SgiRoutingFields = 0xffUL << 48 | 0xfUL << 44 | 1UL << 40 | 0xffUL << 32 | 0xffUL << 16;
-        public static bool SgiReachesVcpu0(ulong sgiRegister) => (sgiRegister & SgiRoutingFields) == 0 && (sgiRegister & 1) != 0;
+        // 23:16, INTID 27:24, Aff2 39:32, IRM 40, RS 47:44, Aff3 55:48. Does
+        // it reach the vCPU with affinity `target` (MPIDR layout), written by
+        // the one with affinity `sender`? IRM = 1: every PE but the writer.
+        // Else the PE whose Aff3.Aff2.Aff1 are the named ones and whose Aff0
+        // is RS * 16 + a set bit of TargetList (the writer too, if named).
+        public static bool SgiReaches(ulong sgiRegister, ulong target, ulong sender)
+        {
+            if ((sgiRegister & (1UL << 40)) != 0) return (target & RouterAffinity) != (sender & RouterAffinity);
+            if (((target >> 8) & 0xff) != ((sgiRegister >> 16) & 0xff)) return false;
+            if (((target >> 16) & 0xff) != ((sgiRegister >> 32) & 0xff)) return false;
+            if (((target >> 32) & 0xff) != ((sgiRegister >> 48) & 0xff)) return false;
+            ulong aff0 = target & 0xff;
+            if ((aff0 >> 4) != ((sgiRegister >> 44) & 0xf)) return false;
+            return (sgiRegister & (1UL << (int)(aff0 & 15))) != 0;
+        }
+
         public static int SgiIntid(ulong sgiRegister) => (int)((sgiRegister >> 24) & 0xf);
 
         private static bool Test(uint[] bits, int intid) => (bits[intid >> 5] & (1u << (intid & 31))) != 0;
 
-        private void Notify()
+        private void Notify(int intid)
         {
-            if (Listener != null) Listener.Changed();
+            VgicListener to = intid >= FirstSpi && SpiListener != null ? SpiListener : Listener;
+            if (to != null) to.Changed();
         }
 
         // ---- What the hypervisor's interrupt sources do ----
@@ -100,39 +141,57 @@ namespace Hypervisor.Devices
         public void SetLevel(int intid, bool high)
         {
             if (!IsValid(intid)) return;
+            if (Forwarded(intid)) { _spis.SetLevel(intid, high); return; }
             int w = intid >> 5;
             uint bit = 1u << (intid & 31);
             bool was = (_level[w] & bit) != 0;
             if (was == high) return;
             if (high) _level[w] |= bit; else _level[w] &= ~bit;
             if (high && (_edge[w] & bit) != 0) _latch[w] |= bit;
-            Notify();
+            Notify(intid);
         }
 
         // An edge: pending until the vCPU is given it (Delivered).
         public void Raise(int intid)
         {
             if (!IsValid(intid)) return;
+            if (Forwarded(intid)) { _spis.Raise(intid); return; }
             int w = intid >> 5;
             uint bit = 1u << (intid & 31);
             if ((_latch[w] & bit) != 0) return;
             _latch[w] |= bit;
-            Notify();
+            Notify(intid);
         }
 
         // ---- Queries ----
 
         // Pending = latched, or a level-sensitive line that is high (IHI 0069 4.1.2).
         public bool IsPending(int intid) => IsValid(intid) && (Read(VgicBit.Pending, intid >> 5) & (1u << (intid & 31))) != 0;
-        public bool IsEnabled(int intid) => IsValid(intid) && Test(_enabled, intid);
-        public bool IsActive(int intid) => IsValid(intid) && Test(_active, intid);
-        public bool IsGroup1(int intid) => IsValid(intid) && Test(_group, intid);
-        public bool IsLevelSensitive(int intid) => IsValid(intid) && !Test(_edge, intid);
-        public int Priority(int intid) => IsValid(intid) ? _priority[intid] : 0xff;
-        public uint DistributorControl => _ctlr | CtlrAre | CtlrDs;
+        public bool IsEnabled(int intid) => IsValid(intid) && Test(At(intid)._enabled, intid);
+        public bool IsActive(int intid) => IsValid(intid) && Test(At(intid)._active, intid);
+        public bool IsGroup1(int intid) => IsValid(intid) && Test(At(intid)._group, intid);
+        public bool IsLevelSensitive(int intid) => IsValid(intid) && !Test(At(intid)._edge, intid);
+        public int Priority(int intid) => IsValid(intid) ? At(intid)._priority[intid] : 0xff;
+        public uint DistributorControl => _spis._ctlr | CtlrAre | CtlrDs;
+
+        private VgicState At(int intid) => intid >= FirstSpi ? _spis : this;
 
         private bool GroupEnabled(int intid) =>
-            (_ctlr & (Test(_group, intid) ? CtlrEnableGrp1 : CtlrEnableGrp0)) != 0;
+            (_spis._ctlr & (Test(At(intid)._group, intid) ? CtlrEnableGrp1 : CtlrEnableGrp0)) != 0;
+
+        // The SPIs of word `word` (1..) that GICD_IROUTER sends to `affinity`.
+        // With one vCPU every SPI is its, whatever the guest wrote there.
+        private uint RoutedTo(int word, ulong affinity)
+        {
+            if (VcpuCount == 1) return 0xffffffff;
+            uint mask = 0;
+            for (int b = 0; b < 32; b++)
+            {
+                int spi = word * 32 + b - FirstSpi;
+                if (spi >= 0 && spi < SpiCount && (_router[spi] & RouterAffinity) == affinity) mask |= 1u << b;
+            }
+            return mask;
+        }
 
         // The interrupt the vCPU should see next: pending, enabled, not active,
         // its group enabled in GICD_CTLR, and not already in a list register
@@ -143,16 +202,18 @@ namespace Hypervisor.Devices
             int best = -1, bestPriority = 0x100;
             for (int w = 0; w < Words; w++)
             {
-                uint candidates = Read(VgicBit.Pending, w) & _enabled[w] & ~_active[w];
+                VgicState s = w == 0 ? this : _spis;
+                uint candidates = s.Read(VgicBit.Pending, w) & s._enabled[w] & ~s._active[w];
+                if (candidates != 0 && w > 0) candidates &= _spis.RoutedTo(w, _affinity);
                 for (int b = 0; candidates != 0 && b < 32; b++, candidates >>= 1)
                 {
                     if ((candidates & 1) == 0) continue;
                     int intid = w * 32 + b;
                     // Strictly lower only: an equal priority at a higher INTID loses.
-                    if (_priority[intid] >= bestPriority || !GroupEnabled(intid)) continue;
+                    if (s._priority[intid] >= bestPriority || !GroupEnabled(intid)) continue;
                     if (Contains(exclude, intid)) continue;
                     best = intid;
-                    bestPriority = _priority[intid];
+                    bestPriority = s._priority[intid];
                 }
             }
             return best;
@@ -173,7 +234,7 @@ namespace Hypervisor.Devices
         public void Delivered(int intid)
         {
             if (!IsValid(intid)) return;
-            _latch[intid >> 5] &= ~(1u << (intid & 31));
+            At(intid)._latch[intid >> 5] &= ~(1u << (intid & 31));
         }
 
         // A list register was read back and emptied: the guest's view of this
@@ -184,6 +245,7 @@ namespace Hypervisor.Devices
         public void Retired(int intid, bool stillPending, bool active)
         {
             if (!IsValid(intid)) return;
+            if (Forwarded(intid)) { _spis.Retired(intid, stillPending, active); return; }
             int w = intid >> 5;
             uint bit = 1u << (intid & 31);
             if (active) _active[w] |= bit; else _active[w] &= ~bit;
@@ -197,6 +259,7 @@ namespace Hypervisor.Devices
         public uint Read(VgicBit kind, int word)
         {
             if (word < 0 || word >= Words) return 0;
+            if (word > 0 && _spis != this) return _spis.Read(kind, word);
             switch (kind)
             {
                 case VgicBit.Group: return _group[word];
@@ -214,27 +277,31 @@ namespace Hypervisor.Devices
         public void Write(VgicBit kind, int word, uint mask, bool set)
         {
             if (word < 0 || word >= Words) return;
+            if (word > 0 && _spis != this) { _spis.Write(kind, word, mask, set); return; }
             uint[] bits = kind == VgicBit.Group ? _group : kind == VgicBit.Enable ? _enabled
                         : kind == VgicBit.Pending ? _latch : _active;
             uint old = bits[word];
             bits[word] = set ? old | mask : old & ~mask;
-            if (bits[word] != old) Notify();
+            if (bits[word] != old) Notify(word * 32);
         }
 
         // GICD_IPRIORITYR: one byte per INTID, all 8 bits kept as written.
-        public byte ReadPriority(int intid) => IsValid(intid) ? _priority[intid] : (byte)0;
+        public byte ReadPriority(int intid) => IsValid(intid) ? At(intid)._priority[intid] : (byte)0;
 
         public void WritePriority(int intid, byte priority)
         {
-            if (!IsValid(intid) || _priority[intid] == priority) return;
+            if (!IsValid(intid)) return;
+            if (Forwarded(intid)) { _spis.WritePriority(intid, priority); return; }
+            if (_priority[intid] == priority) return;
             _priority[intid] = priority;
-            Notify();
+            Notify(intid);
         }
 
         // GICD_ICFGR<n>: two bits per INTID, 16 INTIDs per register; bit 2F+1
         // set = edge-triggered, bit 2F reserved (RES0). SGIs are always edge.
         public uint ReadConfig(int register)
         {
+            if (register >= FirstSpi / 16 && _spis != this) return _spis.ReadConfig(register);
             uint value = 0;
             for (int f = 0; f < 16; f++)
             {
@@ -246,6 +313,7 @@ namespace Hypervisor.Devices
 
         public void WriteConfig(int register, uint value)
         {
+            if (register >= FirstSpi / 16 && _spis != this) { _spis.WriteConfig(register, value); return; }
             bool changed = false;
             for (int f = 0; f < 16; f++)
             {
@@ -257,26 +325,33 @@ namespace Hypervisor.Devices
                 if ((value & (2u << (2 * f))) != 0) _edge[w] |= bit; else _edge[w] &= ~bit;
                 changed |= old != _edge[w];
             }
-            if (changed) Notify();
+            if (changed) Notify(register * 16);
         }
 
         // GICD_CTLR: only the two group enables are writable.
         public void WriteDistributorControl(uint value)
         {
+            if (_spis != this) { _spis.WriteDistributorControl(value); return; }
             uint next = value & (CtlrEnableGrp0 | CtlrEnableGrp1);
             if (next == _ctlr) return;
             _ctlr = next;
-            Notify();
+            Notify(FirstSpi);   // every vCPU: the group enables gate its private INTIDs too
         }
 
-        // GICD_IROUTER<n> for SPIs: stored and read back. With one vCPU every
-        // SPI goes to it whatever the affinity says.
-        public ulong ReadRouter(int intid) => intid >= FirstSpi && intid < IntidCount ? _router[intid - FirstSpi] : 0;
+        // GICD_IROUTER<n> for SPIs: the affinity of the one vCPU the SPI goes
+        // to (with one vCPU, every SPI goes to it whatever was written).
+        // Interrupt_Routing_Mode (bit 31, "any PE") is RAZ/WI: GICD_TYPER
+        // says No1N, as KVM's and QEMU's virtual GICs do.
+        public ulong ReadRouter(int intid) => intid >= FirstSpi && intid < IntidCount ? _spis._router[intid - FirstSpi] : 0;
 
         public void WriteRouter(int intid, ulong value)
         {
-            // Aff3 (39:32), Interrupt_Routing_Mode (31), Aff2.Aff1.Aff0 (23:0).
-            if (intid >= FirstSpi && intid < IntidCount) _router[intid - FirstSpi] = value & 0x0000_00ff_80ff_ffffUL;
+            if (intid < FirstSpi || intid >= IntidCount) return;
+            if (_spis != this) { _spis.WriteRouter(intid, value); return; }
+            ulong next = value & RouterAffinity;
+            if (_router[intid - FirstSpi] == next) return;
+            _router[intid - FirstSpi] = next;
+            Notify(intid);
         }
     }
 }

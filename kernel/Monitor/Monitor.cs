@@ -104,6 +104,16 @@ namespace Hypervisor.Monitor
             }
         }
 
+        private static string StateName(VmState state) =>
+            state == VmState.Running ? "running" : state == VmState.Waiting ? "waiting" : state == VmState.Runnable ? "runnable"
+            : state == VmState.Off ? "off" : "stopped";
+
+        private static void WriteCpu(int cpu)
+        {
+            if (cpu < 0) Log.Write("-");
+            else Log.Dec((ulong)cpu);
+        }
+
         private static void ListVms()
         {
             for (int i = 0; i < Scheduler.Count; i++)
@@ -111,14 +121,14 @@ namespace Hypervisor.Monitor
                 VirtualMachine vm = Scheduler.At(i);
                 Log.Write("[hv] vm ");
                 Log.Write(vm.Name);
-                Log.Write(vm.State == VmState.Stopped ? " stopped" : vm.State == VmState.Running ? " running" : vm.State == VmState.Waiting ? " waiting" : " runnable");
+                Log.Write(" ");
+                Log.Write(vm.State == VmState.Stopped ? "stopped" : StateName(vm.Vcpus[0].State));
                 Log.Write(" mem=");
                 Log.Size(vm.RamSize);
                 Log.Write(" vmid=");
                 Log.Dec(vm.Vmid);
-                Log.Write(" cpu=");                          // the physical CPU it last ran on
-                if (vm.LastCpu < 0) Log.Write("-");
-                else Log.Dec((ulong)vm.LastCpu);
+                Log.Write(" cpu=");                          // the physical CPU vCPU 0 last ran on
+                WriteCpu(vm.Vcpus[0].LastCpu);
                 Log.Write(vm.Shadow != null ? " paging=shadow" : vm.Direct != null ? " paging=direct" : " paging=stage2");
                 if (vm.Shadow != null)
                 {
@@ -135,6 +145,20 @@ namespace Hypervisor.Monitor
                 Log.Write(" ballooned_pages=");
                 Log.Dec(vm.Balloon == null ? 0 : vm.Balloon.BalloonedPages);
                 Log.NewLine();
+                // Every vCPU: [hv]   vcpu 1 waiting cpu=0 mpidr=0x1
+                for (int v = 0; v < vm.Vcpus.Length && vm.Vcpus.Length > 1; v++)
+                {
+                    Vcpu vcpu = vm.Vcpus[v];
+                    Log.Write("[hv]   vcpu ");
+                    Log.Dec((ulong)v);
+                    Log.Write(" ");
+                    Log.Write(StateName(vcpu.State));
+                    Log.Write(" cpu=");
+                    WriteCpu(vcpu.LastCpu);
+                    Log.Write(" mpidr=");
+                    Log.Hex(vcpu.Mpidr);
+                    Log.NewLine();
+                }
                 VmBuilder.WriteLayout(vm);
             }
             Log.Write("[hv] host frames free=");

@@ -37,9 +37,10 @@ namespace Hypervisor.Paging
             }
             else
             {
-                regs.Ttbr0El1 = vm.Context.El1.Ttbr0;
-                regs.Ttbr1El1 = vm.Context.El1.Ttbr1;
-                regs.TcrEl1 = vm.Context.El1.Tcr;
+                // Not in this CPU: vCPU 0's saved registers (the monitor's view).
+                regs.Ttbr0El1 = vm.Vcpus[0].Context.El1.Ttbr0;
+                regs.Ttbr1El1 = vm.Vcpus[0].Context.El1.Ttbr1;
+                regs.TcrEl1 = vm.Vcpus[0].Context.El1.Tcr;
             }
         }
 

@@ -18,7 +18,8 @@ namespace Hypervisor.Smp
         public ulong Redistributor;              // its GICR frame (kernel/Arch/Gic.cs)
         public bool Online;                      // it came up (written under the hypervisor lock)
         public bool Idle;                        // asleep in the idle loop: a kick (SGI) wakes it
-        public VirtualMachine Loaded;            // whose registers are in it (null: nobody's)
+        public bool GicUp;                       // its GIC CPU interface is on: an SGI can wake it
+        public Vcpu Loaded;                      // the vCPU whose registers are in it (null: none)
         public DebugState DebugInCpu;            // whose debug registers it holds (null: a clean set)
         public bool VirtualPpiOff;               // the virtual timer's PPI disabled at its redistributor
         public HeldLocks Locks;

@@ -9,13 +9,28 @@ namespace Hypervisor.Smp
     // EL2, so a lock is never wanted by an interrupt handler on the CPU that
     // holds it. Every lock has a rank (kernel/Smp/LockOrder.cs): taking them
     // out of order stops the hypervisor with a line naming both.
+    //
+    // A waiter spins (WFE) a while, then sleeps (WFI) with its byte in
+    // _sleepers set, and the releasing CPU wakes the sleepers with the kick
+    // SGI. Why sleep at all: when the physical CPUs are themselves shared
+    // (an emulator with more CPUs than host cores, or a hypervisor under
+    // another one), a spinning waiter takes the time the holder needs to
+    // finish, and every wait becomes as long as a host time slice. A WFI
+    // gives it back. On dedicated cores the spin almost always suffices.
     public sealed unsafe class SpinLock
     {
-        [RuntimeImport("*", "spin_lock")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void Lock(uint* word, uint lse);
+        [RuntimeImport("*", "ticket_take")][MethodImpl(MethodImplOptions.InternalCall)] private static extern uint TakeTicket(uint* word, uint lse);
+        [RuntimeImport("*", "ticket_wait")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong WaitTicket(uint* word, uint ticket, ulong waits);
         [RuntimeImport("*", "spin_unlock")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void Unlock(uint* word);
+        [RuntimeImport("*", "barrier_dmb_ish")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void DmbIsh();
+
+        private const ulong SpinWaits = 256;       // WFE wake-ups before a waiter sleeps
 
         private uint _word;
+        private ulong _sleepers;                   // byte n set: CPU n sleeps waiting for this lock
         public readonly LockRank Rank;
+        public ulong Contended;                    // acquisitions that found it taken (counted under it)
+        public ulong Sleeps;                       // times a waiter slept (WFI) for it
 
         // Set once at boot, before any second CPU runs.
         public static uint UseLse;
@@ -24,14 +39,70 @@ namespace Hypervisor.Smp
 
         public void Acquire()
         {
-            if (!Cpus.This.Locks.TryTake(Rank)) OrderViolated();
-            fixed (uint* w = &_word) Lock(w, UseLse);
+            PhysicalCpu cpu = Cpus.This;
+            if (!cpu.Locks.TryTake(Rank)) OrderViolated();
+            fixed (uint* w = &_word)
+            {
+                uint before = TakeTicket(w, UseLse);
+                uint ticket = before >> 16;
+                if ((before & 0xffff) == ticket) return;       // it was free
+                ulong slept = 0;
+                if (WaitTicket(w, ticket, SpinWaits) == 0)
+                {
+                    // Only a CPU whose GIC interface is on can be woken by a kick.
+                    if (cpu.GicUp) slept = Sleep(w, ticket, cpu.Index);
+                    else while (WaitTicket(w, ticket, SpinWaits) == 0) { }
+                }
+                Contended++;
+                Sleeps += slept;
+            }
         }
 
         public void Release()
         {
             fixed (uint* w = &_word) Unlock(w);
+            if (_sleepers != 0) WakeSleepers();
             Cpus.This.Locks.Released(Rank);
+        }
+
+        // Another CPU has taken a ticket and waits (read by the holder, to
+        // cut optional work short: the idle loop's scrubbing).
+        public bool HasWaiters
+        {
+            get
+            {
+                uint word;
+                fixed (uint* w = &_word) word = Hypervisor.Arch.Mmio.Read32((ulong)w);   // one real load, not a cached value
+                return ((word >> 16) & 0xffff) != ((word + 1) & 0xffff);
+            }
+        }
+
+        // The CPU says it sleeps, then looks at the word once more (the
+        // barrier makes one of releaser and sleeper see the other), then
+        // WFI: the releaser's kick, or any other interrupt, wakes it.
+        private ulong Sleep(uint* w, uint ticket, int cpu)
+        {
+            byte* mine = (byte*)Unsafe.AsPointer(ref _sleepers) + cpu;
+            ulong sleeps = 0;
+            while (true)
+            {
+                *mine = 1;
+                DmbIsh();
+                if (WaitTicket(w, ticket, 1) != 0) break;
+                Hypervisor.Arch.Cpu.WaitForInterrupt();
+                sleeps++;
+                Hypervisor.Arch.Gic.ConsumeKick();
+                if (WaitTicket(w, ticket, SpinWaits) != 0) break;
+            }
+            *mine = 0;
+            return sleeps;
+        }
+
+        private void WakeSleepers()
+        {
+            ulong sleepers = _sleepers;
+            for (int i = 0; i < 8; i++)
+                if ((sleepers >> (8 * i) & 0xff) != 0 && i < Cpus.Count) Hypervisor.Arch.Gic.SendSgi(Cpus.At(i).Mpidr, Cpus.KickIntid);
         }
 
         private void OrderViolated()

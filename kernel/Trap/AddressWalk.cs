@@ -47,7 +47,8 @@ namespace Hypervisor.Trap
         // the CPU while it runs, in its saved vCPU context otherwise.
         public static TwoStageStatus Walk(VirtualMachine vm, ulong gva, Span<TranslationStep> steps, out TwoStageResult result)
         {
-            GuestView.Registers(vm, vm == Scheduler.Current, out GuestTranslationRegisters regs);
+            Vcpu here = Scheduler.Current;
+            GuestView.Registers(vm, here != null && here.Vm == vm, out GuestTranslationRegisters regs);
             return TwoStageWalker.Translate(GuestView.Stage2(vm), regs, gva, steps, out result);
         }
 

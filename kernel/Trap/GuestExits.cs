@@ -12,17 +12,18 @@ namespace Hypervisor.Trap
     // does reaches Panic.
     public static unsafe class GuestExits
     {
-        public static ExitAction Handle(VirtualMachine vm, TrapFrame* frame, ulong kind)
+        public static ExitAction Handle(Vcpu vcpu, TrapFrame* frame, ulong kind)
         {
+            VirtualMachine vm = vcpu.Vm;
             // With list registers in use: the timer's line first (Sync
             // withdraws an untaken interrupt whose line went low), then what
             // the guest did with them. A high timer line is listed, or the
             // guest disabled INTID 27, in which case a stale line costs at most
             // one spurious interrupt once it enables it again (its EOI samples).
-            if (vm.VgicCpu.Listed != 0)
+            if (vcpu.VgicCpu.Listed != 0)
             {
-                if (vm.Timers.VirtualHigh) vm.Timers.SampleVirtual();
-                vm.VgicCpu.Sync();
+                if (vcpu.Timers.VirtualHigh) vcpu.Timers.SampleVirtual();
+                vcpu.VgicCpu.Sync();
             }
 
             if (!VectorKind.IsSynchronous(kind))
@@ -37,12 +38,12 @@ namespace Hypervisor.Trap
             {
                 case ExceptionClass.Hvc64:
                     vm.Counters.ExitsHvc++;
-                    return Hypercalls.Handle(vm, frame);
+                    return Hypercalls.Handle(vcpu, frame);
                 case ExceptionClass.Smc64:
                     // A trapped SMC (HCR_EL2.TSC) returns to the SMC itself: step over it.
                     vm.Counters.ExitsSmc++;
                     frame->Elr += 4;
-                    return Hypercalls.Handle(vm, frame);
+                    return Hypercalls.Handle(vcpu, frame);
                 case ExceptionClass.DataAbortLowerEl:
                     vm.Counters.ExitsDataAbort++;
                     DataAborts.Handle(vm, frame);
@@ -61,10 +62,10 @@ namespace Hypervisor.Trap
                     vm.Counters.ExitsWfx++;
                     frame->Elr += ExceptionVectors.InstructionLength(frame->Esr);
                     if (IsWfe(frame->Esr)) return ExitDecision.ForYield(Scheduler.OthersRunnable());
-                    return ExitDecision.ForWfi(vm.VgicCpu.HasWork());
+                    return ExitDecision.ForWfi(vcpu.VgicCpu.HasWork());
                 case ExceptionClass.SysReg64:
                     vm.Counters.ExitsSysReg++;
-                    SystemRegisterTraps.Handle(vm, frame);
+                    SystemRegisterTraps.Handle(vcpu, frame);
                     break;
                 case ExceptionClass.Unknown:
                     // An instruction this VM does not offer.
@@ -120,13 +121,13 @@ namespace Hypervisor.Trap
         // (kernel/Vm/GuestTimers.cs).
         public static void VirtualTimerFired()
         {
-            VirtualMachine vm = Scheduler.Current;
-            if (vm == null)
+            Vcpu vcpu = Scheduler.Current;
+            if (vcpu == null)
             {
-                SysReg.WriteCntvCtlEl0(0);   // a stopped VM's timer, still in the CPU: nobody's now
+                SysReg.WriteCntvCtlEl0(0);   // a stopped vCPU's timer, still in the CPU: nobody's now
                 return;
             }
-            vm.Timers.VirtualPpi();
+            vcpu.Timers.VirtualPpi();
         }
 
 

@@ -90,7 +90,9 @@ namespace Hypervisor.Trap
         public const ulong Version = 0x84000000;
         public const ulong CpuSuspend64 = 0xC4000001;
         public const ulong CpuOff = 0x84000002;
+        public const ulong CpuOn32 = 0x84000003;
         public const ulong CpuOn64 = 0xC4000003;
+        public const ulong AffinityInfo32 = 0x84000004;
         public const ulong AffinityInfo64 = 0xC4000004;
         public const ulong MigrateInfoType = 0x84000006;
         public const ulong SystemOff = 0x84000008;
@@ -103,9 +105,11 @@ namespace Hypervisor.Trap
         public const long InvalidParameters = -2;
         public const long Denied = -3;
         public const long AlreadyOn = -4;
+        public const long OnPending = -5;
+        public const long InvalidAddress = -9;
 
         public const ulong Version1_1 = 0x00010001;
-        public const ulong AffinityOn = 0;
+        public const ulong AffinityOn = 0, AffinityOff = 1;
         public const ulong MigrateNotRequired = 2;
     }
 }

@@ -12,8 +12,9 @@ namespace Hypervisor.Trap
     // but, at worst, that guest.
     public static unsafe class Hypercalls
     {
-        public static ExitAction Handle(VirtualMachine vm, TrapFrame* frame)
+        public static ExitAction Handle(Vcpu vcpu, TrapFrame* frame)
         {
+            VirtualMachine vm = vcpu.Vm;
             ulong fid = frame->X[0];
             if ((fid & 0xff000000) == HypercallAbi.VendorBase) return Vendor(vm, frame, fid);
             if (fid == PsciAbi.SmcccVersion)
@@ -21,7 +22,7 @@ namespace Hypervisor.Trap
                 Return(frame, 0x10001);   // SMCCC 1.1
                 return ExitAction.Resume;
             }
-            return VirtualPsci.Handle(vm, frame, fid);
+            return VirtualPsci.Handle(vcpu, frame, fid);
         }
 
         private static ExitAction Vendor(VirtualMachine vm, TrapFrame* frame, ulong fid)

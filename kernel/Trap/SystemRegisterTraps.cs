@@ -140,8 +140,9 @@ namespace Hypervisor.Trap
         // One dispatch on what was accessed; the predicates are disjoint, and
         // the translation registers of shadow and direct VMs (a TTBR write per
         // address-space switch) come first.
-        public static void Handle(VirtualMachine vm, TrapFrame* frame)
+        public static void Handle(Vcpu vcpu, TrapFrame* frame)
         {
+            VirtualMachine vm = vcpu.Vm;
             var access = new SysRegAccess(frame->Esr);
             if (vm.Shadow != null || vm.Direct != null)
             {
@@ -154,10 +155,10 @@ namespace Hypervisor.Trap
                     return;
                 }
             }
-            if (access.Op0 == 2) Debug(vm, frame, access);
-            else if (access.IsSgiGeneration && vm.Vgic != null) Sgi(vm, frame, access);
+            if (access.Op0 == 2) Debug(vcpu, frame, access);
+            else if (access.IsSgiGeneration && vm.Vgic != null) Sgi(vcpu, frame, access);
             else if (access.IsRead && IdRegisters.IsIdRegister(access.Op0, access.Op1, access.CRn, access.CRm)) IdRegister(frame, access);
-            else if (access.IsPhysicalTimer) PhysicalTimer(vm, frame, access);
+            else if (access.IsPhysicalTimer) PhysicalTimer(vcpu, frame, access);
             else
             {
                 // The PMU (MDCR_EL2.TPM/TPMCR: the ID registers say there is none,
@@ -196,19 +197,26 @@ namespace Hypervisor.Trap
         }
 
         // The debug registers (MDCR_EL2.TDA/TDOSA/TDRA): kernel/Vm/DebugState.cs.
-        private static void Debug(VirtualMachine vm, TrapFrame* frame, in SysRegAccess access)
+        private static void Debug(Vcpu vcpu, TrapFrame* frame, in SysRegAccess access)
         {
             if (access.IsDebugRomAddress) Result(frame, access, 0);
-            else if (!vm.Debug.InUse) vm.Debug.TakeOwnership();   // the access runs again, untrapped
-            else Injection.UndefinedInstruction(vm, frame);
+            else if (!vcpu.Debug.InUse) vcpu.Debug.TakeOwnership();   // the access runs again, untrapped
+            else Injection.UndefinedInstruction(vcpu.Vm, frame);
         }
 
         // ICC_SGI1R/ASGI1R/SGI0R_EL1 always trap with HCR_EL2.IMO set: a
-        // software-generated interrupt for the PEs the value names.
-        private static void Sgi(VirtualMachine vm, TrapFrame* frame, in SysRegAccess access)
+        // software-generated interrupt for the PEs the value names, each of
+        // the VM's vCPUs checked against the target list, affinity and IRM
+        // (VgicState.SgiReaches). A target on another physical CPU is told
+        // through its VgicCpu (Scheduler.Notice).
+        private static void Sgi(Vcpu vcpu, TrapFrame* frame, in SysRegAccess access)
         {
             ulong value = Written(frame, access);
-            if (VgicState.SgiReachesVcpu0(value)) vm.Vgic.Raise(VgicState.SgiIntid(value));
+            int intid = VgicState.SgiIntid(value);
+            Vcpu[] vcpus = vcpu.Vm.Vcpus;
+            for (int i = 0; i < vcpus.Length; i++)
+                if (VgicState.SgiReaches(value, vcpus[i].Mpidr, vcpu.Mpidr)) vcpus[i].Gic.Raise(intid);
+            vcpu.Vm.Counters.SgisSent++;
             frame->Elr += 4;
         }
 
@@ -221,16 +229,16 @@ namespace Hypervisor.Trap
 
         // CNTP_TVAL/CTL/CVAL_EL0 (CNTHCTL_EL2.EL1PCEN = 0): the emulated
         // physical timer (kernel/Vm/GuestTimers.cs).
-        private static void PhysicalTimer(VirtualMachine vm, TrapFrame* frame, in SysRegAccess access)
+        private static void PhysicalTimer(Vcpu vcpu, TrapFrame* frame, in SysRegAccess access)
         {
             ulong now = SysReg.ReadCntpctEl0();
-            vm.Counters.PhysicalTimerTraps++;
+            vcpu.Vm.Counters.PhysicalTimerTraps++;
             if (access.IsRead)
             {
-                Result(frame, access, vm.Timers.ReadPhysical(access.Op2, now));
+                Result(frame, access, vcpu.Timers.ReadPhysical(access.Op2, now));
                 return;
             }
-            vm.Timers.WritePhysical(access.Op2, Written(frame, access), now);
+            vcpu.Timers.WritePhysical(access.Op2, Written(frame, access), now);
             frame->Elr += 4;
         }
     }

@@ -18,9 +18,9 @@ namespace Hypervisor.Trap
                 // Exits are handled under the hypervisor lock, released just
                 // before the guest is entered again (kernel/Smp/LockOrder.cs).
                 Hypervisor.Smp.Cpus.HypervisorLock.Acquire();
-                VirtualMachine vm = Scheduler.Current;
+                Vcpu vcpu = Scheduler.Current;
                 // The handler decides; the run loop acts (kernel/Vm/ExitAction.cs).
-                Scheduler.AfterExit(vm, GuestExits.Handle(vm, frame, kind), frame);
+                Scheduler.AfterExit(vcpu, GuestExits.Handle(vcpu, frame, kind), frame);
                 // Back into whichever VM is current now: its list registers
                 // get what became deliverable meanwhile. (Every VM has a
                 // virtual GIC; VmBuilder makes it with the VM.)

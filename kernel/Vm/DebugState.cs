@@ -81,6 +81,17 @@ namespace Hypervisor.Vm
             Switch(this);
         }
 
+        // A vCPU leaves this CPU: its values go back to it, and the CPU gets
+        // the clean set, so a vCPU that next runs on another CPU finds its own.
+        public static void PutDown()
+        {
+            Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
+            DebugState inCpu = cpu.DebugInCpu;
+            if (inCpu == null) return;
+            fixed (ulong* w = inCpu._words) SaveHardware(w, s_breakpoints, s_watchpoints);
+            LoadClean(cpu);
+        }
+
         // VM switch: make `next` the VM whose debug view the CPU shows.
         public static void Switch(DebugState next)
         {

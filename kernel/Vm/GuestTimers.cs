@@ -4,7 +4,7 @@ using Hypervisor.Trap;
 
 namespace Hypervisor.Vm
 {
-    // A VM's two EL1 timers, as the level-triggered interrupt sources the
+    // A vCPU's two EL1 timers, as the level-triggered interrupt sources the
     // architecture makes them: a timer's line is high exactly while it is
     // enabled, not masked, and the counter has reached its compare value
     // (CNTx_CTL_EL0: ENABLE, not IMASK, ISTATUS). The guest sees that level in
@@ -32,21 +32,20 @@ namespace Hypervisor.Vm
         public const int VirtualIntid = 27, PhysicalIntid = 30;
         private const ulong Enable = VirtualTimerDeadline.Enable, Imask = VirtualTimerDeadline.Imask, Istatus = VirtualTimerDeadline.Istatus;
 
-        private readonly VirtualMachine _vm;
+        private readonly Hypervisor.Devices.VgicState _gic;   // its vCPU's view (INTIDs 27 and 30 are private)
         public bool VirtualHigh;                 // INTID 27 driven high; PPI 27 off meanwhile
         private ulong _physicalCtl, _physicalCval;
         private bool _physicalHigh;              // INTID 30's line as last driven
 
-        public GuestTimers(VirtualMachine vm) => _vm = vm;
+        public GuestTimers(Hypervisor.Devices.VgicState gic) => _gic = gic;
 
         public void Reset()
         {
             VirtualHigh = false;
             _physicalHigh = false;
             _physicalCtl = _physicalCval = 0;
-            if (_vm.Vgic == null) return;
-            _vm.Vgic.SetLevel(VirtualIntid, false);
-            _vm.Vgic.SetLevel(PhysicalIntid, false);
+            _gic.SetLevel(VirtualIntid, false);
+            _gic.SetLevel(PhysicalIntid, false);
         }
 
         private static bool Fires(ulong ctl) => (ctl & (Enable | Imask | Istatus)) == (Enable | Istatus);
@@ -59,7 +58,7 @@ namespace Hypervisor.Vm
         {
             if (!Fires(SysReg.ReadCntvCtlEl0())) return;
             VirtualHigh = true;
-            _vm.Vgic.SetLevel(VirtualIntid, true);
+            _gic.SetLevel(VirtualIntid, true);
             SetPpi(false);
         }
 
@@ -68,7 +67,7 @@ namespace Hypervisor.Vm
         {
             if (Fires(SysReg.ReadCntvCtlEl0())) return;
             VirtualHigh = false;
-            _vm.Vgic.SetLevel(VirtualIntid, false);
+            _gic.SetLevel(VirtualIntid, false);
             SetPpi(true);
         }
 
@@ -114,7 +113,7 @@ namespace Hypervisor.Vm
             bool high = PhysicalDeadline <= now;
             if (high == _physicalHigh) return;   // the common case: nothing changed
             _physicalHigh = high;
-            _vm.Vgic.SetLevel(PhysicalIntid, high);
+            _gic.SetLevel(PhysicalIntid, high);
         }
 
         // CNTP_TVAL_EL0 (op2 0), CNTP_CTL_EL0 (op2 1), CNTP_CVAL_EL0 (op2 2).

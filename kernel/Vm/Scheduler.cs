@@ -8,32 +8,42 @@ using Hypervisor.Trap;
 
 namespace Hypervisor.Vm
 {
-    // Round-robin time slices on every CPU, from one shared run queue (the VM
-    // table) under the hypervisor lock (kernel/Smp/LockOrder.cs): with a
-    // handful of VMs a scan of one table is cheaper and simpler than per-CPU
-    // queues with stealing, and it balances by itself: an idle CPU takes the
-    // next runnable VM, wherever it last ran. A VM runs until its slice ends
-    // (the EL2 timer, CNTHP), it yields (the Yield hypercall, or WFE), it
-    // waits (WFI with no interrupt pending) or it stops; then the next runnable VM gets the CPU. A waiting
-    // VM is runnable again once an interrupt is pending for it: a device line
-    // rose, or its virtual timer's deadline passed (the EL2 timer is armed
-    // for the earliest one, so a waiting VM wakes on time even while another
-    // runs). With nothing runnable the CPU idles: it scrubs freed frames, then
-    // sleeps in WFI. When every VM has stopped the hypervisor prints its
-    // summary and powers the machine off.
+    // Round-robin time slices of vCPUs on every physical CPU, from one shared
+    // run queue (the vCPU table) under the hypervisor lock (kernel/Smp/
+    // LockOrder.cs). Why one queue and not one per CPU: with a few dozen
+    // vCPUs a scan of one table is cheaper and simpler than per-CPU queues
+    // with work stealing, and it balances by itself: a CPU whose vCPU stops,
+    // waits or ends its slice takes the next runnable vCPU, wherever that one
+    // last ran (migration is a save on one CPU and a load on another).
+    //
+    // A vCPU runs until its slice ends (the EL2 timer, CNTHP), it yields (the
+    // Yield hypercall, or WFE), it waits (WFI with no interrupt pending), it
+    // is turned off (PSCI CPU_OFF) or its VM stops or resets. A waiting vCPU
+    // is runnable again once an interrupt is pending for it: a device line
+    // rose, another vCPU sent it an SGI, or one of its timers' deadlines
+    // passed (the EL2 timer is armed for the earliest one, so it wakes on
+    // time even while another runs). A CPU that makes a vCPU runnable kicks
+    // (SGI 0) the CPUs asleep in their idle loop, and a running vCPU that has
+    // something new to take on another CPU gets that CPU kicked out of the
+    // guest to refill its list registers. With nothing runnable a CPU idles:
+    // it scrubs freed frames, then sleeps in WFI without the lock. When every
+    // VM has stopped the hypervisor prints its summary and powers off.
     public static unsafe class Scheduler
     {
         public const int MaxVms = 64;
+        public const int MaxVcpus = 128;
         public static VmidAllocator Vmids;
         public static ulong Switches;
-        public static ulong IdleSleeps;       // times the CPU had nothing to run and slept (WFI at EL2)
+        public static ulong IdleSleeps;       // times a CPU had nothing to run and slept (WFI at EL2)
 
         // Set up by Init, not by static initializers: a type with a static
         // constructor gets a "has it run yet?" check on every access, and
         // Current is read on every VM exit.
         private static VirtualMachine[] s_vms;
         private static int s_count;
-        private static int s_waiting;          // VMs in VmState.Waiting (SetState keeps it)
+        private static Vcpu[] s_vcpus;
+        private static int s_vcpuCount;
+        private static int s_waiting;          // vCPUs in VmState.Waiting (SetState keeps it)
         private static ulong s_sliceTicks;
 
         [RuntimeImport("*", "hv_enter_guest")][MethodImpl(MethodImplOptions.InternalCall)]
@@ -45,8 +55,8 @@ namespace Hypervisor.Vm
         [RuntimeImport("*", "tlb_flush_all_el1")][MethodImpl(MethodImplOptions.InternalCall)]
         private static extern void TlbiAllE1();
 
-        // The VM whose registers are in this CPU (null: none): per CPU.
-        public static VirtualMachine Current
+        // The vCPU whose registers are in this physical CPU (null: none).
+        public static Vcpu Current
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
             get => Cpus.This.Loaded;
@@ -59,18 +69,21 @@ namespace Hypervisor.Vm
         {
             El2Setup.Init();   // EL2 controls that are the same for every VM, set once
             s_vms = new VirtualMachine[MaxVms];
+            s_vcpus = new Vcpu[MaxVcpus];
             Vmids = new VmidAllocator(vmidBits);
             s_sliceTicks = SysReg.ReadCntfrqEl0() / 1000 * (ulong)sliceMs;
         }
 
         public static bool Add(VirtualMachine vm)
         {
-            if (s_count == MaxVms) return false;
+            if (s_count == MaxVms || s_vcpuCount + vm.Vcpus.Length > MaxVcpus) return false;
             s_vms[s_count++] = vm;
+            for (int i = 0; i < vm.Vcpus.Length; i++) s_vcpus[s_vcpuCount++] = vm.Vcpus[i];
             return true;
         }
 
-        // Puts the first runnable VM on the CPU (idling until there is one).
+        // Puts the first runnable vCPU on this CPU (idling until there is
+        // one). The boot CPU and every secondary end their start-up here.
         // Never returns.
         public static void Start()
         {
@@ -82,55 +95,81 @@ namespace Hypervisor.Vm
         }
 
         // The run loop's one decision point: what the exit's handler returned
-        // (or a stop a helper requested) is carried out here. On return the
-        // exit path enters whichever VM is Current then; `live` is the exit's
-        // frame, into which a switch loads the next VM's registers.
-        public static void AfterExit(VirtualMachine vm, ExitAction returned, TrapFrame* live)
+        // (or a request another vCPU or a helper made) is carried out here.
+        // On return the exit path enters whichever vCPU is Current then;
+        // `live` is the exit's frame, into which a switch loads the next
+        // vCPU's registers. A vCPU that comes in may itself belong to a VM
+        // with a request: it is acted on before anything runs.
+        public static void AfterExit(Vcpu vcpu, ExitAction returned, TrapFrame* live)
         {
-            switch (ExitDecision.Final(returned, vm.StopReason))
+            ExitAction action = ExitDecision.Final(returned, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
+            while (action != ExitAction.Resume)
             {
-                case ExitAction.Resume: return;
-                case ExitAction.Yield: Yield(live); return;
-                case ExitAction.Wait: Wait(live); return;
-                case ExitAction.Stop: Stop(vm, live); return;
-                case ExitAction.Reset: Reset(vm, live); return;
+                switch (action)
+                {
+                    case ExitAction.Yield: Yield(live); break;
+                    case ExitAction.Wait: Wait(live); break;
+                    case ExitAction.Off: TurnOff(vcpu, live); break;
+                    default: Leave(vcpu, live); break;          // Stop, Reset
+                }
+                vcpu = Current;
+                action = ExitDecision.Final(ExitAction.Resume, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
             }
         }
 
         // The slice is over (timer IRQ) or the guest gave way (WFE, Yield):
-        // the next runnable VM, if any, gets the CPU.
+        // the next runnable vCPU, if any, gets the CPU.
         private static void Yield(TrapFrame* live)
         {
             Housekeeping();
-            VirtualMachine next = NextRunnable(Current);
-            if (next != null && next != Current)
+            Vcpu current = Current;
+            Vcpu next = NextRunnable(current);
+            if (next != null && next != current)
             {
-                SetState(Current, VmState.Runnable);
+                SetState(current, VmState.Runnable);
                 SwitchTo(next, live);
-                Cpus.KickIdle();   // the VM it put down may run on an idle CPU
+                Cpus.KickIdle();   // the vCPU it put down may run on an idle CPU
             }
             ArmTimer();
         }
 
-        // The running VM executed WFI with no interrupt pending: it waits. Another
-        // VM gets the CPU, or the CPU idles until some VM, maybe this one, has
-        // an interrupt to take. If it is this one, it simply carries on: its
-        // state never left the CPU.
+        // The running vCPU executed WFI with no interrupt pending: it waits.
+        // Another vCPU gets the CPU, or the CPU idles until some vCPU, maybe
+        // this one, has an interrupt to take. If it is this one, it simply
+        // carries on: its state never left the CPU.
         private static void Wait(TrapFrame* live)
         {
-            VirtualMachine vm = Current;
-            SetState(vm, VmState.Waiting);
+            Vcpu vcpu = Current;
+            SetState(vcpu, VmState.Waiting);
             Housekeeping();
-            VirtualMachine next = NextRunnable(vm) ?? IdleUntilRunnable(vm);
-            if (next == vm) SetState(vm, VmState.Running);
+            Vcpu next = NextRunnable(vcpu) ?? IdleUntilRunnable(vcpu);
+            if (next == vcpu) SetState(vcpu, VmState.Running);
             else SwitchTo(next, live);
             ArmTimer();
         }
 
+        // Something may have become deliverable to `vcpu` on another CPU's
+        // watch (an SGI, an SPI routed to it, a device line): if it waits, it
+        // is runnable now; if it runs on another CPU, that CPU is kicked out
+        // of the guest so that its exit path refills the list registers.
+        public static void Notice(Vcpu vcpu)
+        {
+            PhysicalCpu cpu = vcpu.LoadedIn;
+            if (vcpu.State == VmState.Waiting && cpu == null)
+            {
+                SetState(vcpu, VmState.Runnable);
+                Cpus.KickIdle();
+            }
+            else if (cpu != null && cpu != Cpus.This)
+            {
+                Gic.SendSgi(cpu.Mpidr, Cpus.KickIntid);    // running there, or waiting there while it idles
+            }
+        }
+
         // Every scheduling point: the serial console, the balloon policy, and
-        // waiting VMs that have something to take now. Cheap when idle. A
-        // waiting VM's timer is checked here only while its registers are out
-        // of the CPU; the loaded VM's timer raises its own interrupt
+        // waiting vCPUs that have something to take now. Cheap when idle. A
+        // waiting vCPU's timer is checked here only while its registers are
+        // out of the CPU; the loaded vCPU's timer raises its own interrupt
         // (VirtualTimerFired), a moment after the counter passes the deadline:
         // waking it on the counter alone would let it run, find nothing, and
         // execute WFI again.
@@ -138,55 +177,61 @@ namespace Hypervisor.Vm
         {
             Hypervisor.Monitor.Monitor.Poll();
             Hypervisor.Devices.BalloonPolicy.Tick();
-            bool currentTimer = Current != null && Current.Timers.PhysicalWatched;
+            Vcpu current = Current;
+            bool currentTimer = current != null && current.Timers.PhysicalWatched;
             if (s_waiting == 0 && !currentTimer) return;
             ulong now = SysReg.ReadCntpctEl0();
-            if (currentTimer) Current.Timers.SamplePhysical(now);
+            if (currentTimer) current.Timers.SamplePhysical(now);
             if (s_waiting == 0) return;
             bool woke = false;
-            for (int i = 0; i < s_count; i++)
+            for (int i = 0; i < s_vcpuCount; i++)
             {
-                VirtualMachine vm = s_vms[i];
-                if (vm.State != VmState.Waiting || !Mine(vm)) continue;
-                vm.Timers.SamplePhysical(now);
-                if (vm.VgicCpu.HasWork() || (vm != Current && TimerDeadline(vm) <= now))
+                Vcpu vcpu = s_vcpus[i];
+                if (vcpu.State != VmState.Waiting || !Mine(vcpu)) continue;
+                vcpu.Timers.SamplePhysical(now);
+                if (vcpu.VgicCpu.HasWork() || (vcpu != current && TimerDeadline(vcpu) <= now))
                 {
-                    SetState(vm, VmState.Runnable);
+                    SetState(vcpu, VmState.Runnable);
                     woke = true;
                 }
             }
             if (woke) Cpus.KickIdle();
         }
 
-        // A VM this CPU may look at: its registers are here or in no CPU. One
-        // loaded in another CPU is that CPU's to run, wake and time.
+        // A vCPU this CPU may look at: its registers are here or in no CPU.
+        // One loaded in another CPU is that CPU's to run, wake and time.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static bool Mine(VirtualMachine vm) => vm.LoadedIn == null || vm.LoadedIn == Cpus.This;
+        private static bool Mine(Vcpu vcpu) => vcpu.LoadedIn == null || vcpu.LoadedIn == Cpus.This;
 
-        private static void SetState(VirtualMachine vm, VmState state)
+        private static void SetState(Vcpu vcpu, VmState state)
         {
-            if (vm.State == VmState.Waiting) s_waiting--;
+            if (vcpu.State == VmState.Waiting) s_waiting--;
             if (state == VmState.Waiting) s_waiting++;
-            vm.State = state;
+            vcpu.State = state;
         }
 
         // Nothing can run: scrub freed frames while no interrupt is pending,
         // then sleep (WFI at EL2, interrupts masked: it wakes on a pending one)
-        // until the earliest waiting VM's timer deadline or the next tick;
-        // take the interrupts that woke it, and look again. `loaded` is the
-        // VM whose state is in the CPU (its virtual timer can fire here).
-        // Returns the VM to run, or null when every VM has stopped.
-        private static VirtualMachine IdleUntilRunnable(VirtualMachine loaded)
+        // until the earliest waiting vCPU's timer deadline, the next tick or a
+        // kick; take the interrupts that woke it, and look again. `loaded` is
+        // the vCPU whose state is in the CPU (its virtual timer can fire here);
+        // it is returned at once if its VM has a request to act on.
+        // Returns the vCPU to run, or null when every VM has stopped.
+        private static Vcpu IdleUntilRunnable(Vcpu loaded)
         {
             while (true)
             {
-                VirtualMachine next = NextRunnable(loaded);
+                if (loaded != null && loaded.Vm.HasRequest) return loaded;
+                Vcpu next = NextRunnable(loaded);
                 if (next != null) return next;
                 if (LiveVms() == 0) return null;
                 ArmTimer();
-                while ((SysReg.ReadIsrEl1() & IsrIrqPending) == 0 && Kernel.Frames.ScrubSome(IdleScrubStep) != 0) { }
+                // (Stopping as soon as another CPU waits for the lock, too:
+                // its exit matters more than a clean frame.)
+                while ((SysReg.ReadIsrEl1() & IsrIrqPending) == 0 && !Cpus.HypervisorLock.HasWaiters &&
+                       Kernel.Frames.ScrubSome(IdleScrubStep) != 0) { }
                 // Asleep without the lock: the other CPUs go on handling
-                // exits, and one that makes a VM runnable kicks this one (SGI).
+                // exits, and one that makes a vCPU runnable kicks this one.
                 PhysicalCpu cpu = Cpus.This;
                 cpu.Idle = true;
                 Cpus.HypervisorLock.Release();
@@ -209,55 +254,56 @@ namespace Hypervisor.Vm
         private const uint IdleScrubStep = 16;
         private const ulong IsrIrqPending = 1UL << 7;
 
-        // The EL2 timer ends the running VM's slice, or wakes a waiting VM at
-        // its timer's deadline if that comes first.
+        // The EL2 timer ends the running vCPU's slice, or wakes a waiting vCPU
+        // at its timer's deadline if that comes first.
         private static void ArmTimer()
         {
-            if (s_waiting == 0 && (Current == null || Current.Timers.PhysicalDeadline == ulong.MaxValue))
+            Vcpu current = Current;
+            if (s_waiting == 0 && (current == null || current.Timers.PhysicalDeadline == ulong.MaxValue))
             {
                 HypTimer.Arm(s_sliceTicks);   // the common case: only the slice
                 return;
             }
             ulong now = SysReg.ReadCntpctEl0();
             ulong at = now + s_sliceTicks;
-            // The loaded VM's emulated physical timer is the hypervisor's to fire
-            // (once its line is high, Housekeeping has raised it: no need).
-            if (Current != null)
+            // The loaded vCPU's emulated physical timer is the hypervisor's to
+            // fire (once its line is high, Housekeeping has raised it: no need).
+            if (current != null)
             {
-                ulong physical = Current.Timers.PhysicalDeadline;
+                ulong physical = current.Timers.PhysicalDeadline;
                 if (physical > now && physical < at) at = physical;
             }
-            for (int i = 0; s_waiting != 0 && i < s_count; i++)
+            for (int i = 0; s_waiting != 0 && i < s_vcpuCount; i++)
             {
-                if (s_vms[i].State != VmState.Waiting || !Mine(s_vms[i])) continue;
-                ulong deadline = TimerDeadline(s_vms[i]);
+                if (s_vcpus[i].State != VmState.Waiting || !Mine(s_vcpus[i])) continue;
+                ulong deadline = TimerDeadline(s_vcpus[i]);
                 if (deadline < at) at = deadline;
             }
             HypTimer.Arm(at > now ? at - now : 1);
         }
 
-        // When the VM's first timer fires, in physical counter ticks, or
+        // When the vCPU's first timer fires, in physical counter ticks, or
         // ulong.MaxValue if both are off, masked or too far away: the virtual
-        // one (kernel/Vm/VirtualTimerDeadline.cs; the loaded VM's is read from
-        // the CPU) or the emulated physical one (GuestTimers).
-        private static ulong TimerDeadline(VirtualMachine vm)
+        // one (kernel/Vm/VirtualTimerDeadline.cs; the loaded vCPU's is read
+        // from the CPU) or the emulated physical one (GuestTimers).
+        private static ulong TimerDeadline(Vcpu vcpu)
         {
-            ulong virtualDeadline = VirtualDeadline(vm), physicalDeadline = vm.Timers.PhysicalDeadline;
+            ulong virtualDeadline = VirtualDeadline(vcpu), physicalDeadline = vcpu.Timers.PhysicalDeadline;
             return virtualDeadline < physicalDeadline ? virtualDeadline : physicalDeadline;
         }
 
-        private static ulong VirtualDeadline(VirtualMachine vm)
+        private static ulong VirtualDeadline(Vcpu vcpu)
         {
-            bool live = vm == Current;
-            ulong ctl = live ? SysReg.ReadCntvCtlEl0() : vm.Context.El1.CntvCtl;
-            ulong cval = live ? SysReg.ReadCntvCvalEl0() : vm.Context.El1.CntvCval;
-            return VirtualTimerDeadline.Physical(ctl, cval, vm.CntvOffset);
+            bool live = vcpu == Current;
+            ulong ctl = live ? SysReg.ReadCntvCtlEl0() : vcpu.Context.El1.CntvCtl;
+            ulong cval = live ? SysReg.ReadCntvCvalEl0() : vcpu.Context.El1.CntvCval;
+            return VirtualTimerDeadline.Physical(ctl, cval, vcpu.Vm.CntvOffset);
         }
 
-        // The loaded VM's state goes to its context, `next`'s comes in.
-        private static void SwitchTo(VirtualMachine next, TrapFrame* live)
+        // The loaded vCPU's state goes to its context, `next`'s comes in.
+        private static void SwitchTo(Vcpu next, TrapFrame* live)
         {
-            VirtualMachine previous = Current;
+            Vcpu previous = Current;
             if (previous != null)
             {
                 previous.VgicCpu.Save();
@@ -267,89 +313,171 @@ namespace Hypervisor.Vm
             Load(next, live);
         }
 
-        // Ends the loaded VM (its own request or a fatal error; the reason
-        // is in StopReason) and loads the next runnable one into `live`.
-        private static void Stop(VirtualMachine vm, TrapFrame* live)
+        // PSCI CPU_OFF: the vCPU leaves the CPU and stays off until another
+        // vCPU of its VM turns it on. When none of the VM's vCPUs is on any
+        // more, the VM is over (as KVM ends a VM whose vCPUs are all off).
+        private static void TurnOff(Vcpu vcpu, TrapFrame* live)
         {
-            Unload(vm);
-            vm.VgicCpu.Save();                         // its list registers leave the CPU empty
-            vm.Uart.Flush(vm);
-            Log.Write("[hv] vm ");
-            Log.Write(vm.Name);
-            Log.Write(" stopped: ");
-            Log.Line(vm.StopReason ?? "stopped");
-            VmTeardown.Destroy(vm);
+            vcpu.VgicCpu.Save();
+            SetState(vcpu, VmState.Off);
+            Unload(vcpu);
+            VirtualMachine vm = vcpu.Vm;
+            bool anyOn = false;
+            for (int i = 0; i < vm.Vcpus.Length; i++) anyOn |= vm.Vcpus[i].IsOn;
+            if (!anyOn)
+            {
+                vm.RequestStop(vm.Vcpus.Length == 1 ? "last vCPU called CPU_OFF" : "every vCPU called CPU_OFF");
+                Finish(vm);
+            }
             LoadNext(live);
         }
 
-        // PSCI SYSTEM_RESET: the VM starts again from its image with fresh
-        // memory, unless its vms.conf `resets=` allowance is used up.
-        private static void Reset(VirtualMachine vm, TrapFrame* live)
+        // The VM stops or resets: this vCPU leaves the CPU, the VM's vCPUs on
+        // no CPU are put off, those running elsewhere are kicked out of their
+        // guests (each comes here from its own exit), and the last one out
+        // finishes the job. Then the next runnable vCPU is loaded into `live`.
+        private static void Leave(Vcpu vcpu, TrapFrame* live)
         {
-            if (vm.MaxResets >= 0 && vm.Resets >= (ulong)vm.MaxResets)
+            vcpu.VgicCpu.Save();                         // its list registers leave the CPU empty
+            SetState(vcpu, VmState.Off);                 // (before Unload, which would finish the VM itself)
+            Unload(vcpu);
+            VirtualMachine vm = vcpu.Vm;
+            bool othersLoaded = false;
+            for (int i = 0; i < vm.Vcpus.Length; i++)
             {
-                vm.RequestStop("SYSTEM_RESET (resets= allowance used up)");
-                Stop(vm, live);
-                return;
+                Vcpu other = vm.Vcpus[i];
+                if (other.LoadedIn != null)
+                {
+                    othersLoaded = true;
+                    Gic.SendSgi(other.LoadedIn.Mpidr, Cpus.KickIntid);
+                }
+                else if (other.State != VmState.Off)
+                {
+                    SetState(other, VmState.Off);
+                }
             }
-            vm.Uart.Flush(vm);
-            vm.VgicCpu.Save();                         // empties the list registers; Build resets the model
-            vm.Resets++;
-            Unload(vm);
-            if (!VmBuilder.Rebuild(vm))
-            {
-                vm.RequestStop("SYSTEM_RESET: not enough host memory to rebuild");
-                Stop(vm, live);
-                return;
-            }
-            Load(vm, live);
-            ArmTimer();
+            if (!othersLoaded) Finish(vm);
+            LoadNext(live);
         }
 
-        // The CPU holds no VM's state (after a stop): the next runnable VM,
-        // once there is one, is loaded into `live`; with none left the
-        // hypervisor prints its summary and powers off.
+        // No vCPU of `vm` is in any CPU any more: carry out its request.
+        // SYSTEM_RESET builds it again from its image with fresh memory
+        // (vCPU 0 runnable, the others off); a stop, or a rebuild that finds
+        // no memory, tears it down.
+        private static void Finish(VirtualMachine vm)
+        {
+            vm.Uart.Flush(vm);
+            if (vm.StopReason == null && vm.ResetPending)
+            {
+                vm.Resets++;
+                vm.ResetPending = false;
+                if (VmBuilder.Rebuild(vm))
+                {
+                    for (int i = 0; i < vm.Vcpus.Length; i++) SetState(vm.Vcpus[i], i == 0 ? VmState.Runnable : VmState.Off);
+                    return;
+                }
+                vm.RequestStop("SYSTEM_RESET: not enough host memory to rebuild");
+            }
+            Log.Write("[hv] vm ");
+            Log.Write(vm.Name);
+            Log.Write(" stopped: ");
+            Log.Line(vm.StopReason);
+            for (int i = 0; i < vm.Vcpus.Length; i++) SetState(vm.Vcpus[i], VmState.Stopped);
+            VmTeardown.Destroy(vm);
+        }
+
+        // The CPU holds no vCPU's state (after a stop, a reset or CPU_OFF):
+        // the next runnable vCPU, once there is one, is loaded into `live`;
+        // with none left the hypervisor prints its summary and powers off.
         private static void LoadNext(TrapFrame* live)
         {
-            VirtualMachine next = NextRunnable(null) ?? IdleUntilRunnable(null);
+            Vcpu next = NextRunnable(null) ?? IdleUntilRunnable(null);
             if (next == null) Summary.PrintAndPowerOff();
             Load(next, live);
             ArmTimer();
         }
 
-        // Makes `vm` the running VM: its VMID checked (and renewed if its
-        // generation is gone), its EL2 controls and its saved state loaded.
-        // No TLB flush: TLB entries carry the VMID, so the next VM cannot hit
-        // the previous one's translations.
-        private static void Load(VirtualMachine vm, TrapFrame* live)
+        // Makes `vcpu` the running one on this CPU: its VM's VMID checked (and
+        // renewed if its generation is gone), the VM's EL2 controls and the
+        // vCPU's saved state loaded. No TLB flush: TLB entries carry the
+        // VMID, so the next VM cannot hit the previous one's translations.
+        private static void Load(Vcpu vcpu, TrapFrame* live)
         {
+            VirtualMachine vm = vcpu.Vm;
             EnsureVmid(vm);
             SysReg.WriteVtcrEl2(vm.Vtcr);
             SysReg.WriteVttbrEl2(vm.Vttbr);
-            SysReg.WriteHcrEl2(vm.Hcr);
+            SysReg.WriteHcrEl2(WfeTrap(vcpu, vm.Hcr));
             SysReg.WriteCntvoffEl2(vm.CntvOffset);
-            SysReg.WriteVmpidrEl2(1UL << 31);          // vCPU 0
-            vm.Context.RestoreInto(live);
-            vm.VgicCpu.Restore();
-            vm.Timers.Loaded();
-            vm.VgicCpu.Fill();
-            DebugState.Switch(vm.Debug);
-            SetState(vm, VmState.Running);
+            SysReg.WriteVmpidrEl2(Vmpidr(vcpu.Mpidr));
+            vcpu.Context.RestoreInto(live);
+            vcpu.VgicCpu.Restore();
+            vcpu.Timers.Loaded();
+            vcpu.VgicCpu.Fill();
+            DebugState.Switch(vcpu.Debug);
+            SetState(vcpu, VmState.Running);
             PhysicalCpu cpu = Cpus.This;
-            cpu.Loaded = vm;
-            vm.LoadedIn = cpu;
-            vm.LastCpu = cpu.Index;
+            cpu.Loaded = vcpu;
+            vcpu.LoadedIn = cpu;
+            vcpu.LastCpu = cpu.Index;
             Vmids.SetActive(cpu.Index, vm.VmidTag);
             Switches++;
-            if (!vm.Announced) Announce(vm);
+            if (!vcpu.Announced) Announce(vcpu);
+        }
+
+        // WFE is trapped only while another vCPU waits for a CPU: a guest
+        // spinning on a lock with WFE then hands its CPU over. With nobody
+        // waiting (as many vCPUs as CPUs), the trap would only make every
+        // spin of every guest lock an exit under the hypervisor lock; KVM
+        // clears it in the same case. The slice still ends every vCPU's turn.
+        private static ulong WfeTrap(Vcpu loading, ulong hcr)
+        {
+            for (int i = 0; i < s_vcpuCount; i++)
+                if (s_vcpus[i] != loading && s_vcpus[i].State == VmState.Runnable && s_vcpus[i].LoadedIn == null) return hcr | Hcr.TWE;
+            return hcr & ~Hcr.TWE;
+        }
+
+        // VMPIDR_EL2: what the guest reads as MPIDR_EL1. Bit 31 is RES1; U
+        // (bit 30) 0: part of a multiprocessor system; MT 0.
+        private static ulong Vmpidr(ulong affinity) => 1UL << 31 | affinity;
+
+        // `vcpu`'s registers have left this CPU (saved, or its VM is ending).
+        private static void Unload(Vcpu vcpu)
+        {
+            PhysicalCpu cpu = Cpus.This;
+            DebugState.PutDown();
+            cpu.Loaded = null;
+            vcpu.LoadedIn = null;
+            Vmids.SetActive(cpu.Index, 0);
+            // Its VM may be waiting for it to leave (a stop or reset another
+            // vCPU asked for, while this one was put down in a switch).
+            VirtualMachine vm = vcpu.Vm;
+            if (vm.HasRequest && vcpu.State != VmState.Off)
+            {
+                SetState(vcpu, VmState.Off);
+                bool othersLoaded = false;
+                for (int i = 0; i < vm.Vcpus.Length; i++) othersLoaded |= vm.Vcpus[i].LoadedIn != null;
+                if (!othersLoaded) Finish(vm);
+            }
         }
 
         // [hv] vm a: VTCR_EL2=... VTTBR_EL2=... (VMID n) HCR_EL2=... entry=...
-        private static void Announce(VirtualMachine vm)
+        // (for vCPU 0; a secondary's first entry says where it started)
+        private static void Announce(Vcpu vcpu)
         {
-            vm.Announced = true;
+            VirtualMachine vm = vcpu.Vm;
+            vcpu.Announced = true;
             Log.Write("[hv] vm ");
             Log.Write(vm.Name);
+            if (vcpu.Index != 0)
+            {
+                Log.Write(": vcpu ");
+                Log.Dec((ulong)vcpu.Index);
+                Log.Write(" on at ");
+                Log.Hex(vcpu.Context.Frame.Elr);
+                Log.NewLine();
+                return;
+            }
             Log.Write(": VTCR_EL2=");
             Log.Hex(vm.Vtcr);
             Log.Write(" VTTBR_EL2=");
@@ -363,18 +491,10 @@ namespace Hypervisor.Vm
             Log.NewLine();
         }
 
-        // `vm`'s registers have left this CPU (saved, or it stopped).
-        private static void Unload(VirtualMachine vm)
-        {
-            PhysicalCpu cpu = Cpus.This;
-            cpu.Loaded = null;
-            vm.LoadedIn = null;
-            Vmids.SetActive(cpu.Index, 0);
-        }
-
         // VMIDs are handed out lazily per generation (kernel/Vm/VmidAllocator.cs).
         // A new generation means every VMID may now name a different VM, so
-        // every TLB entry of EL1&0 goes: TLBI ALLE1IS.
+        // every TLB entry of EL1&0 goes: TLBI ALLE1IS, broadcast to every CPU
+        // (VMs running elsewhere keep their reserved VMIDs and refill).
         private static void EnsureVmid(VirtualMachine vm)
         {
             if (Vmids.IsCurrent(vm.VmidTag)) return;
@@ -387,16 +507,21 @@ namespace Hypervisor.Vm
             }
         }
 
-        // Round-robin: the first runnable VM after `after` (wrapping), or
-        // `after` itself when it is the only one still runnable.
-        private static VirtualMachine NextRunnable(VirtualMachine after)
+        // Round-robin: the first runnable vCPU after `after` (wrapping), or
+        // `after` itself when it is the only one still runnable. Only vCPUs
+        // this CPU may load: not in another CPU, their VM without a pending
+        // stop or reset, and a VMID to be had (CanRun).
+        private static Vcpu NextRunnable(Vcpu after)
         {
-            int start = after == null ? 0 : after.Index + 1;
+            int start = 0;
+            if (after != null)
+                for (int i = 0; i < s_vcpuCount; i++) if (s_vcpus[i] == after) { start = i + 1; break; }
             int cpu = Cpus.This.Index;
-            for (int i = 0; i < s_count; i++)
+            for (int i = 0; i < s_vcpuCount; i++)
             {
-                VirtualMachine vm = s_vms[(start + i) % s_count];
-                if ((vm.State == VmState.Runnable || vm.State == VmState.Running) && Mine(vm) && Vmids.CanRun(vm.VmidTag, cpu)) return vm;
+                Vcpu vcpu = s_vcpus[(start + i) % s_vcpuCount];
+                if ((vcpu.State == VmState.Runnable || vcpu.State == VmState.Running) && Mine(vcpu) &&
+                    !vcpu.Vm.HasRequest && Vmids.CanRun(vcpu.Vm.VmidTag, cpu)) return vcpu;
             }
             return null;
         }
@@ -417,10 +542,19 @@ namespace Hypervisor.Vm
 
         public static bool OthersRunnable()
         {
-            VirtualMachine current = Current;
-            for (int i = 0; i < s_count; i++)
-                if (s_vms[i] != current && s_vms[i].State == VmState.Runnable && Mine(s_vms[i])) return true;
+            Vcpu current = Current;
+            for (int i = 0; i < s_vcpuCount; i++)
+                if (s_vcpus[i] != current && s_vcpus[i].State == VmState.Runnable && Mine(s_vcpus[i])) return true;
             return false;
+        }
+
+        // PSCI CPU_ON: `vcpu` (off) starts at `entry` with x0 = `context`,
+        // as out of reset otherwise (MMU off, interrupts masked, EL1h).
+        public static void TurnOn(Vcpu vcpu, ulong entry, ulong context)
+        {
+            vcpu.Context.Reset(entry, context);
+            SetState(vcpu, VmState.Runnable);
+            Cpus.KickIdle();
         }
     }
 }

@@ -27,6 +27,8 @@ namespace Hypervisor.Vm
             Log.Stat("heap_used_end", Hypervisor.Runtime.Heap.BytesInUse);
             Log.Stat("vm_switches", Scheduler.Switches);
             Log.Stat("cpu_idle_sleeps", Scheduler.IdleSleeps);
+            Log.Stat("hv_lock_contended", Hypervisor.Smp.Cpus.HypervisorLock.Contended);
+            Log.Stat("hv_lock_sleeps", Hypervisor.Smp.Cpus.HypervisorLock.Sleeps);
             Log.Stat("vmid_rollovers", Tlb.Rollovers);
             Log.NewLine();
             if (f.FreeFrames != FreeFramesAtStart)
@@ -62,10 +64,13 @@ namespace Hypervisor.Vm
             Log.Stat("tlbi_vmalls12e1is", c.TlbiVmallS12E1);
             Log.Stat("frames_peak", vm.PeakFrames);
             Log.Stat("resets", vm.Resets);
-            Log.Stat("vgic_injected", vm.VgicCpu.Injected);
-            Log.Stat("vgic_completed", vm.VgicCpu.Completed);
+            ulong injected = 0, completed = 0;
+            for (int i = 0; i < vm.Vcpus.Length; i++) { injected += vm.Vcpus[i].VgicCpu.Injected; completed += vm.Vcpus[i].VgicCpu.Completed; }
+            Log.Stat("vgic_injected", injected);
+            Log.Stat("vgic_completed", completed);
             Log.Stat("ptimer_traps", c.PhysicalTimerTraps);
             Log.Stat("pmu_traps", c.PmuTraps);
+            Log.Stat("sgis_sent", c.SgisSent);
             if (vm.Shadow != null || vm.Direct != null)
             {
                 Log.Write(vm.Shadow != null ? " paging=shadow" : " paging=direct");

@@ -70,14 +70,24 @@ namespace Hypervisor.Vm
         public int Listed;
         public bool Dirty;
 
-        public VgicCpu(VgicState state)
+        private readonly Vcpu _vcpu;
+
+        public VgicCpu(Vcpu vcpu)
         {
-            State = state;
-            state.Listener = this;
+            _vcpu = vcpu;
+            State = vcpu.Gic;
+            State.Listener = this;
             for (int i = 0; i < MaxListRegisters; i++) _inList[i] = -1;
         }
 
-        public override void Changed() => Dirty = true;
+        // Something may now be deliverable: Fill looks before the next entry.
+        // For a vCPU not on this physical CPU the scheduler makes sure that
+        // entry comes (kernel/Vm/Scheduler.cs, Notice).
+        public override void Changed()
+        {
+            Dirty = true;
+            if (_vcpu.LoadedIn != Hypervisor.Smp.Cpus.This) Scheduler.Notice(_vcpu);
+        }
 
         // Once, at boot: how many list registers this CPU has, and the guests'
         // ICC_SRE_EL1 (system-register interface on, as every GICv3 guest expects).
@@ -181,7 +191,12 @@ namespace Hypervisor.Vm
                 }
                 else
                 {
-                    State.Retired(intid, (state & StatePending) != 0, (state & StateActive) != 0);
+                    // Still listed (pending, or taken and not yet ended): the
+                    // list register keeps carrying it, so only its active
+                    // state is recorded. Latching an edge that is still
+                    // pending here would deliver it a second time once the
+                    // register empties (an SGI taken twice).
+                    State.Retired(intid, false, (state & StateActive) != 0);
                 }
             }
         }
@@ -230,6 +245,21 @@ namespace Hypervisor.Vm
             else if (i == 1) WriteLr1(v);
             else if (i == 2) WriteLr2(v);
             else WriteLr3(v);
+        }
+    }
+
+    // A VM with several vCPUs: a change to its SPIs (a device line, the
+    // distributor's registers) may concern any of them, so each is told.
+    public sealed class SpiFanOut : VgicListener
+    {
+        private readonly VirtualMachine _vm;
+
+        public SpiFanOut(VirtualMachine vm) => _vm = vm;
+
+        public override void Changed()
+        {
+            Vcpu[] vcpus = _vm.Vcpus;
+            for (int i = 0; i < vcpus.Length; i++) vcpus[i].VgicCpu.Changed();
         }
     }
 }

@@ -6,12 +6,15 @@ using Hypervisor.Trap;
 
 namespace Hypervisor.Vm
 {
-    // Running: on the CPU. Runnable: ready for it. Waiting: in WFI with no
-    // interrupt pending; runnable again once one is (kernel/Vm/Scheduler.cs).
-    public enum VmState { Created, Runnable, Running, Waiting, Stopped }
+    // A vCPU's state (Vcpu.State): Off (not started, or CPU_OFF), Running
+    // (in a physical CPU), Runnable (ready for one), Waiting (in WFI with no
+    // interrupt pending; runnable again once one is: kernel/Vm/Scheduler.cs).
+    // A VM's own State is Created, Runnable (alive) or Stopped.
+    public enum VmState { Created, Runnable, Running, Waiting, Stopped, Off }
 
     // One guest: its memory (a stage-2 address space with its own VMID), its
-    // single vCPU's saved state, its devices and its counters.
+    // vCPUs (kernel/Vm/Vcpu.cs), its devices, its virtual GIC's distributor
+    // and its counters.
     public sealed class VirtualMachine
     {
         public const ulong GuestRamBase = 0x40000000;   // as on QEMU virt, so standard guests run unmodified
@@ -24,10 +27,7 @@ namespace Hypervisor.Vm
         public readonly ulong RamSize;
 
         public VmState State;
-        public Hypervisor.Smp.PhysicalCpu LoadedIn;     // the CPU holding its registers, or null
-        public int LastCpu = -1;                        // the CPU it last ran on (the monitor shows it)
-        public bool Announced;                          // its registers were logged on first entry
-        public readonly VcpuContext Context = new VcpuContext();
+        public Vcpu[] Vcpus;                            // 1..VmConfig.MaxCpus; Vcpus[0] boots
         public ulong VmidTag;                           // generation << 16 | VMID (VmidAllocator)
         public ulong CntvOffset;                        // CNTVOFF_EL2: the guest's virtual time starts at 0
         public Stage2Table Stage2;
@@ -45,10 +45,7 @@ namespace Hypervisor.Vm
         public readonly MmioDevice[] Devices = new MmioDevice[MaxDevices];
         public int DeviceCount;
         public VirtualPl011 Uart;
-        public GuestTimers Timers;                      // its EL1 timers as interrupt sources
-        public VgicState Vgic;                          // the virtual GIC's distributor model
-        public readonly DebugState Debug = new DebugState();   // its breakpoints, watchpoints, OS lock
-        public VgicCpu VgicCpu;                         // and its CPU interface (list registers)
+        public VgicState Vgic;                          // the virtual GIC's SPIs (vCPU 0's state holds them)
         public VirtioBalloon Balloon;                   // null unless balloon=on (or boot_balloon) in vms.conf
         public HostPageTableMemory TableMemory;
 
@@ -77,14 +74,33 @@ namespace Hypervisor.Vm
         public ulong FramesOwned;
         public ulong PeakFrames;
 
-        // Set when something found that this VM must stop; the run loop acts
-        // on it once the exit's handler has returned (kernel/Vm/ExitAction.cs).
+        // Set when something found that this VM must stop, or asked for a
+        // reset; the run loop acts on it once the exit's handler has returned
+        // (kernel/Vm/ExitAction.cs), on every vCPU of the VM: each leaves its
+        // physical CPU, and the last one out tears the VM down or rebuilds it.
         public string StopReason;
+        public bool ResetPending;
+        public bool HasRequest => StopReason != null || ResetPending;
 
         public ExitAction RequestStop(string reason)
         {
             if (StopReason == null) StopReason = reason;   // the first reason is the one logged
             return ExitAction.Stop;
+        }
+
+        // PSCI SYSTEM_RESET: a reset, unless the vms.conf `resets=` allowance is used up.
+        public ExitAction RequestReset()
+        {
+            if (MaxResets >= 0 && Resets >= (ulong)MaxResets) return RequestStop("SYSTEM_RESET (resets= allowance used up)");
+            ResetPending = true;
+            return ExitAction.Reset;
+        }
+
+        public Vcpu VcpuByMpidr(ulong mpidr)
+        {
+            for (int i = 0; i < Vcpus.Length; i++)
+                if (Vcpus[i].Mpidr == (mpidr & Hypervisor.Smp.Cpus.AffinityMask)) return Vcpus[i];
+            return null;
         }
 
         public VirtualMachine(int index, ReadOnlySpan<byte> name, ulong ramSize)
@@ -108,7 +124,8 @@ namespace Hypervisor.Vm
             if (root == ActiveStage2Root) return;
             ActiveStage2Root = root;
             Vttbr = Stage2Layout.Vttbr(root, Vmid);
-            if (Hypervisor.Vm.Scheduler.Current == this)
+            // (Shadow and direct paging VMs have one vCPU: vms.conf refuses more.)
+            if (Hypervisor.Vm.Scheduler.Current != null && Hypervisor.Vm.Scheduler.Current.Vm == this)
             {
                 Hypervisor.Arch.SysReg.WriteVttbrEl2(Vttbr);
                 Hypervisor.Mm.Tlb.FlushVm(this);

@@ -108,7 +108,14 @@ namespace Hypervisor.Vm
                 Refuse(spec, name, "fault_around needs paging=stage2", default);
                 return;
             }
-            if (spec.Cpus > 1) Warn(spec, name, "one vCPU per VM for now; cpus= ignored");
+            if (spec.Paging != PagingMode.Stage2 && spec.Cpus > 1)
+            {
+                // Shadow paging keeps one set of shadow roots for the guest's
+                // TTBRs and direct paging validates against one vCPU's tables:
+                // several vCPUs would each need their own. Not done.
+                Refuse(spec, name, "cpus= above 1 needs paging=stage2", default);
+                return;
+            }
             ReadOnlySpan<byte> initrdName = BaseName(spec.Initrd.Of(conf));
             scoped ReadOnlySpan<byte> initrd = default;
             CpioEntry initrdEntry = default;
@@ -165,10 +172,9 @@ namespace Hypervisor.Vm
             vm.Paging = spec.Paging;
             vm.FaultAround = spec.FaultAround;
             vm.MayReadCycles = spec.HvCounter;
-            // The virtual GIC's model first: the devices' interrupt lines go to it.
-            vm.Vgic = new VgicState();
-            vm.VgicCpu = new VgicCpu(vm.Vgic);
-            vm.Timers = new GuestTimers(vm);
+            // The vCPUs and the virtual GIC's model first: the devices'
+            // interrupt lines go to its SPIs, which vCPU 0's state holds.
+            CreateVcpus(vm, spec.Cpus);
             if (spec.Balloon || spec.BootBalloonBytes != 0)
             {
                 // The balloon exists before the first build: the device tree
@@ -187,11 +193,18 @@ namespace Hypervisor.Vm
             vm.Uart = new VirtualPl011(VirtualPl011.DefaultBase);
             vm.Uart.Irq = new VgicLine(vm.Vgic, VirtualPl011.IntId);
             vm.AddDevice(vm.Uart);
-            // The virtual GIC: distributor and redistributor emulated at the
-            // addresses the guest's device tree gives, list registers for the CPU side.
+            // The virtual GIC: distributor and one redistributor per vCPU
+            // emulated at the addresses the guest's device tree gives, list
+            // registers for the CPU side.
             vm.AddDevice(new VgicDistributor(vm.Vgic));
-            vm.AddDevice(new VgicRedistributor(vm.Vgic));
-            Scheduler.Add(vm);
+            for (int i = 0; i < vm.Vcpus.Length; i++)
+                vm.AddDevice(new VgicRedistributor(vm.Vcpus[i].Gic, i, vm.Vcpus.Length, vm.Vcpus[i].Mpidr));
+            if (!Scheduler.Add(vm))
+            {
+                Refuse(spec, name, "too many VMs or vCPUs", default);
+                VmTeardown.Destroy(vm);
+                return;
+            }
 
             Log.Write("[hv] vm ");
             Log.Write(name);
@@ -255,6 +268,19 @@ namespace Hypervisor.Vm
             Log.Hex(end);
         }
 
+        // vCPU 0 holds the SPIs (VgicState.cs); with several vCPUs a change
+        // to them is announced to all (SpiFanOut).
+        private static void CreateVcpus(VirtualMachine vm, int count)
+        {
+            if (count < 1) count = 1;
+            vm.Vcpus = new Vcpu[count];
+            vm.Vcpus[0] = new Vcpu(vm, 0, null);
+            vm.Vgic = vm.Vcpus[0].Gic;
+            vm.Vgic.VcpuCount = count;
+            for (int i = 1; i < count; i++) vm.Vcpus[i] = new Vcpu(vm, i, vm.Vgic);
+            if (count > 1) vm.Vgic.SpiListener = new SpiFanOut(vm);
+        }
+
         // Memory, image, device tree and a reset vCPU: at creation and again on
         // every SYSTEM_RESET (after VmTeardown.ReleaseMemory). Allocates no
         // heap memory, so resetting a VM forever does not grow the heap.
@@ -282,13 +308,22 @@ namespace Hypervisor.Vm
             Kernel.Cache.Barrier();
             Kernel.Cache.InvalidateInstructions();
             vm.EntryPoint = info.Entry;
-            vm.Context.Reset(vm.EntryPoint, vm.DtbIpa);
             // The guest starts with its MMU off, on its GPA -> HPA stage 2.
             vm.ActiveStage2Root = vm.Stage2Root;
             vm.Vttbr = Stage2Layout.Vttbr(vm.Stage2Root, vm.Vmid);
-            if (vm.VgicCpu != null) vm.VgicCpu.Reset();
-            if (vm.Timers != null) vm.Timers.Reset();
-            vm.Debug.Reset();
+            // vCPU 0 at the entry point with x0 = the device tree (arm64
+            // Linux boot protocol); the others off until PSCI CPU_ON. Each
+            // vCPU's GIC state, timers and debug registers as after reset
+            // (vCPU 0's GIC reset first: it holds the SPIs).
+            for (int i = 0; i < vm.Vcpus.Length; i++)
+            {
+                Vcpu vcpu = vm.Vcpus[i];
+                vcpu.Context.Reset(i == 0 ? vm.EntryPoint : 0, i == 0 ? vm.DtbIpa : 0);
+                vcpu.VgicCpu.Reset();
+                vcpu.Timers.Reset();
+                vcpu.Debug.Reset();
+                vcpu.State = i == 0 ? VmState.Runnable : VmState.Off;
+            }
             if (vm.Shadow != null && !vm.Shadow.Start()) return false;
             if (vm.Direct != null && !vm.Direct.Start()) return false;
             vm.CntvOffset = SysReg.ReadCntpctEl0();
@@ -392,7 +427,7 @@ namespace Hypervisor.Vm
             GuestDtbSpec spec = default;
             spec.MemoryBase = vm.RamBase;
             spec.MemorySize = vm.RamSize;
-            spec.CpuCount = 1;
+            spec.CpuCount = vm.Vcpus.Length;
             if (vm.Balloon != null)
             {
                 spec.HasVirtio = true;

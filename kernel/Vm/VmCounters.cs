@@ -25,6 +25,7 @@ namespace Hypervisor.Vm
         public ulong DirectUpdates, DirectBatches, DirectRefused;
         public ulong WalkRulesRefused;     // SCTLR/TCR writes refused by kernel/Paging/WalkRules.cs
         public ulong PmuTraps;             // PMU register accesses (MDCR_EL2.TPM): undefined instruction
+        public ulong SgisSent;             // ICC_SGI1R_EL1 writes (IPIs between its vCPUs)
         public ulong PhysicalTimerTraps;   // CNTP_* accesses (EL1PCEN = 0): read as zero, writes ignored
 
         // Exits by class: one increment per exit, in GuestExits.

@@ -24,7 +24,7 @@ namespace Hypervisor.Vm
         public static void Destroy(VirtualMachine vm)
         {
             ReleaseMemory(vm);
-            vm.Debug.Reset();                 // its breakpoints leave the CPU too
+            for (int i = 0; i < vm.Vcpus.Length; i++) vm.Vcpus[i].Debug.Reset();   // their breakpoints leave the CPU too
             if (vm.Shadow != null) vm.Shadow.Release();
             if (vm.Direct != null) vm.Direct.Release();
             if (vm.Stage2Root != 0)

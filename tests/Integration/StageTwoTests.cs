@@ -163,7 +163,8 @@ namespace Hypervisor.Tests.Integration
                 "vm d mem=32M image=$ELF\n" +                        // 6: duplicate name
                 "vm e image=$ELF\n" +                                // 7: no mem
                 "vm f mem=32M image=$ELF paging=shadow balloon=on\n" + // 8: balloon needs stage2: refused, said so
-                "vm h mem=32M image=$ELF cpus=2 args=\"tests=psci\"\n"); // 9: runs with one vCPU, said so
+                "vm h mem=32M image=$ELF cpus=2 paging=direct args=\"tests=psci\"\n" + // 9: vCPUs need stage2: refused, said so
+                "vm i mem=32M image=$ELF cpus=2 args=\"tests=psci\"\n");  // 10: two vCPUs, runs
             var r = Qemu.Run(new[] { "--mem", "512M", conf });
             Assert.Matches(@"^\[hv\] vms.conf:2: .*'colour", r.Require("[hv] vms.conf:2:"));
             Assert.Contains("image not in the bundle", r.Require("[hv] vms.conf:3:"));
@@ -172,8 +173,8 @@ namespace Hypervisor.Tests.Integration
             r.Require("[hv] vms.conf:6:");
             r.Require("[hv] vms.conf:7:");
             Assert.Contains("balloon=on needs paging=stage2", r.Require("[hv] vms.conf:8:"));
-            Assert.Contains("one vCPU per VM", r.Require("[hv] vms.conf:9:"));
-            Assert.StartsWith("[h] TEST psci PASS", r.Require("[h] TEST psci"));
+            Assert.Contains("cpus= above 1 needs paging=stage2", r.Require("[hv] vms.conf:9:"));
+            Assert.StartsWith("[i] TEST psci PASS", r.Require("[i] TEST psci"));
             Assert.StartsWith("[d] TEST uart PASS", r.Require("[d] TEST uart"));
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
             Assert.Equal(0, r.ExitCode);

@@ -50,8 +50,10 @@ namespace Hypervisor.Tests.Support
     }
 
     // Boots the hypervisor through scripts/hv-run, the same runner people use.
-    // At most one QEMU per core runs at once; a run that exceeds its timeout is
-    // killed and reported with its last console lines.
+    // QEMU runs one host thread per emulated CPU, so a run takes as many of
+    // the machine's cores as it has CPUs (--smp, or $HV_SMP): runs share the
+    // cores, not oversubscribe them. A run that exceeds its timeout is killed
+    // and reported with its last console lines.
     public static class Qemu
     {
         private static readonly SemaphoreSlim s_slots = new SemaphoreSlim(Math.Max(1, Environment.ProcessorCount));
@@ -66,15 +68,26 @@ namespace Hypervisor.Tests.Support
             string image = Repo.Path("build", "hypervisor.bin");
             Assert.True(File.Exists(image), $"{image} is missing: run `make` (make test builds it first)");
 
-            s_slots.Wait();
+            int cores = Math.Min(Cpus(hvRunArgs), Math.Max(1, Environment.ProcessorCount));
+            // One at a time through the gate, so two runs never each hold
+            // part of what both need.
+            lock (s_slots)
+                for (int i = 0; i < cores; i++) s_slots.Wait();
             try
             {
                 return RunLocked(hvRunArgs, timeoutSeconds, stopWhen, input);
             }
             finally
             {
-                s_slots.Release();
+                s_slots.Release(cores);
             }
+        }
+
+        private static int Cpus(string[] hvRunArgs)
+        {
+            int i = Array.IndexOf(hvRunArgs, "--smp");
+            string n = i >= 0 && i + 1 < hvRunArgs.Length ? hvRunArgs[i + 1] : Environment.GetEnvironmentVariable("HV_SMP");
+            return int.TryParse(n, out int cpus) && cpus > 0 ? cpus : 1;
         }
 
         private static RunResult RunLocked(string[] hvRunArgs, int timeoutSeconds, Func<IReadOnlyList<string>, bool> stopWhen,

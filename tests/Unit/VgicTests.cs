@@ -53,7 +53,7 @@ namespace Hypervisor.Tests.Unit
         [Fact]
         public void Identification_registers()
         {
-            Assert.Equal(0x0048_0002u, Rd(0x4));                   // ITLinesNumber 2, IDbits 9
+            Assert.Equal(0x0248_0002u, Rd(0x4));                   // ITLinesNumber 2, IDbits 9, No1N
             Assert.Equal(0x3bu, Rd(0xffe8));
             Assert.Equal(0u, Rd(0xffe0));                          // other ID registers RAZ
             Assert.Equal(0x3bu, Rr(0xffe8));
@@ -375,8 +375,62 @@ namespace Hypervisor.Tests.Unit
         [InlineData(0x0300_0000UL, false, 3)]                 // empty target list
         public void SgiRoutingReachesOnlyItsTargets(ulong value, bool reaches, int intid)
         {
-            Assert.Equal(reaches, VgicState.SgiReachesVcpu0(value));
+            Assert.Equal(reaches, VgicState.SgiReaches(value, target: 0, sender: 0));
             Assert.Equal(intid, VgicState.SgiIntid(value));
+        }
+
+        // Every target list, range selector and IRM value against 8 vCPUs
+        // (Aff0 0..7) and a few affinities beyond them, compared with the
+        // architecture's rule written out the long way.
+        [Fact]
+        public void EverySgiTargetCombinationReachesExactlyTheNamedPes()
+        {
+            ulong[] pes = { 0, 1, 2, 7, 15, 16, 17, 0x100, 0x101, 0x10000, 0x1_0000_0000 };
+            foreach (ulong sender in new ulong[] { 0, 3, 16 })
+                foreach (ulong irm in new ulong[] { 0, 1 })
+                    foreach (ulong rs in new ulong[] { 0, 1 })
+                        foreach (ulong aff1 in new ulong[] { 0, 1 })
+                            for (ulong list = 0; list < 0x10000; list += 0x111)
+                            {
+                                ulong value = list | aff1 << 16 | 5UL << 24 | irm << 40 | rs << 44;
+                                foreach (ulong pe in pes)
+                                {
+                                    bool expected = irm == 1
+                                        ? pe != sender
+                                        : (pe >> 8 & 0xff) == aff1 && (pe >> 16 & 0xff) == 0 && (pe >> 32) == 0 &&
+                                          (pe & 0xff) / 16 == rs && (list >> (int)(pe & 15) & 1) == 1;
+                                    Assert.True(expected == VgicState.SgiReaches(value, pe, sender), $"value={value:x} pe={pe:x} sender={sender:x}");
+                                }
+                            }
+        }
+
+        // With two vCPUs the SPIs live once, at vCPU 0's state: an SPI routed
+        // to vCPU 1 is deliverable there only, and each vCPU's SGIs and PPIs
+        // are its own.
+        [Fact]
+        public void SpisAreSharedAndRoutedPrivateInterruptsAreNot()
+        {
+            var v0 = new VgicState();
+            var v1 = new VgicState(v0, affinity: 1);
+            v0.VcpuCount = 2;
+            v0.WriteDistributorControl(VgicState.CtlrEnableGrp1);
+            foreach (var v in new[] { v0, v1 }) { v.Write(VgicBit.Enable, 0, 0xffffffff, true); }
+            v1.Write(VgicBit.Enable, 1, 1u << 8, true);             // INTID 40, through vCPU 1's view
+            Assert.True(v0.IsEnabled(40));
+            v0.Raise(40);
+            Assert.Equal(40, v0.NextDeliverable(default));          // IROUTER 0: vCPU 0
+            Assert.Equal(-1, v1.NextDeliverable(default));
+            v1.WriteRouter(40, 1);
+            Assert.Equal(1UL, v0.ReadRouter(40));
+            Assert.Equal(-1, v0.NextDeliverable(default));
+            Assert.Equal(40, v1.NextDeliverable(default));
+            v1.Delivered(40);
+            Assert.False(v0.IsPending(40));
+            v1.Raise(3);                                             // an SGI to vCPU 1 only
+            Assert.True(v1.IsPending(3));
+            Assert.False(v0.IsPending(3));
+            v0.WriteRouter(40, 0x8000_0001UL);                       // IRM is RAZ/WI (No1N)
+            Assert.Equal(1UL, v0.ReadRouter(40));
         }
     }
 }

@@ -1,0 +1,264 @@
+using System;
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using Hypervisor.Arch;
+using Hypervisor.Trap;
+
+namespace Guest
+{
+    // role=smp: a VM with several vCPUs (vms.conf cpus=N), tested from the
+    // inside. vCPU 0 checks PSCI's answers (an unknown MPIDR, a vCPU already
+    // on, an entry point outside RAM), starts every other vCPU with CPU_ON,
+    // then sends SGIs with every kind of target (a list, itself, all, IRM=1
+    // "all but me", a range selector or Aff1 naming nobody, a vCPU that does
+    // not exist), one INTID per kind, and has vCPU 1 send one too. Every vCPU
+    // counts what it takes (ICC_IAR1_EL1); at the end each count must be
+    // exactly what the architecture's routing rule says: a missing SGI or
+    // one delivered to a vCPU it did not name fails. Then every secondary
+    // turns itself off (CPU_OFF) and AFFINITY_INFO must say so.
+    //
+    // role=ipistorm: vCPU 0 sends SGIs to vCPU 1 as fast as it can, forever
+    // (a hostile guest; other VMs must keep running).
+    public static unsafe class SmpTests
+    {
+        [RuntimeImport("*", "read_secondary_start")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong SecondaryStart();
+        [RuntimeImport("*", "read_mpidr_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadMpidr();
+        [RuntimeImport("*", "read_mair_el1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadMair();
+        [RuntimeImport("*", "load_acquire64")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong LoadAcquire(ulong* p);
+        [RuntimeImport("*", "store_release64")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void StoreRelease(ulong* p, ulong v);
+
+        // One block of 32 words per vCPU (the first five read by guest/boot/smp.s).
+        private const int StackTop = 0, Mair = 1, Tcr = 2, Ttbr0 = 3, Sctlr = 4;
+        private const int Alive = 5, SeenMpidr = 6, Quit = 7, SendSgi = 8, Counts = 16;   // Counts: INTIDs 0..15
+        private const int BlockWords = 32, StackBytes = 16384;
+        private const ulong GicrBase = Mmu.GicGva + 0xa0000, GicrStride = 0x20000, SgiFrame = 0x10000;
+
+        private static ulong* s_blocks;
+
+        public static void Run()
+        {
+            int n = Program.Fdt.CpuCount;
+            if (n < 2) { SelfTests.Verdict("smp", false); Console.Line("needs cpus=2 or more"); return; }
+            bool ok = PsciRefusals(n);
+            Prepare(n);
+            EnableSgis(0);
+            for (int v = 1; v < n; v++) ok &= Start(v);
+            ok &= Ipis(n);
+            // stay=on: leave them on, so the VM's power-off or reset finds
+            // vCPUs in other CPUs (or waiting) to bring out first.
+            Hypervisor.Boot.BootArgs.Get(Program.Args, "stay", out bool stay);
+            for (int v = 1; v < n && !stay; v++) { StoreRelease(&s_blocks[v * BlockWords + Quit], 1); Wake(v); }
+            for (int v = 1; v < n && !stay; v++) ok &= WaitOff(v);
+            SelfTests.Verdict("smp", ok);
+            Console.Write("vcpus=");
+            Console.Dec((ulong)n);
+            Console.Put('\n');
+        }
+
+        public static void Storm()
+        {
+            Prepare(2);
+            EnableSgis(0);
+            Start(1);
+            Console.Line("sending SGIs to vCPU 1 forever");
+            while (true) Cpu.WriteSgi1r(1UL << 24 | 2);   // INTID 1, target list {1}
+        }
+
+        // ---- PSCI ----
+
+        private static bool PsciRefusals(int n)
+        {
+            bool ok = true;
+            ok &= Expect("CPU_ON of myself", Psci(PsciAbi.CpuOn64, 0, SecondaryStart(), 0), PsciAbi.AlreadyOn);
+            ok &= Expect("CPU_ON of an unknown MPIDR", Psci(PsciAbi.CpuOn64, 0x100, SecondaryStart(), 0), PsciAbi.InvalidParameters);
+            ok &= Expect("CPU_ON of vCPU n", Psci(PsciAbi.CpuOn64, (ulong)n, SecondaryStart(), 0), PsciAbi.InvalidParameters);
+            ok &= Expect("CPU_ON entry outside RAM", Psci(PsciAbi.CpuOn64, 1, 0x1000, 0), PsciAbi.InvalidAddress);
+            ok &= Expect("CPU_ON entry not aligned", Psci(PsciAbi.CpuOn64, 1, SecondaryStart() + 2, 0), PsciAbi.InvalidAddress);
+            ok &= Expect("AFFINITY_INFO of an off vCPU", Psci(PsciAbi.AffinityInfo64, 1, 0, 0), (long)PsciAbi.AffinityOff);
+            ok &= Expect("AFFINITY_INFO of myself", Psci(PsciAbi.AffinityInfo64, 0, 0, 0), (long)PsciAbi.AffinityOn);
+            ok &= Expect("AFFINITY_INFO of an unknown MPIDR", Psci(PsciAbi.AffinityInfo64, 0x100, 0, 0), PsciAbi.InvalidParameters);
+            return ok;
+        }
+
+        private static long Psci(ulong fid, ulong a1, ulong a2, ulong a3) => (long)Hvc.Call(fid, a1, a2, a3).X0;
+
+        private static bool Expect(string what, long got, long want)
+        {
+            if (got == want) return true;
+            Console.Write("smp: ");
+            Console.Write(what);
+            Console.Write(": got ");
+            Console.SignedDec(got);
+            Console.Write(", want ");
+            Console.SignedDec(want);
+            Console.Put('\n');
+            return false;
+        }
+
+        // ---- starting and stopping secondaries ----
+
+        private static void Prepare(int n)
+        {
+            ulong* blocks = (ulong*)Hypervisor.Runtime.Heap.Allocate((ulong)(n * BlockWords * 8));
+            byte* stacks = (byte*)Hypervisor.Runtime.Heap.Allocate((ulong)(n * StackBytes));
+            for (int i = 0; i < n * BlockWords; i++) blocks[i] = 0;
+            for (int v = 0; v < n; v++)
+            {
+                ulong* b = blocks + v * BlockWords;
+                b[StackTop] = ((ulong)(stacks + (v + 1) * StackBytes)) & ~15UL;
+                b[Mair] = ReadMair();
+                b[Tcr] = Cpu.ReadTcr();
+                b[Ttbr0] = Cpu.ReadTtbr0();
+                b[Sctlr] = Cpu.ReadSctlr();
+            }
+            s_blocks = blocks;
+            Cpu.Barrier();
+        }
+
+        private static bool Start(int v)
+        {
+            ulong* b = s_blocks + v * BlockWords;
+            if (!Expect("CPU_ON", Psci(PsciAbi.CpuOn64, (ulong)v, SecondaryStart(), (ulong)b), PsciAbi.Success)) return false;
+            bool up = WaitFor(&b[Alive], 1);
+            if (!up) { Console.Write("smp: vCPU "); Console.Dec((ulong)v); Console.Line(" did not come up"); return false; }
+            bool ok = Expect("its MPIDR", (long)LoadAcquire(&b[SeenMpidr]), v);
+            ok &= Expect("CPU_ON of a vCPU that is on", Psci(PsciAbi.CpuOn64, (ulong)v, SecondaryStart(), (ulong)b), PsciAbi.AlreadyOn);
+            ok &= Expect("AFFINITY_INFO of a vCPU that is on", Psci(PsciAbi.AffinityInfo64, (ulong)v, 0, 0), (long)PsciAbi.AffinityOn);
+            return ok;
+        }
+
+        private static bool WaitOff(int v)
+        {
+            ulong deadline = Cpu.ReadVirtualCount() + 2 * Cpu.ReadCounterFrequency();
+            while (Cpu.ReadVirtualCount() < deadline)
+                if (Psci(PsciAbi.AffinityInfo64, (ulong)v, 0, 0) == (long)PsciAbi.AffinityOff) return true;
+            Console.Write("smp: vCPU ");
+            Console.Dec((ulong)v);
+            Console.Line(" is still on after CPU_OFF");
+            return false;
+        }
+
+        // Polls `*p` (while taking this vCPU's own SGIs) for up to 2 s.
+        private static bool WaitFor(ulong* p, ulong value)
+        {
+            ulong deadline = Cpu.ReadVirtualCount() + 2 * Cpu.ReadCounterFrequency();
+            while (Cpu.ReadVirtualCount() < deadline)
+            {
+                if (LoadAcquire(p) == value) return true;
+                TakeSgis(s_blocks);
+            }
+            return false;
+        }
+
+        // ---- SGIs ----
+
+        // INTIDs 0-15 in group 1 at the vCPU's own redistributor, its
+        // interface taking every priority.
+        private static void EnableSgis(int v)
+        {
+            ulong rd = GicrBase + (ulong)v * GicrStride;
+            Mmio.Write32(rd + 0x14, 0);                               // GICR_WAKER: awake
+            Mmio.Write32(rd + SgiFrame + 0x80, Mmio.Read32(rd + SgiFrame + 0x80) | 0xffff);
+            for (int i = 0; i < 16; i++) Mmio.Write8(rd + SgiFrame + 0x400 + (ulong)i, 0xa0);
+            Mmio.Write32(rd + SgiFrame + 0x100, 0xffff);
+            Mmio.Write32(Mmu.GicGva, 2);                              // GICD_CTLR.EnableGrp1
+            Cpu.WriteIccPmr(0xff);
+            Cpu.WriteIccIgrpen1(1);
+        }
+
+        // Every SGI pending for this vCPU, counted in its block.
+        private static void TakeSgis(ulong* block)
+        {
+            while (true)
+            {
+                ulong intid = Cpu.ReadIccIar1() & 0xffffff;
+                if (intid == 1023) return;
+                if (intid < 16) StoreRelease(&block[Counts + (int)intid], LoadAcquire(&block[Counts + (int)intid]) + 1);
+                Cpu.WriteIccEoir1(intid);
+            }
+        }
+
+        // What each kind of target must reach, checked against the counts.
+        private static bool Ipis(int n)
+        {
+            var expected = new ulong[8 * 16];
+            ulong all = (1UL << n) - 1;
+            Send(n, expected, 1, 1UL << 1, 0);                        // vCPU 1
+            Send(n, expected, 2, 1UL << 0, 0);                        // myself
+            Send(n, expected, 3, all, 0);                             // everyone, by list
+            Send(n, expected, 4, 0, 1);                               // IRM = 1: all but me
+            Send(n, expected, 5, 1UL | 1UL << (n - 1), 0);            // first and last
+            Send(n, expected, 6, 0xaaaa & all, 0);                    // the odd ones
+            Send(n, expected, 7, 0xffffUL | 1UL << 44, 0);            // RS = 1: Aff0 16..31, nobody
+            Send(n, expected, 8, all | 1UL << 16, 0);                 // Aff1 = 1: nobody
+            if (n < 16) Send(n, expected, 9, 1UL << n, 0);            // a vCPU that does not exist
+            // vCPU 1 sends "all but me": everyone but vCPU 1.
+            for (int v = 0; v < n; v++) if (v != 1) expected[v * 16 + 10]++;
+            StoreRelease(&s_blocks[1 * BlockWords + SendSgi], 10UL << 24 | 1UL << 40);
+            Wake(1);
+            // Let everything arrive (and anything misrouted arrive too).
+            ulong settle = Cpu.ReadVirtualCount() + Cpu.ReadCounterFrequency() / 5;
+            while (Cpu.ReadVirtualCount() < settle) TakeSgis(s_blocks);
+            bool ok = true;
+            for (int v = 0; v < n; v++)
+                for (int intid = 1; intid <= 10; intid++)
+                {
+                    ulong got = LoadAcquire(&s_blocks[v * BlockWords + Counts + intid]);
+                    if (got == expected[v * 16 + intid]) continue;
+                    ok = false;
+                    Console.Write("smp: vCPU ");
+                    Console.Dec((ulong)v);
+                    Console.Write(" took SGI ");
+                    Console.Dec((ulong)intid);
+                    Console.Write(" ");
+                    Console.Dec(got);
+                    Console.Write(" times, want ");
+                    Console.Dec(expected[v * 16 + intid]);
+                    Console.Put('\n');
+                }
+            return ok;
+        }
+
+        // SGI 15 (never counted) to vCPU v: it looks at its block again.
+        private static void Wake(int v) => Cpu.WriteSgi1r(15UL << 24 | 1UL << v);
+
+        // ICC_SGI1R_EL1 = targets | INTID << 24 | IRM << 40; the expected
+        // receivers by the architecture's rule (sender: vCPU 0).
+        private static void Send(int n, ulong[] expected, int intid, ulong targets, ulong irm)
+        {
+            ulong value = (targets & 0xffff) | (targets & (0xfUL << 44)) | ((targets >> 16) & 0xff) << 16 | (ulong)intid << 24 | irm << 40;
+            ulong rs = (value >> 44) & 0xf, aff1 = (value >> 16) & 0xff;
+            for (int v = 0; v < n; v++)
+            {
+                bool reaches = irm == 1 ? v != 0 : aff1 == 0 && rs == (ulong)(v >> 4) && ((value >> (v & 15)) & 1) != 0;
+                if (reaches) expected[v * 16 + intid]++;
+            }
+            Cpu.WriteSgi1r(value);
+            TakeSgis(s_blocks);
+        }
+
+        // ---- a secondary ----
+
+        [RuntimeExport("guest_secondary")]
+        private static void Secondary(ulong* block)
+        {
+            int v = (int)(ReadMpidr() & 0xff);
+            StoreRelease(&block[SeenMpidr], ReadMpidr() & 0xff00ffffff);
+            EnableSgis(v);
+            StoreRelease(&block[Alive], 1);
+            while (LoadAcquire(&block[Quit]) == 0)
+            {
+                ulong send = LoadAcquire(&block[SendSgi]);
+                if (send != 0)
+                {
+                    StoreRelease(&block[SendSgi], 0);
+                    Cpu.WriteSgi1r(send);
+                }
+                Cpu.WaitForInterrupt();
+                TakeSgis(block);
+            }
+            Hvc.Call(PsciAbi.CpuOff);
+            while (true) Cpu.WaitForInterrupt();   // CPU_OFF does not return
+        }
+    }
+}
