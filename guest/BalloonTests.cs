@@ -20,7 +20,7 @@ namespace Guest
             return StartDriver();
         }
 
-        private static bool StartDriver()
+        internal static bool StartDriver()
         {
             if (Program.Fdt.VirtioBase == 0 || !VirtioBalloonDriver.Probe(Program.Fdt.VirtioBase))
             {

@@ -100,6 +100,9 @@ namespace Guest
                 for (int i = 0; i < WordsPerPage; i += 16) ((ulong*)(region + (ulong)pg * 4096))[i] = Mix(seed, pg, i);
             ulong bad = 0;
             const int Rounds = 200;
+            // With a second vCPU it checks the same pages at the same time,
+            // from wherever it runs (guest/SmpTests.cs).
+            bool helper = Program.Fdt.CpuCount > 1 && SmpTests.StartChecker(region, Pages, seed);
             for (int round = 0; round < Rounds; round++)
             {
                 Yield();
@@ -107,6 +110,7 @@ namespace Guest
                     for (int i = 0; i < WordsPerPage; i += 16)
                         if (((ulong*)(region + (ulong)pg * 4096))[i] != Mix(seed, pg, i)) bad++;
             }
+            if (helper) bad += SmpTests.StopChecker();
             SelfTests.Verdict("own", bad == 0);
             Console.Write("seed=");
             Console.Dec(seed);
@@ -117,7 +121,7 @@ namespace Guest
             Console.Put('\n');
         }
 
-        private static ulong Mix(ulong seed, int page, int word) =>
+        internal static ulong Mix(ulong seed, int page, int word) =>
             (seed * 0x9e3779b97f4a7c15UL) ^ ((ulong)page << 20) ^ (ulong)word;
 
         // The vCPU switch keeps all 32 SIMD registers: this VM and another one

@@ -71,6 +71,7 @@ namespace Guest
             ReadOnlySpan<byte> benchKind = BootArgs.Get(args, "bench", out bool bench);
             if (bench && Hypervisor.Boot.Fdt.BytesEqual(benchKind, "switch")) Bench.VmSwitch();
             else if (bench && Hypervisor.Boot.Fdt.BytesEqual(benchKind, "paging")) AddressSpaces.Run(true);
+            else if (bench && Hypervisor.Boot.Fdt.BytesEqual(benchKind, "ipi")) SmpTests.BenchIpi();
             else if (bench && (benchKind.IsEmpty || Hypervisor.Boot.Fdt.BytesEqual(benchKind, "exits"))) Bench.Run();
             BootArgs.Get(args, "reset", out bool reset);
             if (reset) Reset();
@@ -117,6 +118,7 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "shadowstorm")) ShadowStorm.Run(ParseNumber(BootArgs.Get(args, "ms", out _)));
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "smp")) SmpTests.Run();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "ipistorm")) SmpTests.Storm();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "balloontouch")) SmpTests.BalloonTouch();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "compute")) IsolationTests.Compute(ParseNumber(BootArgs.Get(args, "millions", out _)));
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "fpswitch")) IsolationTests.FpSwitch(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else Fail("unknown role");

@@ -23,6 +23,7 @@ namespace Guest
         [RuntimeExport("guest_trap")]
         private static void OnTrap(GuestFrame* frame, ulong kind)
         {
+            if (SmpTests.CatchSecondaryFault(frame)) return;
             if (!Armed)
             {
                 Console.Write("TEST trap FAIL unexpected exception kind=");

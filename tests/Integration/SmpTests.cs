@@ -51,6 +51,45 @@ namespace Hypervisor.Tests.Integration
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
         }
 
+        // Two Linux VMs of two vCPUs each and a C# guest: five vCPUs on two
+        // CPUs, so they also move between CPUs. (Two 4-vCPU Linux VMs on
+        // four emulated CPUs take minutes on a 2-core host: Linux's
+        // stop_machine spins until every one of its vCPUs runs at once.)
+        [Fact]
+        public void TwoLinuxVmsAndACSharpGuestShareTwoCpus()
+        {
+            string conf = GuestConfig.Write(
+                $"vm la mem=256M cpus=2 $LINUX {Console} test=workload\"\n" +
+                $"vm lb mem=256M cpus=2 $LINUX {Console} test=workload\"\n" +
+                "vm c mem=32M image=$ELF args=\"tests=demand,remap,walk\"\n");
+            var r = Qemu.Run(new[] { "--smp", "2", conf }, timeoutSeconds: 240);
+            foreach (var vm in new[] { "la", "lb" })
+            {
+                Assert.Contains(r.Lines, l => l.StartsWith($"[{vm}]") && l.Contains("smp: Brought up 1 node, 2 CPUs"));
+                Assert.StartsWith($"[{vm}] linux-test workload PASS", r.Require($"[{vm}] linux-test workload"));
+                r.Require($"[hv] vm {vm} stopped: SYSTEM_OFF");
+            }
+            foreach (var t in new[] { "demand", "remap", "walk" }) r.AssertPasses("c", t);
+            Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
+        }
+
+        // The seed's demo between two Linux VMs of two vCPUs each: 128 MiB
+        // leave a through its balloon and reach b through b's.
+        [Fact]
+        public void TwoVcpuLinuxVmsMove128MiBThroughTheirBalloons()
+        {
+            string conf = GuestConfig.Write(
+                "hv balloon_move=a:b:128M\n" +
+                $"vm a mem=256M cpus=2 balloon=on fault_around=64 $LINUX {Console} test=giver\"\n" +
+                $"vm b mem=256M cpus=2 balloon=on boot_balloon=128M fault_around=64 $LINUX {Console} test=taker\"\n");
+            var r = Qemu.Run(new[] { "--smp", "2", conf }, timeoutSeconds: 300);
+            Assert.StartsWith("[a] linux-test giver PASS", r.Require("[a] linux-test giver"));
+            Assert.StartsWith("[b] linux-test taker PASS", r.Require("[b] linux-test taker"));
+            r.Require("[hv] balloon_move: handed to vm b 32768 pages (128MiB)");
+            Assert.Contains("ballooned_touches=0", r.Require("STAT vm=b "));
+            Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
+        }
+
         // A VM whose vCPU 0 sends SGIs to its vCPU 1 without pause: another
         // VM beside it still finishes its tests.
         [Fact]
@@ -82,6 +121,40 @@ namespace Hypervisor.Tests.Integration
             Assert.Contains("allowance used up", r.Require("[hv] vm s stopped"));
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
             Assert.Equal(r.Stat("heap_used_start"), r.Stat("heap_used_end"));
+            Assert.Null(r.Line("[hv] PANIC"));
+        }
+
+        // vCPU 1 keeps reading a page while vCPU 0 gives it to the balloon:
+        // after the inflate returns no read of vCPU 1 sees the page (each
+        // faults), on one physical CPU and on two.
+        [Theory]
+        [InlineData(1)]
+        [InlineData(2)]
+        public void ABalloonedPageIsGoneForEveryVcpu(int cpus)
+        {
+            string conf = GuestConfig.Write("vm t mem=32M cpus=2 balloon=on image=$ELF args=\"role=balloontouch\"\n");
+            var r = Qemu.Run(new[] { "--smp", cpus.ToString(), conf }, timeoutSeconds: 120);
+            r.AssertPasses("t", "balloontouch");
+            Assert.True(r.Stat("ballooned_touches") >= 1000, "vCPU 1's reads of the ballooned page must each have faulted");
+            Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
+        }
+
+        // Eight VMs of two vCPUs on four CPUs share a 2-bit VMID space (three
+        // VMIDs, fewer than the CPUs): every VM's two vCPUs check their own
+        // memory at once across hundreds of generations.
+        [Fact]
+        public void EightTwoVcpuVmsSurviveVmidRolloversOnFourCpus()
+        {
+            var conf = new System.Text.StringBuilder("hv vmid_bits=2 slice_ms=2\n");
+            for (int i = 1; i <= 8; i++) conf.Append($"vm v{i} mem=32M cpus=2 image=$ELF args=\"role=own seed={i}\"\n");
+            var r = Qemu.Run(new[] { "--smp", "4", "--mem", "512M", GuestConfig.Write(conf.ToString()) }, timeoutSeconds: 240);
+            for (int i = 1; i <= 8; i++)
+            {
+                r.AssertPasses($"v{i}", "own");
+                Assert.Matches(@"checker reads=[1-9]\d* wrong=0", r.Require($"[v{i}] checker reads="));
+            }
+            Assert.True(r.Stat("vmid_rollovers") > 100, "expected hundreds of VMID generations");
+            Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
             Assert.Null(r.Line("[hv] PANIC"));
         }
 
