@@ -151,9 +151,13 @@ namespace Hypervisor.Mm
                     for (int i = 0; i < n; i++)
                         if (f[i] != 0) f[held++] = f[i];
                 }
-                int freed = Kernel.Frames.FreeMany(frames.Slice(0, held), vm.Owner);
-                Charge(vm, -freed);
-                returned += freed;
+                if (vm.Tlb.Batching) returned += Defer(vm, frames.Slice(0, held));
+                else
+                {
+                    int freed = Kernel.Frames.FreeMany(frames.Slice(0, held), vm.Owner);
+                    Charge(vm, -freed);
+                    returned += freed;
+                }
                 pages -= n;
                 ipa += (ulong)n << 12;
             }
@@ -163,8 +167,19 @@ namespace Hypervisor.Mm
         // Many stage-2 changes, one stage-1 flush: between BeginBatch and
         // EndBatch each unmapped page costs one TLBI IPAS2E1IS; EndBatch adds
         // the DSB + TLBI VMALLE1IS that the combined entries need.
+        //
+        // Frames unmapped inside a batch are freed only after EndBatch's TLBI
+        // VMALLE1IS and DSB ISH have completed: until then a vCPU of the VM
+        // running on another CPU may still reach them through a combined
+        // stage-1+2 TLB entry (the per-page IPAS2E1IS does not remove those).
+        // One buffer for every VM: batches run under the hypervisor lock, one
+        // at a time, and a batch holds at most VirtioBalloon.MaxPfnsPerChain.
+        private static ulong[] s_deferred;
+        private static int s_deferredCount;
+
         public static void BeginBatch(VirtualMachine vm)
         {
+            if (s_deferred == null) s_deferred = new ulong[Hypervisor.Devices.VirtioBalloon.MaxPfnsPerChain];
             vm.Tlb.SavedVttbr = Tlb.BeginBatch(vm);
             vm.Tlb.Batching = true;
             vm.Tlb.PendingInBatch = 0;
@@ -175,6 +190,28 @@ namespace Hypervisor.Mm
             vm.Tlb.Batching = false;
             Tlb.EndBatch(vm, vm.Tlb.SavedVttbr, vm.Tlb.PendingInBatch);
             vm.Tlb.PendingInBatch = 0;
+            FreeDeferred(vm);
+        }
+
+        // Returns how many frames will be freed at EndBatch. A batch larger
+        // than the buffer (not made today) completes its TLB maintenance early.
+        private static int Defer(VirtualMachine vm, Span<ulong> frames)
+        {
+            if (s_deferredCount + frames.Length > s_deferred.Length)
+            {
+                Tlb.CompleteBatch(vm);
+                FreeDeferred(vm);
+            }
+            for (int i = 0; i < frames.Length; i++) s_deferred[s_deferredCount++] = frames[i];
+            return frames.Length;
+        }
+
+        private static void FreeDeferred(VirtualMachine vm)
+        {
+            if (s_deferredCount == 0) return;
+            int freed = Kernel.Frames.FreeMany(new ReadOnlySpan<ulong>(s_deferred).Slice(0, s_deferredCount), vm.Owner);
+            Charge(vm, -freed);
+            s_deferredCount = 0;
         }
 
         // Copies bytes into guest RAM (image loading), mapping pages as needed,

@@ -44,6 +44,14 @@ namespace Hypervisor.Mm
         public static void BatchIpa(ulong ipa) => TlbiIpa(ipa);
 
         // `changed`: how many BatchIpa calls the batch made (counted here, once).
+        // Mid-batch: what the batch changed so far is gone from every TLB
+        // once this returns (DSB ISH, TLBI VMALLE1IS, DSB ISH).
+        public static void CompleteBatch(VirtualMachine vm)
+        {
+            TlbiVmallE1();
+            vm.Counters.TlbiVmallE1++;
+        }
+
         public static void EndBatch(VirtualMachine vm, ulong saved, ulong changed)
         {
             if (changed != 0)

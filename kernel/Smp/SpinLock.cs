@@ -37,9 +37,12 @@ namespace Hypervisor.Smp
 
         public SpinLock(LockRank rank) => Rank = rank;
 
-        public void Acquire()
+        public void Acquire() => Acquire(Cpus.This);
+
+        // With the caller's PhysicalCpu at hand (the exit path has it): one
+        // TPIDR_EL2 lookup fewer.
+        public void Acquire(PhysicalCpu cpu)
         {
-            PhysicalCpu cpu = Cpus.This;
             if (!cpu.Locks.TryTake(Rank)) OrderViolated();
             fixed (uint* w = &_word)
             {
@@ -58,11 +61,13 @@ namespace Hypervisor.Smp
             }
         }
 
-        public void Release()
+        public void Release() => Release(Cpus.This);
+
+        public void Release(PhysicalCpu cpu)
         {
             fixed (uint* w = &_word) Unlock(w);
             if (_sleepers != 0) WakeSleepers();
-            Cpus.This.Locks.Released(Rank);
+            cpu.Locks.Released(Rank);
         }
 
         // Another CPU has taken a ticket and waits (read by the holder, to

@@ -17,16 +17,17 @@ namespace Hypervisor.Trap
             {
                 // Exits are handled under the hypervisor lock, released just
                 // before the guest is entered again (kernel/Smp/LockOrder.cs).
-                Hypervisor.Smp.Cpus.HypervisorLock.Acquire();
-                Vcpu vcpu = Scheduler.Current;
+                Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
+                Hypervisor.Smp.Cpus.HypervisorLock.Acquire(cpu);
+                Vcpu vcpu = cpu.Loaded;
                 // The handler decides; the run loop acts (kernel/Vm/ExitAction.cs).
                 Scheduler.AfterExit(vcpu, GuestExits.Handle(vcpu, frame, kind), frame);
-                // Back into whichever VM is current now: its list registers
+                // Back into whichever vCPU is loaded now: its list registers
                 // get what became deliverable meanwhile. (Every VM has a
                 // virtual GIC; VmBuilder makes it with the VM.)
-                VgicCpu gic = Scheduler.Current.VgicCpu;
+                VgicCpu gic = cpu.Loaded.VgicCpu;
                 if (gic.Dirty) gic.Fill();
-                Hypervisor.Smp.Cpus.HypervisorLock.Release();
+                Hypervisor.Smp.Cpus.HypervisorLock.Release(cpu);
             }
             else
             {

@@ -102,6 +102,7 @@ namespace Hypervisor.Vm
         // with a request: it is acted on before anything runs.
         public static void AfterExit(Vcpu vcpu, ExitAction returned, TrapFrame* live)
         {
+            if (returned == ExitAction.Resume && !vcpu.Vm.HasRequest) return;   // the common case, first
             ExitAction action = ExitDecision.Final(returned, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
             while (action != ExitAction.Resume)
             {

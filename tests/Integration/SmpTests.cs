@@ -153,7 +153,7 @@ namespace Hypervisor.Tests.Integration
                 r.AssertPasses($"v{i}", "own");
                 Assert.Matches(@"checker reads=[1-9]\d* wrong=0", r.Require($"[v{i}] checker reads="));
             }
-            Assert.True(r.Stat("vmid_rollovers") > 100, "expected hundreds of VMID generations");
+            Assert.True(r.Stat("vmid_rollovers") > 50, $"expected many VMID generations, saw {r.Stat("vmid_rollovers")}");
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
             Assert.Null(r.Line("[hv] PANIC"));
         }
