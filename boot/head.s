@@ -62,15 +62,7 @@ primary_entry:
     stp     xzr, xzr, [x1], #16
     b       1b
 2:
-    // FP/SIMD: CPTR_EL2 with TFP=0 (no trap of FP/SIMD), RES1 bits set.
-    mov     x1, #0x33ff
-    msr     cptr_el2, x1
-    isb
-
-    adrp    x1, hv_vectors
-    add     x1, x1, :lo12:hv_vectors
-    msr     vbar_el2, x1
-    isb
+    cpu_fp_and_vectors
 
     bl      mmu_enable_el2
 

@@ -25,13 +25,7 @@ secondary_entry:
     mul     x2, x2, x3
     add     x1, x1, x2
     sub     sp, x1, #FRAME_SIZE           // the top FRAME_SIZE bytes: the guest frame
-    mov     x1, #0x33ff
-    msr     cptr_el2, x1
-    isb
-    adrp    x1, hv_vectors
-    add     x1, x1, :lo12:hv_vectors
-    msr     vbar_el2, x1
-    isb
+    cpu_fp_and_vectors
     bl      mmu_turn_on_el2
     mov     x0, x19
     bl      ksecondary                    // never returns

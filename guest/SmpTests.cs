@@ -65,41 +65,28 @@ namespace Guest
             while (true) Cpu.WriteSgi1r(1UL << 24 | 2);   // INTID 1, target list {1}
         }
 
-        // bench=ipi (cpus=2, make bench): SGI ping-pong between vCPU 0 and 1.
-        //   polling: the receiver spins on ICC_IAR1_EL1 (no exit but the SGI
-        //            write): what delivery costs when the target is running;
-        //   waking:  the receiver waits in WFI: delivery plus waking it.
-        // Figures per one-way trip, in instructions under -icount shift=0
-        // (the virtual counter, 16 instructions a tick at 62.5 MHz).
+        // bench=ipi (cpus=2, make bench): SGI ping-pong between vCPU 0 and 1,
+        // each waiting in WFI for the other's SGI: the trapped ICC_SGI1R_EL1
+        // write, the target made pending and woken (on its own physical CPU:
+        // the kick SGI and its exit; on a shared one: a vCPU switch), its
+        // list register filled. Per one-way trip, in instructions under
+        // -icount shift=0 (the virtual counter, 16 instructions a tick at
+        // 62.5 MHz). A receiver that polls cannot be measured there: QEMU
+        // runs the CPUs of an -icount machine in turn, not at once.
         public static void BenchIpi()
         {
             s_benchmark = true;
             Prepare(2);
             EnableSgis(0);
             Start(1);
-            ulong* peer = s_blocks + BlockWords;
             const int Rounds = 200;
-            // nopoll: both vCPUs share one physical CPU, where a poller
-            // would keep its peer off it for a whole time slice.
-            Hypervisor.Boot.BootArgs.Get(Program.Args, "nopoll", out bool noPoll);
-            ulong polling = 0;
-            if (!noPoll)
-            {
-                StoreRelease(&peer[SendSgi], 1);              // mode: poll
-                Wake(1);
-                polling = PingPong(Rounds, false);
-            }
-            StoreRelease(&peer[SendSgi], 2);                  // mode: wait in WFI
-            Wake(1);
-            ulong waking = PingPong(Rounds, true);
-            Console.Write("BENCH ipi polling=");
-            Console.Dec(polling);
-            Console.Write(" waking=");
+            ulong waking = PingPong(Rounds);
+            Console.Write("BENCH ipi waking=");
             Console.Dec(waking);
             Console.Put('\n');
         }
 
-        private static ulong PingPong(int rounds, bool wfi)
+        private static ulong PingPong(int rounds)
         {
             // Settle: the peer has taken the mode change.
             ulong settle = Cpu.ReadVirtualCount() + Cpu.ReadCounterFrequency() / 100;
@@ -110,7 +97,7 @@ namespace Guest
                 Cpu.WriteSgi1r(1UL << 24 | 2);                // SGI 1 to vCPU 1
                 while (true)
                 {
-                    if (wfi) Cpu.WaitForInterrupt();
+                    Cpu.WaitForInterrupt();
                     ulong intid = Cpu.ReadIccIar1() & 0xffffff;
                     if (intid == 1023) continue;
                     Cpu.WriteIccEoir1(intid);
@@ -131,16 +118,12 @@ namespace Guest
             }
         }
 
-        // vCPU 1's side: answer SGI 1 with SGI 2 to vCPU 0, polling (mode 1)
-        // or in WFI (mode 2).
+        // vCPU 1's side: answer SGI 1 with SGI 2 to vCPU 0, waiting in WFI.
         private static void Answer(ulong* block)
         {
-            ulong mode = 0;
             while (LoadAcquire(&block[Quit]) == 0)
             {
-                ulong m = LoadAcquire(&block[SendSgi]);
-                if (m != 0) { mode = m; StoreRelease(&block[SendSgi], 0); }
-                if (mode == 2) Cpu.WaitForInterrupt();
+                Cpu.WaitForInterrupt();
                 ulong intid = Cpu.ReadIccIar1() & 0xffffff;
                 if (intid == 1023) continue;
                 Cpu.WriteIccEoir1(intid);

@@ -85,6 +85,7 @@ namespace Hypervisor.Smp
         public static int StartSecondaries()
         {
             int up = 1;
+            if (s_cpus.Length > 1) SpinLock.Smp = true;   // before anyone else can run
             for (int i = 1; i < s_cpus.Length; i++)
             {
                 PhysicalCpu cpu = s_cpus[i];
@@ -152,8 +153,11 @@ namespace Hypervisor.Smp
 
         // Wakes the CPUs asleep in the idle loop (but this one): a VM became
         // runnable that one of them may take, or that is loaded in it.
+        public static int IdleCount;                         // CPUs asleep in the idle loop (under the lock)
+
         public static void KickIdle()
         {
+            if (IdleCount == 0) return;
             PhysicalCpu me = This;
             for (int i = 0; i < s_cpus.Length; i++)
             {

@@ -31,6 +31,7 @@ namespace Hypervisor.Smp
         public uint Mask => _held;
 
         // False (and nothing recorded) when the order forbids it.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public bool TryTake(LockRank rank)
         {
             if (!LockOrder.MayTake(_held, rank)) return false;
@@ -38,6 +39,7 @@ namespace Hypervisor.Smp
             return true;
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public void Released(LockRank rank) => _held &= ~(1u << (int)rank);
     }
 

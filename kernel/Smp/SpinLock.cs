@@ -35,39 +35,61 @@ namespace Hypervisor.Smp
         // Set once at boot, before any second CPU runs.
         public static uint UseLse;
 
+        // False until a second CPU is started (Cpus.StartSecondaries): with
+        // one CPU there is nobody to exclude, and the lock word is left
+        // alone, as a uniprocessor Linux compiles its spinlocks away. The
+        // lock order is checked either way.
+        public static bool Smp;
+
         public SpinLock(LockRank rank) => Rank = rank;
 
         public void Acquire() => Acquire(Cpus.This);
 
         // With the caller's PhysicalCpu at hand (the exit path has it): one
         // TPIDR_EL2 lookup fewer.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Acquire(PhysicalCpu cpu)
         {
             if (!cpu.Locks.TryTake(Rank)) OrderViolated();
-            fixed (uint* w = &_word)
+            if (Smp) Take(cpu);
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private void Take(PhysicalCpu cpu)
+        {
+            uint* w = (uint*)Unsafe.AsPointer(ref _word);   // a field of a heap object, which never moves
+            uint before = TakeTicket(w, UseLse);
+            if ((before & 0xffff) != before >> 16) Wait(w, before >> 16, cpu);   // taken: the slow path
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private void Wait(uint* w, uint ticket, PhysicalCpu cpu)
+        {
+            ulong slept = 0;
+            if (WaitTicket(w, ticket, SpinWaits) == 0)
             {
-                uint before = TakeTicket(w, UseLse);
-                uint ticket = before >> 16;
-                if ((before & 0xffff) == ticket) return;       // it was free
-                ulong slept = 0;
-                if (WaitTicket(w, ticket, SpinWaits) == 0)
-                {
-                    // Only a CPU whose GIC interface is on can be woken by a kick.
-                    if (cpu.GicUp) slept = Sleep(w, ticket, cpu.Index);
-                    else while (WaitTicket(w, ticket, SpinWaits) == 0) { }
-                }
-                Contended++;
-                Sleeps += slept;
+                // Only a CPU whose GIC interface is on can be woken by a kick.
+                if (cpu.GicUp) slept = Sleep(w, ticket, cpu.Index);
+                else while (WaitTicket(w, ticket, SpinWaits) == 0) { }
             }
+            Contended++;
+            Sleeps += slept;
         }
 
         public void Release() => Release(Cpus.This);
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Release(PhysicalCpu cpu)
         {
-            fixed (uint* w = &_word) Unlock(w);
-            if (_sleepers != 0) WakeSleepers();
             cpu.Locks.Released(Rank);
+            if (Smp) Give();
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private void Give()
+        {
+            Unlock((uint*)Unsafe.AsPointer(ref _word));
+            if (_sleepers != 0) WakeSleepers();
         }
 
         // Another CPU has taken a ticket and waits (read by the holder, to

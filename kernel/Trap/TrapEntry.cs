@@ -21,7 +21,8 @@ namespace Hypervisor.Trap
                 Hypervisor.Smp.Cpus.HypervisorLock.Acquire(cpu);
                 Vcpu vcpu = cpu.Loaded;
                 // The handler decides; the run loop acts (kernel/Vm/ExitAction.cs).
-                Scheduler.AfterExit(vcpu, GuestExits.Handle(vcpu, frame, kind), frame);
+                ExitAction action = GuestExits.Handle(vcpu, frame, kind);
+                if (action != ExitAction.Resume || vcpu.Vm.HasRequest) Scheduler.AfterExit(cpu, vcpu, action, frame);
                 // Back into whichever vCPU is loaded now: its list registers
                 // get what became deliverable meanwhile. (Every VM has a
                 // virtual GIC; VmBuilder makes it with the VM.)

@@ -83,9 +83,8 @@ namespace Hypervisor.Vm
 
         // A vCPU leaves this CPU: its values go back to it, and the CPU gets
         // the clean set, so a vCPU that next runs on another CPU finds its own.
-        public static void PutDown()
+        public static void PutDown(Hypervisor.Smp.PhysicalCpu cpu)
         {
-            Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
             DebugState inCpu = cpu.DebugInCpu;
             if (inCpu == null) return;
             fixed (ulong* w = inCpu._words) SaveHardware(w, s_breakpoints, s_watchpoints);
@@ -93,9 +92,10 @@ namespace Hypervisor.Vm
         }
 
         // VM switch: make `next` the VM whose debug view the CPU shows.
-        public static void Switch(DebugState next)
+        public static void Switch(DebugState next) => Switch(next, Hypervisor.Smp.Cpus.This);
+
+        public static void Switch(DebugState next, Hypervisor.Smp.PhysicalCpu cpu)
         {
-            Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
             DebugState inCpu = cpu.DebugInCpu;
             if (inCpu == next) return;
             if (inCpu != null) fixed (ulong* w = inCpu._words) SaveHardware(w, s_breakpoints, s_watchpoints);

@@ -79,9 +79,9 @@ namespace Hypervisor.Vm
         // Its emulated physical timer may have passed its deadline while the
         // VM waited its turn: its line goes high before the guest runs.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Loaded()
+        public void Loaded(Hypervisor.Smp.PhysicalCpu cpu)
         {
-            if (VirtualHigh != Hypervisor.Smp.Cpus.This.VirtualPpiOff) SetPpi(!VirtualHigh);
+            if (VirtualHigh != cpu.VirtualPpiOff) SetPpi(!VirtualHigh);
             if (PhysicalWatched) SamplePhysical(SysReg.ReadCntpctEl0());
         }
 

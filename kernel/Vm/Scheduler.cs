@@ -44,6 +44,7 @@ namespace Hypervisor.Vm
         private static Vcpu[] s_vcpus;
         private static int s_vcpuCount;
         private static int s_waiting;          // vCPUs in VmState.Waiting (SetState keeps it)
+        private static int s_runnable;         // vCPUs in VmState.Runnable (SetState keeps it)
         private static ulong s_sliceTicks;
 
         [RuntimeImport("*", "hv_enter_guest")][MethodImpl(MethodImplOptions.InternalCall)]
@@ -78,7 +79,12 @@ namespace Hypervisor.Vm
         {
             if (s_count == MaxVms || s_vcpuCount + vm.Vcpus.Length > MaxVcpus) return false;
             s_vms[s_count++] = vm;
-            for (int i = 0; i < vm.Vcpus.Length; i++) s_vcpus[s_vcpuCount++] = vm.Vcpus[i];
+            for (int i = 0; i < vm.Vcpus.Length; i++)
+            {
+                vm.Vcpus[i].QueueIndex = s_vcpuCount;
+                s_vcpus[s_vcpuCount++] = vm.Vcpus[i];
+                if (vm.Vcpus[i].State == VmState.Runnable) s_runnable++;
+            }
             return true;
         }
 
@@ -89,7 +95,7 @@ namespace Hypervisor.Vm
         {
             TrapFrame* live = LiveFrame();
             Cpus.HypervisorLock.Acquire();
-            LoadNext(live);
+            LoadNext(Cpus.This, live);
             Cpus.HypervisorLock.Release();
             EnterGuest(live);
         }
@@ -100,7 +106,7 @@ namespace Hypervisor.Vm
         // `live` is the exit's frame, into which a switch loads the next
         // vCPU's registers. A vCPU that comes in may itself belong to a VM
         // with a request: it is acted on before anything runs.
-        public static void AfterExit(Vcpu vcpu, ExitAction returned, TrapFrame* live)
+        public static void AfterExit(PhysicalCpu cpu, Vcpu vcpu, ExitAction returned, TrapFrame* live)
         {
             if (returned == ExitAction.Resume && !vcpu.Vm.HasRequest) return;   // the common case, first
             ExitAction action = ExitDecision.Final(returned, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
@@ -108,45 +114,45 @@ namespace Hypervisor.Vm
             {
                 switch (action)
                 {
-                    case ExitAction.Yield: Yield(live); break;
-                    case ExitAction.Wait: Wait(live); break;
-                    case ExitAction.Off: TurnOff(vcpu, live); break;
-                    default: Leave(vcpu, live); break;          // Stop, Reset
+                    case ExitAction.Yield: Yield(cpu, live); break;
+                    case ExitAction.Wait: Wait(cpu, live); break;
+                    case ExitAction.Off: TurnOff(cpu, vcpu, live); break;
+                    default: Leave(cpu, vcpu, live); break;     // Stop, Reset
                 }
-                vcpu = Current;
+                vcpu = cpu.Loaded;
                 action = ExitDecision.Final(ExitAction.Resume, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
             }
         }
 
         // The slice is over (timer IRQ) or the guest gave way (WFE, Yield):
         // the next runnable vCPU, if any, gets the CPU.
-        private static void Yield(TrapFrame* live)
+        private static void Yield(PhysicalCpu cpu, TrapFrame* live)
         {
-            Housekeeping();
-            Vcpu current = Current;
-            Vcpu next = NextRunnable(current);
+            Housekeeping(cpu);
+            Vcpu current = cpu.Loaded;
+            Vcpu next = NextRunnable(cpu, current);
             if (next != null && next != current)
             {
                 SetState(current, VmState.Runnable);
-                SwitchTo(next, live);
+                SwitchTo(cpu, next, live);
                 Cpus.KickIdle();   // the vCPU it put down may run on an idle CPU
             }
-            ArmTimer();
+            ArmTimer(cpu);
         }
 
         // The running vCPU executed WFI with no interrupt pending: it waits.
         // Another vCPU gets the CPU, or the CPU idles until some vCPU, maybe
         // this one, has an interrupt to take. If it is this one, it simply
         // carries on: its state never left the CPU.
-        private static void Wait(TrapFrame* live)
+        private static void Wait(PhysicalCpu cpu, TrapFrame* live)
         {
-            Vcpu vcpu = Current;
+            Vcpu vcpu = cpu.Loaded;
             SetState(vcpu, VmState.Waiting);
-            Housekeeping();
-            Vcpu next = NextRunnable(vcpu) ?? IdleUntilRunnable(vcpu);
+            Housekeeping(cpu);
+            Vcpu next = NextRunnable(cpu, vcpu) ?? IdleUntilRunnable(cpu, vcpu);
             if (next == vcpu) SetState(vcpu, VmState.Running);
-            else SwitchTo(next, live);
-            ArmTimer();
+            else SwitchTo(cpu, next, live);
+            ArmTimer(cpu);
         }
 
         // Something may have become deliverable to `vcpu` on another CPU's
@@ -174,11 +180,11 @@ namespace Hypervisor.Vm
         // (VirtualTimerFired), a moment after the counter passes the deadline:
         // waking it on the counter alone would let it run, find nothing, and
         // execute WFI again.
-        private static void Housekeeping()
+        private static void Housekeeping(PhysicalCpu cpu)
         {
             Hypervisor.Monitor.Monitor.Poll();
             Hypervisor.Devices.BalloonPolicy.Tick();
-            Vcpu current = Current;
+            Vcpu current = cpu.Loaded;
             bool currentTimer = current != null && current.Timers.PhysicalWatched;
             if (s_waiting == 0 && !currentTimer) return;
             ulong now = SysReg.ReadCntpctEl0();
@@ -188,7 +194,7 @@ namespace Hypervisor.Vm
             for (int i = 0; i < s_vcpuCount; i++)
             {
                 Vcpu vcpu = s_vcpus[i];
-                if (vcpu.State != VmState.Waiting || !Mine(vcpu)) continue;
+                if (vcpu.State != VmState.Waiting || !Mine(cpu, vcpu)) continue;
                 vcpu.Timers.SamplePhysical(now);
                 if (vcpu.VgicCpu.HasWork() || (vcpu != current && TimerDeadline(vcpu) <= now))
                 {
@@ -202,12 +208,14 @@ namespace Hypervisor.Vm
         // A vCPU this CPU may look at: its registers are here or in no CPU.
         // One loaded in another CPU is that CPU's to run, wake and time.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static bool Mine(Vcpu vcpu) => vcpu.LoadedIn == null || vcpu.LoadedIn == Cpus.This;
+        private static bool Mine(PhysicalCpu cpu, Vcpu vcpu) => vcpu.LoadedIn == null || vcpu.LoadedIn == cpu;
 
         private static void SetState(Vcpu vcpu, VmState state)
         {
             if (vcpu.State == VmState.Waiting) s_waiting--;
+            else if (vcpu.State == VmState.Runnable) s_runnable--;
             if (state == VmState.Waiting) s_waiting++;
+            else if (state == VmState.Runnable) s_runnable++;
             vcpu.State = state;
         }
 
@@ -218,26 +226,27 @@ namespace Hypervisor.Vm
         // the vCPU whose state is in the CPU (its virtual timer can fire here);
         // it is returned at once if its VM has a request to act on.
         // Returns the vCPU to run, or null when every VM has stopped.
-        private static Vcpu IdleUntilRunnable(Vcpu loaded)
+        private static Vcpu IdleUntilRunnable(PhysicalCpu cpu, Vcpu loaded)
         {
             while (true)
             {
                 if (loaded != null && loaded.Vm.HasRequest) return loaded;
-                Vcpu next = NextRunnable(loaded);
+                Vcpu next = NextRunnable(cpu, loaded);
                 if (next != null) return next;
                 if (LiveVms() == 0) return null;
-                ArmTimer();
+                ArmTimer(cpu);
                 // (Stopping as soon as another CPU waits for the lock, too:
                 // its exit matters more than a clean frame.)
                 while ((SysReg.ReadIsrEl1() & IsrIrqPending) == 0 && !Cpus.HypervisorLock.HasWaiters &&
                        Kernel.Frames.ScrubSome(IdleScrubStep) != 0) { }
                 // Asleep without the lock: the other CPUs go on handling
                 // exits, and one that makes a vCPU runnable kicks this one.
-                PhysicalCpu cpu = Cpus.This;
                 cpu.Idle = true;
-                Cpus.HypervisorLock.Release();
+                Cpus.IdleCount++;
+                Cpus.HypervisorLock.Release(cpu);
                 Cpu.WaitForInterrupt();
-                Cpus.HypervisorLock.Acquire();
+                Cpus.HypervisorLock.Acquire(cpu);
+                Cpus.IdleCount--;
                 cpu.Idle = false;
                 IdleSleeps++;
                 for (uint intid = Gic.Acknowledge(); intid != Gic.SpuriousIntid; intid = Gic.Acknowledge())
@@ -246,7 +255,7 @@ namespace Hypervisor.Vm
                     else if (intid == Gic.HypTimerIntid) HypTimer.Stop();   // its level would signal again at once; re-armed below
                     Gic.EndOfInterrupt(intid);                                 // (the kick SGI needs nothing more)
                 }
-                Housekeeping();
+                Housekeeping(cpu);
             }
         }
 
@@ -257,9 +266,9 @@ namespace Hypervisor.Vm
 
         // The EL2 timer ends the running vCPU's slice, or wakes a waiting vCPU
         // at its timer's deadline if that comes first.
-        private static void ArmTimer()
+        private static void ArmTimer(PhysicalCpu cpu)
         {
-            Vcpu current = Current;
+            Vcpu current = cpu.Loaded;
             if (s_waiting == 0 && (current == null || current.Timers.PhysicalDeadline == ulong.MaxValue))
             {
                 HypTimer.Arm(s_sliceTicks);   // the common case: only the slice
@@ -276,7 +285,7 @@ namespace Hypervisor.Vm
             }
             for (int i = 0; s_waiting != 0 && i < s_vcpuCount; i++)
             {
-                if (s_vcpus[i].State != VmState.Waiting || !Mine(s_vcpus[i])) continue;
+                if (s_vcpus[i].State != VmState.Waiting || !Mine(cpu, s_vcpus[i])) continue;
                 ulong deadline = TimerDeadline(s_vcpus[i]);
                 if (deadline < at) at = deadline;
             }
@@ -302,26 +311,26 @@ namespace Hypervisor.Vm
         }
 
         // The loaded vCPU's state goes to its context, `next`'s comes in.
-        private static void SwitchTo(Vcpu next, TrapFrame* live)
+        private static void SwitchTo(PhysicalCpu cpu, Vcpu next, TrapFrame* live)
         {
-            Vcpu previous = Current;
+            Vcpu previous = cpu.Loaded;
             if (previous != null)
             {
                 previous.VgicCpu.Save();
                 previous.Context.SaveFrom(live);
-                Unload(previous);
+                Unload(cpu, previous);
             }
-            Load(next, live);
+            Load(cpu, next, live);
         }
 
         // PSCI CPU_OFF: the vCPU leaves the CPU and stays off until another
         // vCPU of its VM turns it on. When none of the VM's vCPUs is on any
         // more, the VM is over (as KVM ends a VM whose vCPUs are all off).
-        private static void TurnOff(Vcpu vcpu, TrapFrame* live)
+        private static void TurnOff(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live)
         {
             vcpu.VgicCpu.Save();
             SetState(vcpu, VmState.Off);
-            Unload(vcpu);
+            Unload(cpu, vcpu);
             VirtualMachine vm = vcpu.Vm;
             bool anyOn = false;
             for (int i = 0; i < vm.Vcpus.Length; i++) anyOn |= vm.Vcpus[i].IsOn;
@@ -330,18 +339,18 @@ namespace Hypervisor.Vm
                 vm.RequestStop(vm.Vcpus.Length == 1 ? "last vCPU called CPU_OFF" : "every vCPU called CPU_OFF");
                 Finish(vm);
             }
-            LoadNext(live);
+            LoadNext(cpu, live);
         }
 
         // The VM stops or resets: this vCPU leaves the CPU, the VM's vCPUs on
         // no CPU are put off, those running elsewhere are kicked out of their
         // guests (each comes here from its own exit), and the last one out
         // finishes the job. Then the next runnable vCPU is loaded into `live`.
-        private static void Leave(Vcpu vcpu, TrapFrame* live)
+        private static void Leave(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live)
         {
             vcpu.VgicCpu.Save();                         // its list registers leave the CPU empty
             SetState(vcpu, VmState.Off);                 // (before Unload, which would finish the VM itself)
-            Unload(vcpu);
+            Unload(cpu, vcpu);
             VirtualMachine vm = vcpu.Vm;
             bool othersLoaded = false;
             for (int i = 0; i < vm.Vcpus.Length; i++)
@@ -358,7 +367,7 @@ namespace Hypervisor.Vm
                 }
             }
             if (!othersLoaded) Finish(vm);
-            LoadNext(live);
+            LoadNext(cpu, live);
         }
 
         // No vCPU of `vm` is in any CPU any more: carry out its request.
@@ -390,19 +399,19 @@ namespace Hypervisor.Vm
         // The CPU holds no vCPU's state (after a stop, a reset or CPU_OFF):
         // the next runnable vCPU, once there is one, is loaded into `live`;
         // with none left the hypervisor prints its summary and powers off.
-        private static void LoadNext(TrapFrame* live)
+        private static void LoadNext(PhysicalCpu cpu, TrapFrame* live)
         {
-            Vcpu next = NextRunnable(null) ?? IdleUntilRunnable(null);
+            Vcpu next = NextRunnable(cpu, null) ?? IdleUntilRunnable(cpu, null);
             if (next == null) Summary.PrintAndPowerOff();
-            Load(next, live);
-            ArmTimer();
+            Load(cpu, next, live);
+            ArmTimer(cpu);
         }
 
         // Makes `vcpu` the running one on this CPU: its VM's VMID checked (and
         // renewed if its generation is gone), the VM's EL2 controls and the
         // vCPU's saved state loaded. No TLB flush: TLB entries carry the
         // VMID, so the next VM cannot hit the previous one's translations.
-        private static void Load(Vcpu vcpu, TrapFrame* live)
+        private static void Load(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live)
         {
             VirtualMachine vm = vcpu.Vm;
             EnsureVmid(vm);
@@ -413,11 +422,10 @@ namespace Hypervisor.Vm
             SysReg.WriteVmpidrEl2(Vmpidr(vcpu.Mpidr));
             vcpu.Context.RestoreInto(live);
             vcpu.VgicCpu.Restore();
-            vcpu.Timers.Loaded();
+            vcpu.Timers.Loaded(cpu);
             vcpu.VgicCpu.Fill();
-            DebugState.Switch(vcpu.Debug);
+            DebugState.Switch(vcpu.Debug, cpu);
             SetState(vcpu, VmState.Running);
-            PhysicalCpu cpu = Cpus.This;
             cpu.Loaded = vcpu;
             vcpu.LoadedIn = cpu;
             vcpu.LastCpu = cpu.Index;
@@ -431,22 +439,17 @@ namespace Hypervisor.Vm
         // waiting (as many vCPUs as CPUs), the trap would only make every
         // spin of every guest lock an exit under the hypervisor lock; KVM
         // clears it in the same case. The slice still ends every vCPU's turn.
-        private static ulong WfeTrap(Vcpu loading, ulong hcr)
-        {
-            for (int i = 0; i < s_vcpuCount; i++)
-                if (s_vcpus[i] != loading && s_vcpus[i].State == VmState.Runnable && s_vcpus[i].LoadedIn == null) return hcr | Hcr.TWE;
-            return hcr & ~Hcr.TWE;
-        }
+        private static ulong WfeTrap(Vcpu loading, ulong hcr) =>
+            s_runnable > (loading.State == VmState.Runnable ? 1 : 0) ? hcr | Hcr.TWE : hcr & ~Hcr.TWE;
 
         // VMPIDR_EL2: what the guest reads as MPIDR_EL1. Bit 31 is RES1; U
         // (bit 30) 0: part of a multiprocessor system; MT 0.
         private static ulong Vmpidr(ulong affinity) => 1UL << 31 | affinity;
 
         // `vcpu`'s registers have left this CPU (saved, or its VM is ending).
-        private static void Unload(Vcpu vcpu)
+        private static void Unload(PhysicalCpu cpu, Vcpu vcpu)
         {
-            PhysicalCpu cpu = Cpus.This;
-            DebugState.PutDown();
+            DebugState.PutDown(cpu);
             cpu.Loaded = null;
             vcpu.LoadedIn = null;
             Vmids.SetActive(cpu.Index, 0);
@@ -512,17 +515,16 @@ namespace Hypervisor.Vm
         // `after` itself when it is the only one still runnable. Only vCPUs
         // this CPU may load: not in another CPU, their VM without a pending
         // stop or reset, and a VMID to be had (CanRun).
-        private static Vcpu NextRunnable(Vcpu after)
+        private static Vcpu NextRunnable(PhysicalCpu cpu, Vcpu after)
         {
-            int start = 0;
-            if (after != null)
-                for (int i = 0; i < s_vcpuCount; i++) if (s_vcpus[i] == after) { start = i + 1; break; }
-            int cpu = Cpus.This.Index;
+            int start = after == null ? 0 : after.QueueIndex + 1;
             for (int i = 0; i < s_vcpuCount; i++)
             {
-                Vcpu vcpu = s_vcpus[(start + i) % s_vcpuCount];
-                if ((vcpu.State == VmState.Runnable || vcpu.State == VmState.Running) && Mine(vcpu) &&
-                    !vcpu.Vm.HasRequest && Vmids.CanRun(vcpu.Vm.VmidTag, cpu)) return vcpu;
+                int at = start + i;
+                Vcpu vcpu = s_vcpus[at < s_vcpuCount ? at : at - s_vcpuCount];
+                if (vcpu.State != VmState.Runnable && vcpu.State != VmState.Running) continue;
+                if ((vcpu.LoadedIn == null || vcpu.LoadedIn == cpu) && !vcpu.Vm.HasRequest &&
+                    (Vmids.IsCurrent(vcpu.Vm.VmidTag) || Vmids.CanRun(vcpu.Vm.VmidTag, cpu.Index))) return vcpu;
             }
             return null;
         }
@@ -541,13 +543,10 @@ namespace Hypervisor.Vm
             return n;
         }
 
-        public static bool OthersRunnable()
-        {
-            Vcpu current = Current;
-            for (int i = 0; i < s_vcpuCount; i++)
-                if (s_vcpus[i] != current && s_vcpus[i].State == VmState.Runnable && Mine(s_vcpus[i])) return true;
-            return false;
-        }
+        // Someone else is ready for a CPU (the running vCPU is Running, not
+        // Runnable). May count a vCPU that another CPU holds while it idles:
+        // the caller then yields and finds nobody, which costs a little time.
+        public static bool OthersRunnable() => s_runnable != 0;
 
         // PSCI CPU_ON: `vcpu` (off) starts at `entry` with x0 = `context`,
         // as out of reset otherwise (MMU off, interrupts masked, EL1h).

@@ -27,6 +27,7 @@ namespace Hypervisor.Vm
         public VmState State = VmState.Off;
         public PhysicalCpu LoadedIn;                    // the physical CPU holding its registers, or null
         public int LastCpu = -1;                        // the physical CPU it last ran on (the monitor shows it)
+        public int QueueIndex;                          // its place in the scheduler's table
         public bool Announced;                          // its first entry was logged
 
         public readonly VcpuContext Context = new VcpuContext();
