@@ -54,6 +54,7 @@ namespace Hypervisor.Devices
 
         public VirtioBalloon(VirtualMachine vm, ulong bootBalloonBytes, bool deflateOnOom = false)
         {
+            GuestMemory.ReserveBatchBuffer();
             _deflateOnOom = deflateOnOom;
             _firstPfn = vm.RamBase >> 12;
             _pageCount = vm.RamSize >> 12;

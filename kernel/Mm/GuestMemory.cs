@@ -177,9 +177,15 @@ namespace Hypervisor.Mm
         private static ulong[] s_deferred;
         private static int s_deferredCount;
 
-        public static void BeginBatch(VirtualMachine vm)
+        // Made with the first balloon device, before the VMs run (the heap
+        // must not grow while they do).
+        public static void ReserveBatchBuffer()
         {
             if (s_deferred == null) s_deferred = new ulong[Hypervisor.Devices.VirtioBalloon.MaxPfnsPerChain];
+        }
+
+        public static void BeginBatch(VirtualMachine vm)
+        {
             vm.Tlb.SavedVttbr = Tlb.BeginBatch(vm);
             vm.Tlb.Batching = true;
             vm.Tlb.PendingInBatch = 0;

@@ -98,6 +98,7 @@ namespace Hypervisor.Smp
         {
             get
             {
+                if (!Smp) return false;                           // the word is not used with one CPU
                 uint word;
                 fixed (uint* w = &_word) word = Hypervisor.Arch.Mmio.Read32((ulong)w);   // one real load, not a cached value
                 return ((word >> 16) & 0xffff) != ((word + 1) & 0xffff);

@@ -158,6 +158,31 @@ namespace Hypervisor.Tests.Integration
             Assert.Null(r.Line("[hv] PANIC"));
         }
 
+        // The monitor's `vms` lists every vCPU of a VM, its state and the
+        // physical CPU it last ran on.
+        [Fact]
+        public void TheMonitorShowsEachVcpuAndItsCpu()
+        {
+            string conf = GuestConfig.Write("vm storm mem=32M cpus=2 image=$ELF args=\"role=ipistorm\"\n");
+            var r = Qemu.Run(new[] { "--smp", "2", conf }, timeoutSeconds: 60,
+                stopWhen: lines => lines.Any(l => l.StartsWith("[hv]   vcpu 1 ")),
+                input: new[] { ("[storm] sending SGIs to vCPU 1 forever", "vms\r") });
+            Assert.True(r.StoppedByTest, r.Tail());
+            Assert.Matches(@"^\[hv\]   vcpu 0 (running|runnable|waiting) cpu=[01] mpidr=0x0+$", r.Require("[hv]   vcpu 0 "));
+            Assert.Matches(@"^\[hv\]   vcpu 1 (running|runnable|waiting) cpu=[01] mpidr=0x0+1$", r.Require("[hv]   vcpu 1 "));
+        }
+
+        // More CPUs than the hypervisor has stacks for: it says so and runs
+        // guests on the first eight.
+        [Fact]
+        public void CpusBeyondEightAreLeftOffAndSaidSo()
+        {
+            string conf = GuestConfig.Write("vm s mem=32M cpus=2 image=$ELF args=\"role=smp\"\n");
+            var r = Qemu.Run(new[] { "--smp", "10", conf }, timeoutSeconds: 120);
+            r.Require("[hv] cpus: 8 of 10 running guests (the hypervisor has stacks for 8)");
+            r.AssertPasses("s", "smp");
+        }
+
         // Shadow and direct paging keep one vCPU's view of the guest's
         // tables: more vCPUs are refused when the VM is created, with why.
         [Fact]

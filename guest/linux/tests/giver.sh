@@ -4,9 +4,13 @@
 # MemTotal shrinks by as much.
 . /tests/balloon-lib.sh
 # The balloon may have started before this script: MemTotal as it was
-# before the first inflated page is what it reads plus what is inflated.
-early=$(vmstat balloon_inflate)
-before=$(( $(memtotal_kb) + early * 4 ))
+# before the first inflated page is what it reads plus what is inflated,
+# both read while the balloon stood still (the same count before and after).
+while :; do
+    early=$(vmstat balloon_inflate); total=$(memtotal_kb)
+    [ "$(vmstat balloon_inflate)" = "$early" ] && break
+done
+before=$(( total + early * 4 ))
 echo "giver: MemTotal ${before} kB before the balloon (${early} pages already in it), waiting for it"
 wait_vmstat balloon_inflate 32768 120 || { echo "linux-test giver FAIL inflated=$(vmstat balloon_inflate)"; exit 1; }
 sleep 1
