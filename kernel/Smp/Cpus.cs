@@ -54,11 +54,16 @@ namespace Hypervisor.Smp
         public static int Count => s_cpus.Length;
         public static PhysicalCpu At(int i) => s_cpus[i];
 
+        // With one CPU it is the boot CPU's, without reading TPIDR_EL2: the
+        // exit path asks on every exit. SpinLock.Smp is set before any other
+        // CPU is started, so a secondary never takes the shortcut.
         public static PhysicalCpu This
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            get => s_cpus[(int)ReadTpidrEl2()];
+            get => SpinLock.Smp ? s_cpus[(int)ReadTpidrEl2()] : s_boot;
         }
+
+        private static PhysicalCpu s_boot;
 
         // On the boot CPU, before any other runs: one PhysicalCpu per CPU the
         // device tree lists (up to MaxCpus), the boot CPU first.
@@ -75,6 +80,7 @@ namespace Hypervisor.Smp
             s_cpus = new PhysicalCpu[n];
             s_cpus[0] = new PhysicalCpu(0, boot);
             s_cpus[0].Online = true;
+            s_boot = s_cpus[0];
             for (int i = 0, next = 1; i < listed && next < n; i++)
                 if ((fdt.Mpidr[i] & AffinityMask) != boot) { s_cpus[next] = new PhysicalCpu(next, fdt.Mpidr[i] & AffinityMask); next++; }
         }

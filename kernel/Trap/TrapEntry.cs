@@ -17,8 +17,11 @@ namespace Hypervisor.Trap
             {
                 // Exits are handled under the hypervisor lock, released just
                 // before the guest is entered again (kernel/Smp/LockOrder.cs).
+                // With one CPU nothing else runs to exclude: the exit path,
+                // every exit's, leaves the lock out altogether.
                 Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
-                Hypervisor.Smp.Cpus.HypervisorLock.Acquire(cpu);
+                bool smp = Hypervisor.Smp.SpinLock.Smp;
+                if (smp) Hypervisor.Smp.Cpus.HypervisorLock.Acquire(cpu);
                 Vcpu vcpu = cpu.Loaded;
                 // The handler decides; the run loop acts (kernel/Vm/ExitAction.cs).
                 ExitAction action = GuestExits.Handle(vcpu, frame, kind);
@@ -28,7 +31,7 @@ namespace Hypervisor.Trap
                 // virtual GIC; VmBuilder makes it with the VM.)
                 VgicCpu gic = cpu.Loaded.VgicCpu;
                 if (gic.Dirty) gic.Fill();
-                Hypervisor.Smp.Cpus.HypervisorLock.Release(cpu);
+                if (smp) Hypervisor.Smp.Cpus.HypervisorLock.Release(cpu);
             }
             else
             {

@@ -381,6 +381,7 @@ namespace Hypervisor.Vm
             {
                 vm.Resets++;
                 vm.ResetPending = false;
+                vm.HasRequest = false;
                 if (VmBuilder.Rebuild(vm))
                 {
                     for (int i = 0; i < vm.Vcpus.Length; i++) SetState(vm.Vcpus[i], i == 0 ? VmState.Runnable : VmState.Off);

@@ -80,11 +80,12 @@ namespace Hypervisor.Vm
         // physical CPU, and the last one out tears the VM down or rebuilds it.
         public string StopReason;
         public bool ResetPending;
-        public bool HasRequest => StopReason != null || ResetPending;
+        public bool HasRequest;                         // either of the two: one test on every exit
 
         public ExitAction RequestStop(string reason)
         {
             if (StopReason == null) StopReason = reason;   // the first reason is the one logged
+            HasRequest = true;
             return ExitAction.Stop;
         }
 
@@ -93,6 +94,7 @@ namespace Hypervisor.Vm
         {
             if (MaxResets >= 0 && Resets >= (ulong)MaxResets) return RequestStop("SYSTEM_RESET (resets= allowance used up)");
             ResetPending = true;
+            HasRequest = true;
             return ExitAction.Reset;
         }
 
