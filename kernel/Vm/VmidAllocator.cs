@@ -97,6 +97,7 @@ namespace Hypervisor.Vm
         public static ulong GenerationOf(ulong tag) => tag >> TagShift;
 
         // Checked on every VM entry: may the VM run with the VMID in its tag?
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public bool IsCurrent(ulong tag) =>
             (tag >> TagShift) == _generation && (tag & VmidMask) != NoVmid;
 
