@@ -12,6 +12,8 @@ namespace Hypervisor.Smp
     //                  scheduling, released just before the guest is entered
     //                  and around the idle loop's WFI. Guests run in parallel
     //                  on every CPU; their exits are handled one at a time.
+    //                  (With a single CPU the exit path leaves it out, and
+    //                  the lock word is never touched: SpinLock.Smp.)
     //                  The console too: every line is written under it,
     //                  except a panic's (a panicking CPU may hold anything).
     //
