@@ -64,6 +64,7 @@ namespace Hypervisor.Smp
         }
 
         private static PhysicalCpu s_boot;
+        public static PhysicalCpu Boot => s_boot;
 
         // On the boot CPU, before any other runs: one PhysicalCpu per CPU the
         // device tree lists (up to MaxCpus), the boot CPU first.

@@ -14,18 +14,33 @@ namespace Hypervisor.Trap
     {
         public static ExitAction Handle(Vcpu vcpu, TrapFrame* frame, ulong kind)
         {
-            VirtualMachine vm = vcpu.Vm;
             // With list registers in use: the timer's line first (Sync
             // withdraws an untaken interrupt whose line went low), then what
             // the guest did with them. A high timer line is listed, or the
             // guest disabled INTID 27, in which case a stale line costs at most
             // one spurious interrupt once it enables it again (its EOI samples).
-            if (vcpu.VgicCpu.Listed != 0)
+            if (vcpu.VgicCpu.Listed != 0) SyncListed(vcpu);
+            // Hypercalls first, in a small method: the most frequent exit
+            // of a paravirtualized guest pays for no other case's registers.
+            if (VectorKind.IsSynchronous(kind) && ExceptionClass.Of(frame->Esr) == ExceptionClass.Hvc64)
             {
-                if (vcpu.Timers.VirtualHigh) vcpu.Timers.SampleVirtual();
-                vcpu.VgicCpu.Sync();
+                vcpu.Vm.Counters.ExitsHvc++;
+                return Hypercalls.Handle(vcpu, frame);
             }
+            return Other(vcpu, frame, kind);
+        }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void SyncListed(Vcpu vcpu)
+        {
+            if (vcpu.Timers.VirtualHigh) vcpu.Timers.SampleVirtual();
+            vcpu.VgicCpu.Sync();
+        }
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static ExitAction Other(Vcpu vcpu, TrapFrame* frame, ulong kind)
+        {
+            VirtualMachine vm = vcpu.Vm;
             if (!VectorKind.IsSynchronous(kind))
             {
                 if ((kind & 3) == 3) return vm.RequestStop("SError from guest");
@@ -36,9 +51,6 @@ namespace Hypervisor.Trap
             uint ec = ExceptionClass.Of(frame->Esr);
             switch (ec)
             {
-                case ExceptionClass.Hvc64:
-                    vm.Counters.ExitsHvc++;
-                    return Hypercalls.Handle(vcpu, frame);
                 case ExceptionClass.Smc64:
                     // A trapped SMC (HCR_EL2.TSC) returns to the SMC itself: step over it.
                     vm.Counters.ExitsSmc++;

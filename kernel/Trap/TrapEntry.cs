@@ -1,4 +1,5 @@
 using System.Runtime;
+using System.Runtime.CompilerServices;
 using Hypervisor.Arch;
 using Hypervisor.Console;
 using Hypervisor.Vm;
@@ -13,30 +14,35 @@ namespace Hypervisor.Trap
         [RuntimeExport("hv_trap")]
         private static void OnTrap(TrapFrame* frame, ulong kind)
         {
-            if (VectorKind.IsFromLowerEl(kind))
-            {
-                // Exits are handled under the hypervisor lock, released just
-                // before the guest is entered again (kernel/Smp/LockOrder.cs).
-                // With one CPU nothing else runs to exclude: the exit path,
-                // every exit's, leaves the lock out altogether.
-                Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
-                bool smp = Hypervisor.Smp.SpinLock.Smp;
-                if (smp) Hypervisor.Smp.Cpus.HypervisorLock.Acquire(cpu);
-                Vcpu vcpu = cpu.Loaded;
-                // The handler decides; the run loop acts (kernel/Vm/ExitAction.cs).
-                ExitAction action = GuestExits.Handle(vcpu, frame, kind);
-                if (action != ExitAction.Resume || vcpu.Vm.HasRequest) Scheduler.AfterExit(cpu, vcpu, action, frame);
-                // Back into whichever vCPU is loaded now: its list registers
-                // get what became deliverable meanwhile. (Every VM has a
-                // virtual GIC; VmBuilder makes it with the VM.)
-                VgicCpu gic = cpu.Loaded.VgicCpu;
-                if (gic.Dirty) gic.Fill();
-                if (smp) Hypervisor.Smp.Cpus.HypervisorLock.Release(cpu);
-            }
-            else
-            {
-                Panic.FromException(frame, kind);
-            }
+            if (!VectorKind.IsFromLowerEl(kind)) Panic.FromException(frame, kind);
+            else if (Hypervisor.Smp.SpinLock.Smp) ExitOnSeveralCpus(frame, kind);
+            else Exit(Hypervisor.Smp.Cpus.Boot, frame, kind);
+        }
+
+        // Exits are handled under the hypervisor lock, released just before
+        // the guest is entered again (kernel/Smp/LockOrder.cs). With one CPU
+        // nothing else runs to exclude: the exit path leaves the lock out.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void ExitOnSeveralCpus(TrapFrame* frame, ulong kind)
+        {
+            Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
+            Hypervisor.Smp.Cpus.HypervisorLock.Acquire(cpu);
+            Exit(cpu, frame, kind);
+            Hypervisor.Smp.Cpus.HypervisorLock.Release(cpu);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Exit(Hypervisor.Smp.PhysicalCpu cpu, TrapFrame* frame, ulong kind)
+        {
+            Vcpu vcpu = cpu.Loaded;
+            // The handler decides; the run loop acts (kernel/Vm/ExitAction.cs).
+            ExitAction action = GuestExits.Handle(vcpu, frame, kind);
+            if (action != ExitAction.Resume || vcpu.Vm.HasRequest) Scheduler.AfterExit(cpu, vcpu, action, frame);
+            // Back into whichever vCPU is loaded now: its list registers get
+            // what became deliverable meanwhile. (Every VM has a virtual GIC;
+            // VmBuilder makes it with the VM.)
+            VgicCpu gic = cpu.Loaded.VgicCpu;
+            if (gic.Dirty) gic.Fill();
         }
     }
 
