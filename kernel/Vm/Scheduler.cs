@@ -102,13 +102,13 @@ namespace Hypervisor.Vm
 
         // The run loop's one decision point: what the exit's handler returned
         // (or a request another vCPU or a helper made) is carried out here.
+        // TrapEntry calls it only for something other than a plain Resume.
         // On return the exit path enters whichever vCPU is Current then;
         // `live` is the exit's frame, into which a switch loads the next
         // vCPU's registers. A vCPU that comes in may itself belong to a VM
         // with a request: it is acted on before anything runs.
         public static void AfterExit(PhysicalCpu cpu, Vcpu vcpu, ExitAction returned, TrapFrame* live)
         {
-            if (returned == ExitAction.Resume && !vcpu.Vm.HasRequest) return;   // the common case, first
             ExitAction action = ExitDecision.Final(returned, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
             while (action != ExitAction.Resume)
             {
@@ -352,21 +352,13 @@ namespace Hypervisor.Vm
             SetState(vcpu, VmState.Off);                 // (before Unload, which would finish the VM itself)
             Unload(cpu, vcpu);
             VirtualMachine vm = vcpu.Vm;
-            bool othersLoaded = false;
             for (int i = 0; i < vm.Vcpus.Length; i++)
             {
                 Vcpu other = vm.Vcpus[i];
-                if (other.LoadedIn != null)
-                {
-                    othersLoaded = true;
-                    Gic.SendSgi(other.LoadedIn.Mpidr, Cpus.KickIntid);
-                }
-                else if (other.State != VmState.Off)
-                {
-                    SetState(other, VmState.Off);
-                }
+                if (other.LoadedIn != null) Gic.SendSgi(other.LoadedIn.Mpidr, Cpus.KickIntid);
+                else if (other.State != VmState.Off) SetState(other, VmState.Off);
             }
-            if (!othersLoaded) Finish(vm);
+            if (!AnyLoaded(vm)) Finish(vm);
             LoadNext(cpu, live);
         }
 
@@ -460,10 +452,15 @@ namespace Hypervisor.Vm
             if (vm.HasRequest && vcpu.State != VmState.Off)
             {
                 SetState(vcpu, VmState.Off);
-                bool othersLoaded = false;
-                for (int i = 0; i < vm.Vcpus.Length; i++) othersLoaded |= vm.Vcpus[i].LoadedIn != null;
-                if (!othersLoaded) Finish(vm);
+                if (!AnyLoaded(vm)) Finish(vm);
             }
+        }
+
+        // Some vCPU of `vm` still has its registers in a CPU.
+        private static bool AnyLoaded(VirtualMachine vm)
+        {
+            for (int i = 0; i < vm.Vcpus.Length; i++) if (vm.Vcpus[i].LoadedIn != null) return true;
+            return false;
         }
 
         // [hv] vm a: VTCR_EL2=... VTTBR_EL2=... (VMID n) HCR_EL2=... entry=...
