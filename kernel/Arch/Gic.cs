@@ -77,7 +77,7 @@ namespace Hypervisor.Arch
             ulong redistributor = FindRedistributor(cpu.Mpidr);
             if (redistributor == 0)
             {
-                Log.Line("[hv] PANIC: no GIC redistributor for this CPU's affinity");
+                Log.Line("[hv] no GIC redistributor for this CPU's affinity; it runs no guests");
                 return false;
             }
             cpu.Redistributor = redistributor;

@@ -151,7 +151,13 @@ namespace Hypervisor.Smp
             HypervisorLock.Acquire();
             PhysicalCpu cpu = s_cpus[(int)index];
             El2Setup.InitCpu();
-            Gic.InitCpu(cpu);
+            if (!Gic.InitCpu(cpu))
+            {
+                // No interrupts, so no slices and no kicks: it stays parked,
+                // and the boot CPU reports it as not come up.
+                HypervisorLock.Release();
+                while (true) Cpu.WaitForEvent();
+            }
             VgicCpu.InitCpu();
             cpu.Online = true;
             HypervisorLock.Release();
