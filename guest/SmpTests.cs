@@ -306,7 +306,7 @@ namespace Guest
 
         private static bool WaitOff(int v)
         {
-            ulong deadline = Cpu.ReadVirtualCount() + 2 * Cpu.ReadCounterFrequency();
+            ulong deadline = Cpu.ReadVirtualCount() + 10 * Cpu.ReadCounterFrequency();   // returns as soon as it holds
             while (Cpu.ReadVirtualCount() < deadline)
                 if (Psci(PsciAbi.AffinityInfo64, (ulong)v, 0, 0) == (long)PsciAbi.AffinityOff) return true;
             Console.Write("smp: vCPU ");
@@ -315,10 +315,10 @@ namespace Guest
             return false;
         }
 
-        // Polls `*p` (while taking this vCPU's own SGIs) for up to 2 s.
+        // Polls `*p` (while taking this vCPU's own SGIs) for up to 10 s.
         private static bool WaitFor(ulong* p, ulong value)
         {
-            ulong deadline = Cpu.ReadVirtualCount() + 2 * Cpu.ReadCounterFrequency();
+            ulong deadline = Cpu.ReadVirtualCount() + 10 * Cpu.ReadCounterFrequency();   // returns as soon as it holds
             while (Cpu.ReadVirtualCount() < deadline)
             {
                 if (LoadAcquire(p) == value) return true;
@@ -373,8 +373,12 @@ namespace Guest
             for (int v = 0; v < n; v++) if (v != 1) expected[v * 16 + 10]++;
             StoreRelease(&s_blocks[1 * BlockWords + SendSgi], 10UL << 24 | 1UL << 40);
             Wake(1);
-            // Let everything arrive (and anything misrouted arrive too).
-            ulong settle = Cpu.ReadVirtualCount() + Cpu.ReadCounterFrequency() / 5;
+            // Until everything expected has arrived (an emulated CPU on a busy
+            // host may wait long for its turn), then a little longer, so that
+            // anything misrouted arrives too.
+            ulong deadline = Cpu.ReadVirtualCount() + 10 * Cpu.ReadCounterFrequency();
+            while (Cpu.ReadVirtualCount() < deadline && !AllArrived(n, expected)) TakeSgis(s_blocks);
+            ulong settle = Cpu.ReadVirtualCount() + Cpu.ReadCounterFrequency() / 20;
             while (Cpu.ReadVirtualCount() < settle) TakeSgis(s_blocks);
             bool ok = true;
             for (int v = 0; v < n; v++)
@@ -394,6 +398,14 @@ namespace Guest
                     Console.Put('\n');
                 }
             return ok;
+        }
+
+        private static bool AllArrived(int n, ulong[] expected)
+        {
+            for (int v = 0; v < n; v++)
+                for (int intid = 1; intid <= 10; intid++)
+                    if (LoadAcquire(&s_blocks[v * BlockWords + Counts + intid]) < expected[v * 16 + intid]) return false;
+            return true;
         }
 
         // SGI 15 (never counted) to vCPU v: it looks at its block again.
