@@ -92,18 +92,18 @@ namespace Guest
         // (with a 2-bit VMID width many VMs share few VMIDs, so every round can
         // start a new generation) and checks after each switch that it still
         // reads its own data.
-        public static void Own(ulong seed)
+        public static void Own(ulong seed, ulong rounds)
         {
             const int Pages = 64;
             ulong region = DataStart;
             for (int pg = 0; pg < Pages; pg++)
                 for (int i = 0; i < WordsPerPage; i += 16) ((ulong*)(region + (ulong)pg * 4096))[i] = Mix(seed, pg, i);
             ulong bad = 0;
-            const int Rounds = 200;
+            ulong Rounds = rounds == 0 ? 200 : rounds;
             // With a second vCPU it checks the same pages at the same time,
             // from wherever it runs (guest/SmpTests.cs).
             bool helper = Program.Fdt.CpuCount > 1 && SmpTests.StartChecker(region, Pages, seed);
-            for (int round = 0; round < Rounds; round++)
+            for (ulong round = 0; round < Rounds; round++)
             {
                 Yield();
                 for (int pg = 0; pg < Pages; pg++)

@@ -85,7 +85,7 @@ namespace Guest
             if (!any) return;
             if (Hypervisor.Boot.Fdt.BytesEqual(role, "secret")) IsolationTests.Secret();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "snoop")) IsolationTests.Snoop(BootArgs.Is(args, "wait", "alone"));
-            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "own")) IsolationTests.Own(ParseNumber(BootArgs.Get(args, "seed", out _)));
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "own")) IsolationTests.Own(ParseNumber(BootArgs.Get(args, "seed", out _)), ParseNumber(BootArgs.Get(args, "rounds", out _)));
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "spin")) IsolationTests.Spin();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "undef")) IsolationTests.BrokenVectors();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "hvcfuzz")) IsolationTests.HypercallFuzz();

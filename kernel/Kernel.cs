@@ -72,7 +72,6 @@ namespace Hypervisor
         private static void StartOtherCpus()
         {
             int up = Hypervisor.Smp.Cpus.StartSecondaries();
-            Hypervisor.Smp.Cpus.HypervisorLock.Acquire();
             Log.Write("[hv] cpus: ");
             Log.Dec((ulong)up);
             Log.Write(" of ");
@@ -80,7 +79,6 @@ namespace Hypervisor
             Log.Write(" running guests");
             if (s_fdt.CpuCount > Hypervisor.Smp.Cpus.Count) Log.Write(" (the hypervisor has stacks for 8)");
             Log.NewLine();
-            Hypervisor.Smp.Cpus.HypervisorLock.Release();
         }
 
         private static ReadOnlySpan<byte> DeviceTree(ulong address)

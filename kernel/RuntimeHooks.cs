@@ -10,8 +10,9 @@ namespace Hypervisor
         [RuntimeExport("rt_fatal")]
         private static void RuntimeFatal(char* message, int length)
         {
+            Log.Direct();
             Log.Write("[hv] PANIC: runtime: ");
-            for (int i = 0; i < length; i++) Pl011.Put((byte)message[i]);
+            for (int i = 0; i < length; i++) Log.Emit((byte)message[i]);
             Log.NewLine();
             Panic.Message("runtime failure");
         }

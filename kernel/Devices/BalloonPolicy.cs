@@ -59,7 +59,7 @@ namespace Hypervisor.Devices
                 s_freeBefore = Kernel.Frames.FreeFrames;
                 s_fromTarget = a.TargetPages + (uint)s_pages;
                 Step("asking", s_from, s_pages);
-                a.SetTarget(s_from, (ulong)s_fromTarget << 12);
+                SetTarget(s_from, (ulong)s_fromTarget << 12);
                 s_phase = 1;
             }
             else if (s_phase == 1)
@@ -67,7 +67,7 @@ namespace Hypervisor.Devices
                 if (a.BalloonedPages < s_fromTarget) return;
                 Step("received", s_from, s_pages);
                 s_toTarget = b.TargetPages > s_pages ? b.TargetPages - (uint)s_pages : 0;
-                b.SetTarget(s_to, (ulong)s_toTarget << 12);
+                SetTarget(s_to, (ulong)s_toTarget << 12);
                 s_phase = 2;
             }
             else if (s_phase == 2)
@@ -86,6 +86,15 @@ namespace Hypervisor.Devices
                 Step("in use by", s_to, s_to.Counters.PagesMapped - s_mappedAtHandover);
                 s_phase = 4;
             }
+        }
+
+        // At a scheduling point (the scheduler lock held): the VM's device
+        // is changed under the VM's lock.
+        private static void SetTarget(VirtualMachine vm, ulong bytes)
+        {
+            vm.Lock.AcquireIfShared(Hypervisor.Smp.Cpus.This);
+            vm.Balloon.SetTarget(vm, bytes);
+            vm.Lock.ReleaseIfShared(Hypervisor.Smp.Cpus.This);
         }
 
         // [hv] balloon_move: asking vm a 32768 pages (128MiB); host frames free 60000 (+0)

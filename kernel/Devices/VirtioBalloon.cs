@@ -52,9 +52,13 @@ namespace Hypervisor.Devices
 
         private readonly bool _deflateOnOom;
 
+        // Frames unmapped in the current inflate batch, freed once its TLB
+        // maintenance has completed (kernel/Mm/GuestMemory.cs, EndBatch).
+        public readonly ulong[] Unmapped = new ulong[MaxPfnsPerChain];
+        public int UnmappedCount;
+
         public VirtioBalloon(VirtualMachine vm, ulong bootBalloonBytes, bool deflateOnOom = false)
         {
-            GuestMemory.ReserveBatchBuffer();
             _deflateOnOom = deflateOnOom;
             _firstPfn = vm.RamBase >> 12;
             _pageCount = vm.RamSize >> 12;

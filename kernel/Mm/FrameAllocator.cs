@@ -83,6 +83,12 @@ namespace Hypervisor.Mm
         // Zeroes and cleans frames (null: the tables only, for host tests).
         private readonly CacheMaintenance _cache;
 
+        // Held around every change once several CPUs run (rank Frames,
+        // kernel/Smp/LockOrder.cs): demand faults, balloon frees and idle
+        // scrubbing on different CPUs meet here. Null: one CPU, or a host test
+        // that does not watch. Reads of a single count (FreeFrames) take no lock.
+        public Hypervisor.Smp.Guard Guard;
+
         // Bytes of metadata the two tables need for a RAM range of this many frames.
         public static ulong MetadataBytes(uint frameCount) => (ulong)frameCount * (sizeof(ushort) + sizeof(uint));
 
@@ -151,6 +157,15 @@ namespace Hypervisor.Mm
         // wait for a scrub.
         public ulong Allocate(ushort owner)
         {
+            Hypervisor.Smp.Guard guard = Guard;
+            guard?.Enter();
+            ulong result = AllocateLocked(owner);
+            guard?.Exit();
+            return result;
+        }
+
+        private ulong AllocateLocked(ushort owner)
+        {
             if (_freeCount == 0 || owner == FrameOwner.Free) return 0;
             uint frame;
             if (_cleanTop > 0)
@@ -174,6 +189,15 @@ namespace Hypervisor.Mm
         // at most one step.
         public uint ScrubSome(uint max)
         {
+            Hypervisor.Smp.Guard guard = Guard;
+            guard?.Enter();
+            uint result = ScrubSomeLocked(max);
+            guard?.Exit();
+            return result;
+        }
+
+        private uint ScrubSomeLocked(uint max)
+        {
             uint n = _freeCount - _cleanTop;
             if (n > max) n = max;
             Scrub(_cleanTop, n);
@@ -189,6 +213,15 @@ namespace Hypervisor.Mm
         // the 8 KiB concatenated stage-2 root). Returns the address or 0.
         // O(frames): meant for VM creation, never for a fault path.
         public ulong AllocateContiguous(uint count, uint alignFrames, ushort owner)
+        {
+            Hypervisor.Smp.Guard guard = Guard;
+            guard?.Enter();
+            ulong result = AllocateContiguousLocked(count, alignFrames, owner);
+            guard?.Exit();
+            return result;
+        }
+
+        private ulong AllocateContiguousLocked(uint count, uint alignFrames, ushort owner)
         {
             if (count == 0 || alignFrames == 0 || owner == FrameOwner.Free || _freeCount < count) return 0;
             // Frame numbers are relative to _base; alignment is of the physical address.
@@ -235,6 +268,15 @@ namespace Hypervisor.Mm
         // it again; a refused free (see FrameStatus) changes nothing.
         public FrameStatus Free(ulong address, ushort owner)
         {
+            Hypervisor.Smp.Guard guard = Guard;
+            guard?.Enter();
+            FrameStatus result = FreeLocked(address, owner);
+            guard?.Exit();
+            return result;
+        }
+
+        private FrameStatus FreeLocked(ulong address, ushort owner)
+        {
             if (!_sealed) return FrameStatus.NotSealed;
             FrameStatus status = Check(address, out uint frame);
             if (status != FrameStatus.Ok) return status;
@@ -249,6 +291,15 @@ namespace Hypervisor.Mm
         // a time). Frames that fail Free's checks are skipped and counted in
         // the result's complement: returns how many were freed.
         public int FreeMany(ReadOnlySpan<ulong> addresses, ushort owner)
+        {
+            Hypervisor.Smp.Guard guard = Guard;
+            guard?.Enter();
+            int result = FreeManyLocked(addresses, owner);
+            guard?.Exit();
+            return result;
+        }
+
+        private int FreeManyLocked(ReadOnlySpan<ulong> addresses, ushort owner)
         {
             if (!_sealed) return 0;
             int freed = 0;
@@ -271,6 +322,15 @@ namespace Hypervisor.Mm
 
         // Moves a frame from one owner to another without it ever being free.
         public FrameStatus Transfer(ulong address, ushort from, ushort to)
+        {
+            Hypervisor.Smp.Guard guard = Guard;
+            guard?.Enter();
+            FrameStatus result = TransferLocked(address, from, to);
+            guard?.Exit();
+            return result;
+        }
+
+        private FrameStatus TransferLocked(ulong address, ushort from, ushort to)
         {
             FrameStatus status = Check(address, out uint frame);
             if (status != FrameStatus.Ok) return status;

@@ -172,18 +172,9 @@ namespace Hypervisor.Mm
         // VMALLE1IS and DSB ISH have completed: until then a vCPU of the VM
         // running on another CPU may still reach them through a combined
         // stage-1+2 TLB entry (the per-page IPAS2E1IS does not remove those).
-        // One buffer for every VM: batches run under the hypervisor lock, one
-        // at a time, and a batch holds at most VirtioBalloon.MaxPfnsPerChain.
-        private static ulong[] s_deferred;
-        private static int s_deferredCount;
-
-        // Made with the first balloon device, before the VMs run (the heap
-        // must not grow while they do).
-        public static void ReserveBatchBuffer()
-        {
-            if (s_deferred == null) s_deferred = new ulong[Hypervisor.Devices.VirtioBalloon.MaxPfnsPerChain];
-        }
-
+        // The frames wait in the VM's balloon device (batches are the
+        // balloon's), under the VM's lock; a batch holds at most
+        // VirtioBalloon.MaxPfnsPerChain of them.
         public static void BeginBatch(VirtualMachine vm)
         {
             vm.Tlb.SavedVttbr = Tlb.BeginBatch(vm);
@@ -203,21 +194,23 @@ namespace Hypervisor.Mm
         // than the buffer (not made today) completes its TLB maintenance early.
         private static int Defer(VirtualMachine vm, Span<ulong> frames)
         {
-            if (s_deferredCount + frames.Length > s_deferred.Length)
+            Hypervisor.Devices.VirtioBalloon balloon = vm.Balloon;
+            if (balloon.UnmappedCount + frames.Length > balloon.Unmapped.Length)
             {
                 Tlb.CompleteBatch(vm);
                 FreeDeferred(vm);
             }
-            for (int i = 0; i < frames.Length; i++) s_deferred[s_deferredCount++] = frames[i];
+            for (int i = 0; i < frames.Length; i++) balloon.Unmapped[balloon.UnmappedCount++] = frames[i];
             return frames.Length;
         }
 
         private static void FreeDeferred(VirtualMachine vm)
         {
-            if (s_deferredCount == 0) return;
-            int freed = Kernel.Frames.FreeMany(new ReadOnlySpan<ulong>(s_deferred).Slice(0, s_deferredCount), vm.Owner);
+            Hypervisor.Devices.VirtioBalloon balloon = vm.Balloon;
+            if (balloon == null || balloon.UnmappedCount == 0) return;
+            int freed = Kernel.Frames.FreeMany(new ReadOnlySpan<ulong>(balloon.Unmapped).Slice(0, balloon.UnmappedCount), vm.Owner);
             Charge(vm, -freed);
-            s_deferredCount = 0;
+            balloon.UnmappedCount = 0;
         }
 
         // Copies bytes into guest RAM (image loading), mapping pages as needed,

@@ -48,7 +48,9 @@ namespace Hypervisor.Monitor
             if (s_focus >= 0)
             {
                 VirtualMachine vm = Scheduler.At(s_focus);
+                Lock(vm);
                 if (vm.State != VmState.Stopped) vm.Uart.Deliver(b);
+                Unlock(vm);
                 return;
             }
             if (b == '\r' || b == '\n')
@@ -172,11 +174,19 @@ namespace Hypervisor.Monitor
         {
             if (name.IsEmpty)
             {
-                for (int i = 0; i < Scheduler.Count; i++) Summary.PrintVm(Scheduler.At(i));
+                for (int i = 0; i < Scheduler.Count; i++)
+                {
+                    Lock(Scheduler.At(i));
+                    Summary.PrintVm(Scheduler.At(i));
+                    Unlock(Scheduler.At(i));
+                }
                 return;
             }
             VirtualMachine vm = Find(name);
-            if (vm != null) Summary.PrintVm(vm);
+            if (vm == null) return;
+            Lock(vm);
+            Summary.PrintVm(vm);
+            Unlock(vm);
         }
 
         private static void Walk(ReadOnlySpan<byte> name, ReadOnlySpan<byte> address)
@@ -193,7 +203,9 @@ namespace Hypervisor.Monitor
                 Log.Line("[hv] monitor: that VM has no memory any more");
                 return;
             }
+            Lock(vm);
             AddressWalk.Show(vm, gva);
+            Unlock(vm);
         }
 
         private static void Balloon(ReadOnlySpan<byte> name, ReadOnlySpan<byte> size)
@@ -210,8 +222,16 @@ namespace Hypervisor.Monitor
                 Log.Line("[hv] monitor: that VM has no balloon device (balloon=on in vms.conf)");
                 return;
             }
+            Lock(vm);
             vm.Balloon.SetTarget(vm, bytes);
+            Unlock(vm);
         }
+
+        // The monitor runs at a scheduling point, under the scheduler lock;
+        // a VM it reads or changes is locked too (kernel/Smp/LockOrder.cs),
+        // one at a time.
+        private static void Lock(VirtualMachine vm) => vm.Lock.AcquireIfShared(Hypervisor.Smp.Cpus.This);
+        private static void Unlock(VirtualMachine vm) => vm.Lock.ReleaseIfShared(Hypervisor.Smp.Cpus.This);
 
         private static VirtualMachine Find(ReadOnlySpan<byte> name)
         {

@@ -16,6 +16,17 @@ namespace Hypervisor.Runtime
             s_end = (byte*)end;
         }
 
+        // Rank Heap (kernel/Smp/LockOrder.cs), once several CPUs run: two
+        // functions rather than a lock object, because a static of a
+        // reference type lives in memory this allocator itself provides.
+        private static delegate*<void> s_enter, s_exit;
+
+        public static void UseLock(delegate*<void> enter, delegate*<void> exit)
+        {
+            s_enter = enter;
+            s_exit = exit;
+        }
+
         public static ulong BytesInUse => (ulong)(s_next - s_start);
         public static ulong BytesFree => (ulong)(s_end - s_next);
 
@@ -23,10 +34,13 @@ namespace Hypervisor.Runtime
         public static byte* Allocate(ulong size)
         {
             size = (size + 7) & ~7UL;
+            bool locked = s_enter != null;
+            if (locked) s_enter();
             if (s_next == null || size > (ulong)(s_end - s_next))
                 Fatal.Stop("managed heap exhausted");
             byte* p = s_next;
             s_next += size;
+            if (locked) s_exit();
             Memory.Zero(p, size);
             return p;
         }

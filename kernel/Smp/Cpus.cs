@@ -16,7 +16,7 @@ namespace Hypervisor.Smp
         public readonly int Index;               // 0 = the boot CPU; TPIDR_EL2 and the stack slot
         public readonly ulong Mpidr;             // affinity (Aff3 in bits 39:32, Aff2..Aff0 in 23:0)
         public ulong Redistributor;              // its GICR frame (kernel/Arch/Gic.cs)
-        public bool Online;                      // it came up (written under the hypervisor lock)
+        public bool Online;                      // it came up (written under the scheduler lock)
         public bool Idle;                        // asleep in the idle loop: a kick (SGI) wakes it
         public bool GicUp;                       // its GIC CPU interface is on: an SGI can wake it
         public Vcpu Loaded;                      // the vCPU whose registers are in it (null: none)
@@ -24,6 +24,16 @@ namespace Hypervisor.Smp
         public bool VirtualPpiOff;               // the virtual timer's PPI disabled at its redistributor
         public HeldLocks Locks;
         public ulong IdleSleeps;                 // times it had nothing to run and slept
+
+        // vCPUs of the VM whose lock it holds that an exit handler woke or
+        // turned on (bit n: Vcpus[n]), for the scheduler once that lock is
+        // released (Scheduler.Notice, kernel/Smp/LockOrder.cs).
+        public uint Noticed;
+        public Hypervisor.Vm.VirtualMachine NoticedVm;
+
+        // The console line it is putting together (kernel/Console/Log.cs).
+        public readonly byte[] Line = new byte[200];
+        public int LineLength;
 
         public PhysicalCpu(int index, ulong mpidr)
         {
@@ -48,8 +58,10 @@ namespace Hypervisor.Smp
         private static PhysicalCpu[] s_cpus;
         private static bool s_psciHvc;
 
-        // The one lock of rank 1 (kernel/Smp/LockOrder.cs).
-        public static SpinLock HypervisorLock;
+        // The leaf locks (kernel/Smp/LockOrder.cs), made at boot (the heap
+        // must not grow once VMs run) and put to use when the second CPU
+        // starts. The scheduler's and each VM's are their owners'.
+        public static SpinLock FramesLock, HeapLock, ConsoleLock;
 
         public static int Count => s_cpus.Length;
         public static PhysicalCpu At(int i) => s_cpus[i];
@@ -71,7 +83,9 @@ namespace Hypervisor.Smp
         public static void Init(in FdtInfo fdt)
         {
             SpinLock.UseLse = (SysReg.ReadIdAa64Isar0El1() & IsarAtomic) >= (2UL << 20) ? 1u : 0u;
-            HypervisorLock = new SpinLock(LockRank.Hypervisor);
+            FramesLock = new SpinLock(LockRank.Frames);
+            HeapLock = new SpinLock(LockRank.Heap);
+            ConsoleLock = new SpinLock(LockRank.Console);
             s_psciHvc = fdt.PsciUsesHvc;
             ulong boot = SysReg.ReadMpidrEl1() & AffinityMask;
             int listed = fdt.CpuCount < FdtInfo.MaxCpus ? fdt.CpuCount : FdtInfo.MaxCpus;
@@ -92,7 +106,7 @@ namespace Hypervisor.Smp
         public static int StartSecondaries()
         {
             int up = 1;
-            if (s_cpus.Length > 1) SpinLock.Smp = true;   // before anyone else can run
+            if (s_cpus.Length > 1) Share();
             for (int i = 1; i < s_cpus.Length; i++)
             {
                 PhysicalCpu cpu = s_cpus[i];
@@ -115,14 +129,27 @@ namespace Hypervisor.Smp
             return up;
         }
 
+        // Before anyone else can run: from here on what several CPUs reach
+        // is locked.
+        private static void Share()
+        {
+            Hypervisor.Kernel.Frames.Guard = FramesLock;
+            Hypervisor.Runtime.Heap.UseLock(&TakeHeapLock, &ReleaseHeapLock);
+            Log.UseLock(ConsoleLock);
+            SpinLock.Smp = true;
+        }
+
+        private static void TakeHeapLock() => HeapLock.Acquire();
+        private static void ReleaseHeapLock() => HeapLock.Release();
+
         private static bool WaitOnline(PhysicalCpu cpu)
         {
             ulong deadline = SysReg.ReadCntpctEl0() + SysReg.ReadCntfrqEl0();
             while (SysReg.ReadCntpctEl0() < deadline)
             {
-                HypervisorLock.Acquire();
+                Scheduler.Lock.Acquire();
                 bool online = cpu.Online;
-                HypervisorLock.Release();
+                Scheduler.Lock.Release();
                 if (online) return true;
             }
             return false;
@@ -130,7 +157,6 @@ namespace Hypervisor.Smp
 
         private static void Report(PhysicalCpu cpu, string what, long status)
         {
-            HypervisorLock.Acquire();
             Log.Write("[hv] cpu ");
             Log.Dec((ulong)cpu.Index);
             Log.Write(" (MPIDR ");
@@ -139,7 +165,6 @@ namespace Hypervisor.Smp
             Log.Write(what);
             if (status != 0) Log.Dec((ulong)(-status));
             Log.NewLine();
-            HypervisorLock.Release();
         }
 
         // secondary_entry (boot/smp.s) lands here, on the CPU's own stack with
@@ -148,25 +173,25 @@ namespace Hypervisor.Smp
         [RuntimeExport("ksecondary")]
         private static void SecondaryMain(ulong index)
         {
-            HypervisorLock.Acquire();
+            Scheduler.Lock.Acquire();
             PhysicalCpu cpu = s_cpus[(int)index];
             El2Setup.InitCpu();
             if (!Gic.InitCpu(cpu))
             {
                 // No interrupts, so no slices and no kicks: it stays parked,
                 // and the boot CPU reports it as not come up.
-                HypervisorLock.Release();
+                Scheduler.Lock.Release();
                 while (true) Cpu.WaitForEvent();
             }
             VgicCpu.InitCpu();
             cpu.Online = true;
-            HypervisorLock.Release();
+            Scheduler.Lock.Release();
             Scheduler.Start();
         }
 
         // Wakes the CPUs asleep in the idle loop (but this one): a VM became
         // runnable that one of them may take, or that is loaded in it.
-        public static int IdleCount;                         // CPUs asleep in the idle loop (under the lock)
+        public static int IdleCount;                         // CPUs asleep in the idle loop (under the scheduler lock)
 
         public static void KickIdle()
         {

@@ -17,7 +17,7 @@ namespace Hypervisor.Smp
     // another one), a spinning waiter takes the time the holder needs to
     // finish, and every wait becomes as long as a host time slice. A WFI
     // gives it back. On dedicated cores the spin almost always suffices.
-    public sealed unsafe class SpinLock
+    public sealed unsafe class SpinLock : Guard
     {
         [RuntimeImport("*", "ticket_take")][MethodImpl(MethodImplOptions.InternalCall)] private static extern uint TakeTicket(uint* word, uint lse);
         [RuntimeImport("*", "ticket_wait")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong WaitTicket(uint* word, uint ticket, ulong waits);
@@ -42,6 +42,25 @@ namespace Hypervisor.Smp
         public static bool Smp;
 
         public SpinLock(LockRank rank) => Rank = rank;
+
+        // For structures that only know a Guard (the frame allocator).
+        public override void Enter() => Acquire(Cpus.This);
+        public override void Exit() => Release(Cpus.This);
+
+        // Only while several CPUs run, for paths that count every instruction
+        // with one CPU (the scheduler's VM switch): there the lock is neither
+        // taken nor recorded, so its rank is checked on the several-CPU runs.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void AcquireIfShared(PhysicalCpu cpu)
+        {
+            if (Smp) Acquire(cpu);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void ReleaseIfShared(PhysicalCpu cpu)
+        {
+            if (Smp) Release(cpu);
+        }
 
         public void Acquire() => Acquire(Cpus.This);
 
@@ -135,6 +154,7 @@ namespace Hypervisor.Smp
 
         private void OrderViolated()
         {
+            Hypervisor.Console.Log.Direct();
             Hypervisor.Console.Log.Write("[hv] lock order violated: rank ");
             Hypervisor.Console.Log.Dec((ulong)Rank);
             Hypervisor.Console.Log.Write(" while holding ");

@@ -19,16 +19,33 @@ namespace Hypervisor.Trap
             else Exit(Hypervisor.Smp.Cpus.Boot, frame, kind);
         }
 
-        // Exits are handled under the hypervisor lock, released just before
-        // the guest is entered again (kernel/Smp/LockOrder.cs). With one CPU
-        // nothing else runs to exclude: the exit path leaves the lock out.
+        // With several CPUs an exit holds its VM's lock for the handler
+        // (kernel/Smp/LockOrder.cs): exits of different VMs run side by side.
+        // Only an exit that must reschedule, or that woke another vCPU, then
+        // takes the scheduler lock, after the VM's lock is released. No lock
+        // is held when the guest is entered again. With one CPU nothing else
+        // runs to exclude: the exit path leaves locks out.
         [MethodImpl(MethodImplOptions.NoInlining)]
         private static void ExitOnSeveralCpus(TrapFrame* frame, ulong kind)
         {
             Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
-            Hypervisor.Smp.Cpus.HypervisorLock.Acquire(cpu);
-            Exit(cpu, frame, kind);
-            Hypervisor.Smp.Cpus.HypervisorLock.Release(cpu);
+            Vcpu vcpu = cpu.Loaded;
+            VirtualMachine vm = vcpu.Vm;
+            vm.Lock.Acquire(cpu);
+            ExitAction action = GuestExits.Handle(vcpu, frame, kind);
+            if (action == ExitAction.Resume && !vm.HasRequest && cpu.Noticed == 0)
+            {
+                VgicCpu gic = vcpu.VgicCpu;
+                if (gic.Dirty) gic.Fill();
+                vm.Lock.Release(cpu);
+                return;
+            }
+            vm.Lock.Release(cpu);
+            Scheduler.Lock.Acquire(cpu);
+            Scheduler.TakeNotices(cpu);
+            if (action != ExitAction.Resume || vm.HasRequest) Scheduler.AfterExit(cpu, vcpu, action, frame);
+            Scheduler.RefillLoaded(cpu);
+            Scheduler.Lock.Release(cpu);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -52,6 +69,7 @@ namespace Hypervisor.Trap
         public static void FromException(TrapFrame* frame, ulong kind)
         {
             uint ec = ExceptionClass.Of(frame->Esr);
+            Log.Direct();
             Log.Write("[hv] PANIC: ");
             if (VectorKind.IsSynchronous(kind)) Log.Write(ExceptionClass.Name(ec));
             else { Log.Write(VectorKind.Name(kind)); Log.Write(" exception"); }
@@ -69,6 +87,7 @@ namespace Hypervisor.Trap
 
         public static void Message(string reason)
         {
+            Log.Direct();
             Log.Write("[hv] PANIC: ");
             Log.Line(reason);
             Halt();

@@ -41,7 +41,7 @@ namespace Hypervisor.Trap
                     Hypercalls.Return(frame, PsciAbi.MigrateNotRequired);
                     break;
                 case PsciAbi.CpuOff:
-                    return ExitAction.Off;
+                    return CpuOff(vcpu);
                 case PsciAbi.SystemOff:
                     return vm.RequestStop("SYSTEM_OFF");
                 case PsciAbi.SystemReset:
@@ -61,10 +61,25 @@ namespace Hypervisor.Trap
         {
             Vcpu vcpu = vm.VcpuByMpidr(target);
             if (vcpu == null || (target & ~Hypervisor.Smp.Cpus.AffinityMask) != 0) return PsciAbi.InvalidParameters;
-            if (vcpu.State != VmState.Off || vm.HasRequest) return PsciAbi.AlreadyOn;
+            if (vcpu.PoweredOn || vm.HasRequest) return PsciAbi.AlreadyOn;
             if ((entry & 3) != 0 || !vm.IsRam(entry)) return PsciAbi.InvalidAddress;
-            Scheduler.TurnOn(vcpu, entry, context);
+            // Its registers are its own to set: off, it runs nowhere (a CPU
+            // still putting it down after its CPU_OFF saves none of them).
+            vcpu.Context.Reset(entry, context);
+            vcpu.PoweredOn = true;
+            Scheduler.Notice(vcpu);
             return PsciAbi.Success;
+        }
+
+        // The vCPU is off from now on for the guest (AFFINITY_INFO says so);
+        // the run loop takes it out of its CPU. The last one off ends the VM,
+        // as KVM ends a VM whose vCPUs are all off.
+        private static ExitAction CpuOff(Vcpu vcpu)
+        {
+            VirtualMachine vm = vcpu.Vm;
+            vcpu.PoweredOn = false;
+            for (int i = 0; i < vm.Vcpus.Length; i++) if (vm.Vcpus[i].PoweredOn) return ExitAction.Off;
+            return vm.RequestStop(vm.Vcpus.Length == 1 ? "last vCPU called CPU_OFF" : "every vCPU called CPU_OFF");
         }
 
         // Affinity levels: 0 = Aff0 .. 3 = Aff3 (MPIDR bits 39:32).
@@ -81,7 +96,7 @@ namespace Hypervisor.Trap
             {
                 if ((vm.Vcpus[i].Mpidr & ~ignored) != (target & ~ignored)) continue;
                 any = true;
-                on |= vm.Vcpus[i].IsOn;
+                on |= vm.Vcpus[i].PoweredOn;
             }
             if (!any) Hypercalls.Error(frame, PsciAbi.InvalidParameters);
             else Hypercalls.Return(frame, on ? PsciAbi.AffinityOn : PsciAbi.AffinityOff);

@@ -9,8 +9,9 @@ using Hypervisor.Trap;
 namespace Hypervisor.Vm
 {
     // Round-robin time slices of vCPUs on every physical CPU, from one shared
-    // run queue (the vCPU table) under the hypervisor lock (kernel/Smp/
-    // LockOrder.cs). Why one queue and not one per CPU: with a few dozen
+    // run queue (the vCPU table) under the scheduler lock (kernel/Smp/
+    // LockOrder.cs, rank 1; what belongs to a VM is under that VM's lock,
+    // rank 2, taken inside it). Why one queue and not one per CPU: with a few dozen
     // vCPUs a scan of one table is cheaper and simpler than per-CPU queues
     // with work stealing, and it balances by itself: a CPU whose vCPU stops,
     // waits or ends its slice takes the next runnable vCPU, wherever that one
@@ -28,10 +29,19 @@ namespace Hypervisor.Vm
     // guest to refill its list registers. With nothing runnable a CPU idles:
     // it scrubs freed frames, then sleeps in WFI without the lock. When every
     // VM has stopped the hypervisor prints its summary and powers off.
+    //
+    // An exit handler holds only its VM's lock, never this one: a vCPU it
+    // wakes (an SGI, an SPI, PSCI CPU_ON) is noted in the physical CPU, and
+    // the exit path hands the notes over here (TakeNotices) once the VM's
+    // lock is released. Everything that can make a vCPU runnable therefore
+    // passes through Notice under the scheduler lock, which is what keeps a
+    // wake-up from being lost between "the handler found nothing pending"
+    // and "the vCPU is marked Waiting".
     public static unsafe class Scheduler
     {
         public const int MaxVms = 64;
         public const int MaxVcpus = 128;
+        public static SpinLock Lock;
         public static VmidAllocator Vmids;
         public static ulong Switches;
         public static ulong IdleSleeps;       // times a CPU had nothing to run and slept (WFI at EL2)
@@ -69,6 +79,7 @@ namespace Hypervisor.Vm
         public static void Init(int vmidBits, int sliceMs)
         {
             El2Setup.Init();   // EL2 controls that are the same for every VM, set once
+            Lock = new SpinLock(LockRank.Scheduler);
             s_vms = new VirtualMachine[MaxVms];
             s_vcpus = new Vcpu[MaxVcpus];
             Vmids = new VmidAllocator(vmidBits);
@@ -94,15 +105,18 @@ namespace Hypervisor.Vm
         public static void Start()
         {
             TrapFrame* live = LiveFrame();
-            Cpus.HypervisorLock.Acquire();
-            LoadNext(Cpus.This, live);
-            Cpus.HypervisorLock.Release();
+            PhysicalCpu cpu = Cpus.This;
+            Lock.Acquire(cpu);
+            LoadNext(cpu, live);
+            RefillLoaded(cpu);
+            Lock.Release(cpu);
             EnterGuest(live);
         }
 
         // The run loop's one decision point: what the exit's handler returned
         // (or a request another vCPU or a helper made) is carried out here.
-        // TrapEntry calls it only for something other than a plain Resume.
+        // TrapEntry calls it only for something other than a plain Resume,
+        // holding the scheduler lock (with several CPUs).
         // On return the exit path enters whichever vCPU is Current then;
         // `live` is the exit's frame, into which a switch loads the next
         // vCPU's registers. A vCPU that comes in may itself belong to a VM
@@ -159,17 +173,44 @@ namespace Hypervisor.Vm
         // watch (an SGI, an SPI routed to it, a device line): if it waits, it
         // is runnable now; if it runs on another CPU, that CPU is kicked out
         // of the guest so that its exit path refills the list registers.
+        // Also for a vCPU just turned on (PSCI CPU_ON set PoweredOn): it is
+        // runnable once no CPU holds it any more. An exit handler (VM lock,
+        // no scheduler lock) only notes the vCPU; TakeNotices acts on it.
         public static void Notice(Vcpu vcpu)
         {
-            PhysicalCpu cpu = vcpu.LoadedIn;
-            if (vcpu.State == VmState.Waiting && cpu == null)
+            PhysicalCpu me = Cpus.This;
+            if (SpinLock.Smp && !me.Locks.Holds(LockRank.Scheduler))
             {
-                SetState(vcpu, VmState.Runnable);
-                Cpus.KickIdle();
+                me.Noticed |= 1u << vcpu.Index;       // one VM's lock held: its vCPUs only
+                me.NoticedVm = vcpu.Vm;
+                return;
             }
-            else if (cpu != null && cpu != Cpus.This)
+            NoticeNow(me, vcpu);
+        }
+
+        // The exit path, under the scheduler lock, after its VM's lock is gone.
+        public static void TakeNotices(PhysicalCpu cpu)
+        {
+            uint noticed = cpu.Noticed;
+            VirtualMachine vm = cpu.NoticedVm;
+            cpu.Noticed = 0;
+            cpu.NoticedVm = null;
+            for (int i = 0; noticed != 0; i++, noticed >>= 1)
+                if ((noticed & 1) != 0) NoticeNow(cpu, vm.Vcpus[i]);
+        }
+
+        private static void NoticeNow(PhysicalCpu me, Vcpu vcpu)
+        {
+            PhysicalCpu there = vcpu.LoadedIn;
+            switch (WakeRule.For(vcpu.State, there != null, there == me, vcpu.PoweredOn, vcpu.Vm.HasRequest))
             {
-                Gic.SendSgi(cpu.Mpidr, Cpus.KickIntid);    // running there, or waiting there while it idles
+                case Wake.KickItsCpu:
+                    Gic.SendSgi(there.Mpidr, Cpus.KickIntid);
+                    break;
+                case Wake.MakeRunnable:
+                    SetState(vcpu, VmState.Runnable);
+                    Cpus.KickIdle();
+                    break;
             }
         }
 
@@ -188,15 +229,23 @@ namespace Hypervisor.Vm
             bool currentTimer = current != null && current.Timers.PhysicalWatched;
             if (s_waiting == 0 && !currentTimer) return;
             ulong now = SysReg.ReadCntpctEl0();
-            if (currentTimer) current.Timers.SamplePhysical(now);
+            if (currentTimer)
+            {
+                current.Vm.Lock.AcquireIfShared(cpu);
+                current.Timers.SamplePhysical(now);
+                current.Vm.Lock.ReleaseIfShared(cpu);
+            }
             if (s_waiting == 0) return;
             bool woke = false;
             for (int i = 0; i < s_vcpuCount; i++)
             {
                 Vcpu vcpu = s_vcpus[i];
                 if (vcpu.State != VmState.Waiting || !Mine(cpu, vcpu)) continue;
+                vcpu.Vm.Lock.AcquireIfShared(cpu);
                 vcpu.Timers.SamplePhysical(now);
-                if (vcpu.VgicCpu.HasWork() || (vcpu != current && TimerDeadline(vcpu) <= now))
+                bool wake = vcpu.VgicCpu.HasWork() || (vcpu != current && TimerDeadline(vcpu) <= now);
+                vcpu.Vm.Lock.ReleaseIfShared(cpu);
+                if (wake)
                 {
                     SetState(vcpu, VmState.Runnable);
                     woke = true;
@@ -237,26 +286,42 @@ namespace Hypervisor.Vm
                 ArmTimer(cpu);
                 // (Stopping as soon as another CPU waits for the lock, too:
                 // its exit matters more than a clean frame.)
-                while ((SysReg.ReadIsrEl1() & IsrIrqPending) == 0 && !Cpus.HypervisorLock.HasWaiters &&
+                while ((SysReg.ReadIsrEl1() & IsrIrqPending) == 0 && !Lock.HasWaiters &&
                        Kernel.Frames.ScrubSome(IdleScrubStep) != 0) { }
                 // Asleep without the lock: the other CPUs go on handling
                 // exits, and one that makes a vCPU runnable kicks this one.
                 cpu.Idle = true;
                 Cpus.IdleCount++;
-                Cpus.HypervisorLock.Release(cpu);
+                Lock.Release(cpu);
                 Cpu.WaitForInterrupt();
-                Cpus.HypervisorLock.Acquire(cpu);
+                Lock.Acquire(cpu);
                 Cpus.IdleCount--;
                 cpu.Idle = false;
                 IdleSleeps++;
-                for (uint intid = Gic.Acknowledge(); intid != Gic.SpuriousIntid; intid = Gic.Acknowledge())
-                {
-                    if (intid == Gic.VirtualTimerIntid) GuestExits.VirtualTimerFired();
-                    else if (intid == Gic.HypTimerIntid) HypTimer.Stop();   // its level would signal again at once; re-armed below
-                    Gic.EndOfInterrupt(intid);                                 // (the kick SGI needs nothing more)
-                }
+                TakeInterruptsWhileIdle(cpu);
                 Housekeeping(cpu);
             }
+        }
+
+        // What woke the idle CPU: the kick SGI needs nothing more; the EL2
+        // timer is stopped (its level would signal again at once; ArmTimer
+        // re-arms it); the loaded vCPU's virtual timer (it waits, its state
+        // still here) raises its line, under its VM's lock. That lock is
+        // taken before the first acknowledge: a CPU must never wait for a
+        // lock with an interrupt active (between IAR and EOI), because the
+        // running priority then hides the kick SGI that would wake it from
+        // the lock's sleep (kernel/Smp/SpinLock.cs).
+        private static void TakeInterruptsWhileIdle(PhysicalCpu cpu)
+        {
+            VirtualMachine vm = cpu.Loaded?.Vm;
+            vm?.Lock.AcquireIfShared(cpu);
+            for (uint intid = Gic.Acknowledge(); intid != Gic.SpuriousIntid; intid = Gic.Acknowledge())
+            {
+                if (intid == Gic.VirtualTimerIntid) GuestExits.VirtualTimerFired();
+                else if (intid == Gic.HypTimerIntid) HypTimer.Stop();
+                Gic.EndOfInterrupt(intid);
+            }
+            vm?.Lock.ReleaseIfShared(cpu);
         }
 
         // Frames scrubbed per step of the idle loop: an interrupt waits at
@@ -316,7 +381,7 @@ namespace Hypervisor.Vm
             Vcpu previous = cpu.Loaded;
             if (previous != null)
             {
-                previous.VgicCpu.Save();
+                SaveGic(cpu, previous);
                 previous.Context.SaveFrom(live);
                 Unload(cpu, previous);
             }
@@ -324,22 +389,36 @@ namespace Hypervisor.Vm
         }
 
         // PSCI CPU_OFF: the vCPU leaves the CPU and stays off until another
-        // vCPU of its VM turns it on. When none of the VM's vCPUs is on any
-        // more, the VM is over (as KVM ends a VM whose vCPUs are all off).
+        // vCPU of its VM turns it on (the handler cleared PoweredOn; the
+        // last vCPU's CPU_OFF stops the VM instead: VirtualPsci). A CPU_ON
+        // that another CPU handled meanwhile finds it here: it goes straight
+        // back to the run queue, with the registers CPU_ON gave it.
         private static void TurnOff(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live)
         {
-            vcpu.VgicCpu.Save();
+            SaveGic(cpu, vcpu);
             SetState(vcpu, VmState.Off);
             Unload(cpu, vcpu);
-            VirtualMachine vm = vcpu.Vm;
-            bool anyOn = false;
-            for (int i = 0; i < vm.Vcpus.Length; i++) anyOn |= vm.Vcpus[i].IsOn;
-            if (!anyOn)
-            {
-                vm.RequestStop(vm.Vcpus.Length == 1 ? "last vCPU called CPU_OFF" : "every vCPU called CPU_OFF");
-                Finish(vm);
-            }
+            NoticeNow(cpu, vcpu);
             LoadNext(cpu, live);
+        }
+
+        // The list registers go back to the vCPU's GIC state (its VM's).
+        private static void SaveGic(PhysicalCpu cpu, Vcpu vcpu)
+        {
+            vcpu.Vm.Lock.AcquireIfShared(cpu);
+            vcpu.VgicCpu.Save();
+            vcpu.Vm.Lock.ReleaseIfShared(cpu);
+        }
+
+        // Before the exit path enters the loaded vCPU: what became
+        // deliverable to it since it was loaded goes into its list registers.
+        public static void RefillLoaded(PhysicalCpu cpu)
+        {
+            Vcpu vcpu = cpu.Loaded;
+            if (vcpu == null || !vcpu.VgicCpu.Dirty) return;
+            vcpu.Vm.Lock.AcquireIfShared(cpu);
+            vcpu.VgicCpu.Fill();
+            vcpu.Vm.Lock.ReleaseIfShared(cpu);
         }
 
         // The VM stops or resets: this vCPU leaves the CPU, the VM's vCPUs on
@@ -348,17 +427,16 @@ namespace Hypervisor.Vm
         // finishes the job. Then the next runnable vCPU is loaded into `live`.
         private static void Leave(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live)
         {
-            vcpu.VgicCpu.Save();                         // its list registers leave the CPU empty
-            SetState(vcpu, VmState.Off);                 // (before Unload, which would finish the VM itself)
-            Unload(cpu, vcpu);
+            SaveGic(cpu, vcpu);                          // its list registers leave the CPU empty
             VirtualMachine vm = vcpu.Vm;
             for (int i = 0; i < vm.Vcpus.Length; i++)
             {
                 Vcpu other = vm.Vcpus[i];
+                if (other == vcpu) continue;
                 if (other.LoadedIn != null) Gic.SendSgi(other.LoadedIn.Mpidr, Cpus.KickIntid);
                 else if (other.State != VmState.Off) SetState(other, VmState.Off);
             }
-            if (!AnyLoaded(vm)) Finish(vm);
+            Unload(cpu, vcpu);                           // the last one out finishes the VM
             LoadNext(cpu, live);
         }
 
@@ -366,7 +444,14 @@ namespace Hypervisor.Vm
         // SYSTEM_RESET builds it again from its image with fresh memory
         // (vCPU 0 runnable, the others off); a stop, or a rebuild that finds
         // no memory, tears it down.
-        private static void Finish(VirtualMachine vm)
+        private static void Finish(PhysicalCpu cpu, VirtualMachine vm)
+        {
+            vm.Lock.AcquireIfShared(cpu);
+            FinishLocked(vm);
+            vm.Lock.ReleaseIfShared(cpu);
+        }
+
+        private static void FinishLocked(VirtualMachine vm)
         {
             vm.Uart.Flush(vm);
             if (vm.StopReason == null && vm.ResetPending)
@@ -414,9 +499,11 @@ namespace Hypervisor.Vm
             SysReg.WriteCntvoffEl2(vm.CntvOffset);
             SysReg.WriteVmpidrEl2(Vmpidr(vcpu.Mpidr));
             vcpu.Context.RestoreInto(live);
+            vm.Lock.AcquireIfShared(cpu);
             vcpu.VgicCpu.Restore();
             vcpu.Timers.Loaded(cpu);
             vcpu.VgicCpu.Fill();
+            vm.Lock.ReleaseIfShared(cpu);
             DebugState.Switch(vcpu.Debug, cpu);
             SetState(vcpu, VmState.Running);
             cpu.Loaded = vcpu;
@@ -446,14 +533,12 @@ namespace Hypervisor.Vm
             cpu.Loaded = null;
             vcpu.LoadedIn = null;
             Vmids.SetActive(cpu.Index, 0);
-            // Its VM may be waiting for it to leave (a stop or reset another
-            // vCPU asked for, while this one was put down in a switch).
+            // Its VM may be waiting for it to leave (a stop or reset, asked
+            // by this vCPU or another): the last vCPU out finishes the VM.
             VirtualMachine vm = vcpu.Vm;
-            if (vm.HasRequest && vcpu.State != VmState.Off)
-            {
-                SetState(vcpu, VmState.Off);
-                if (!AnyLoaded(vm)) Finish(vm);
-            }
+            if (!vm.HasRequest || vm.State == VmState.Stopped) return;
+            if (vcpu.State != VmState.Off) SetState(vcpu, VmState.Off);
+            if (!AnyLoaded(vm)) Finish(cpu, vm);
         }
 
         // Some vCPU of `vm` still has its registers in a CPU.
@@ -545,14 +630,5 @@ namespace Hypervisor.Vm
         // Runnable). May count a vCPU that another CPU holds while it idles:
         // the caller then yields and finds nobody, which costs a little time.
         public static bool OthersRunnable() => s_runnable != 0;
-
-        // PSCI CPU_ON: `vcpu` (off) starts at `entry` with x0 = `context`,
-        // as out of reset otherwise (MMU off, interrupts masked, EL1h).
-        public static void TurnOn(Vcpu vcpu, ulong entry, ulong context)
-        {
-            vcpu.Context.Reset(entry, context);
-            SetState(vcpu, VmState.Runnable);
-            Cpus.KickIdle();
-        }
     }
 }

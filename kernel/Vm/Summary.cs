@@ -27,8 +27,17 @@ namespace Hypervisor.Vm
             Log.Stat("heap_used_end", Hypervisor.Runtime.Heap.BytesInUse);
             Log.Stat("vm_switches", Scheduler.Switches);
             Log.Stat("cpu_idle_sleeps", Scheduler.IdleSleeps);
-            Log.Stat("hv_lock_contended", Hypervisor.Smp.Cpus.HypervisorLock.Contended);
-            Log.Stat("hv_lock_sleeps", Hypervisor.Smp.Cpus.HypervisorLock.Sleeps);
+            // Every lock's acquisitions that found it taken, and the waits
+            // that slept: all locks together, then the scheduler's alone.
+            ulong contended = 0, sleeps = 0;
+            AddLock(Scheduler.Lock, ref contended, ref sleeps);
+            AddLock(Hypervisor.Smp.Cpus.FramesLock, ref contended, ref sleeps);
+            AddLock(Hypervisor.Smp.Cpus.HeapLock, ref contended, ref sleeps);
+            AddLock(Hypervisor.Smp.Cpus.ConsoleLock, ref contended, ref sleeps);
+            for (int i = 0; i < Scheduler.Count; i++) AddLock(Scheduler.At(i).Lock, ref contended, ref sleeps);
+            Log.Stat("hv_lock_contended", contended);
+            Log.Stat("hv_lock_sleeps", sleeps);
+            Log.Stat("sched_lock_contended", Scheduler.Lock.Contended);
             Log.Stat("vmid_rollovers", Tlb.Rollovers);
             Log.NewLine();
             if (f.FreeFrames != FreeFramesAtStart)
@@ -37,6 +46,12 @@ namespace Hypervisor.Vm
                 Log.Line("[hv] WARNING: heap grew while VMs ran");
             Log.Line("[hv] all VMs stopped; powering off");
             Psci.PowerOff();
+        }
+
+        private static void AddLock(Hypervisor.Smp.SpinLock l, ref ulong contended, ref ulong sleeps)
+        {
+            contended += l.Contended;
+            sleeps += l.Sleeps;
         }
 
         // STAT vm=a exits=... stage2_faults=... mmio=... hvc=... tlbi_ipa=... ...

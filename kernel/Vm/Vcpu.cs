@@ -21,10 +21,18 @@ namespace Hypervisor.Vm
         public readonly int Index;                      // within the VM: 0 boots, the others wait for PSCI CPU_ON
         public readonly ulong Mpidr;                    // affinity the guest sees (Aff0 = Index)
 
-        // Off: never started, or CPU_OFF. Runnable: ready. Running: in a
-        // physical CPU. Waiting: WFI with no interrupt pending, runnable
-        // again once one is (kernel/Vm/Scheduler.cs).
+        // The scheduler's view (under its lock). Off: never started, CPU_OFF,
+        // or its VM is ending. Runnable: ready. Running: in a physical CPU.
+        // Waiting: WFI with no interrupt pending, runnable again once one is
+        // (kernel/Vm/Scheduler.cs).
         public VmState State = VmState.Off;
+
+        // The guest's view (PSCI, under the VM's lock): on from CPU_ON (or
+        // the VM's start, for vCPU 0) until its CPU_OFF. The scheduler
+        // follows it: a vCPU turned on is made runnable once it is out of
+        // every CPU (Scheduler.Notice), which may come a moment later than
+        // the CPU_ON that another CPU handled.
+        public bool PoweredOn;
         public PhysicalCpu LoadedIn;                    // the physical CPU holding its registers, or null
         public int LastCpu = -1;                        // the physical CPU it last ran on (the monitor shows it)
         public int QueueIndex;                          // its place in the scheduler's table
@@ -45,7 +53,5 @@ namespace Hypervisor.Vm
             VgicCpu = new VgicCpu(this);
             Timers = new GuestTimers(Gic);
         }
-
-        public bool IsOn => State == VmState.Runnable || State == VmState.Running || State == VmState.Waiting;
     }
 }

@@ -6,12 +6,6 @@ using Hypervisor.Trap;
 
 namespace Hypervisor.Vm
 {
-    // A vCPU's state (Vcpu.State): Off (not started, or CPU_OFF), Running
-    // (in a physical CPU), Runnable (ready for one), Waiting (in WFI with no
-    // interrupt pending; runnable again once one is: kernel/Vm/Scheduler.cs).
-    // A VM's own State is Created, Runnable (alive) or Stopped.
-    public enum VmState { Created, Runnable, Running, Waiting, Stopped, Off }
-
     // One guest: its memory (a stage-2 address space with its own VMID), its
     // vCPUs (kernel/Vm/Vcpu.cs), its devices, its virtual GIC's distributor
     // and its counters.
@@ -40,6 +34,9 @@ namespace Hypervisor.Vm
         public ulong Vttbr;
         public ulong Vtcr;
         public ulong Hcr;
+
+        // Everything of this VM an exit handler touches (kernel/Smp/LockOrder.cs, rank Vm).
+        public readonly Hypervisor.Smp.SpinLock Lock = new Hypervisor.Smp.SpinLock(Hypervisor.Smp.LockRank.Vm);
 
         public readonly VmCounters Counters = new VmCounters();
         public readonly MmioDevice[] Devices = new MmioDevice[MaxDevices];

@@ -323,6 +323,7 @@ namespace Hypervisor.Vm
                 vcpu.Timers.Reset();
                 vcpu.Debug.Reset();
                 vcpu.State = i == 0 ? VmState.Runnable : VmState.Off;
+                vcpu.PoweredOn = i == 0;
             }
             if (vm.Shadow != null && !vm.Shadow.Start()) return false;
             if (vm.Direct != null && !vm.Direct.Start()) return false;

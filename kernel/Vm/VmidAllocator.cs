@@ -37,7 +37,7 @@ namespace Hypervisor.Vm
     // generation instead of taking a new VMID. Entry takes a lock-free fast path
     // (the generation matches and the CPU's active slot is set) and only the
     // slow path takes a spin lock.
-    // Here every call runs under the hypervisor lock (kernel/Smp/LockOrder.cs),
+    // Here every call runs under the scheduler lock (kernel/Smp/LockOrder.cs),
     // so no fast path is needed, and "active" is exact: the tag of the VM
     // whose registers each CPU holds (SetActive on load, 0 once saved). At a
     // rollover exactly those VMIDs are reserved into the new generation; the
@@ -166,13 +166,20 @@ namespace Hypervisor.Vm
 
         // May a VM with `tag` be entered on `cpu` now? Yes if it holds a VMID
         // or one is free; else only if a rollover would leave one over once
-        // the VMIDs the other CPUs run with are reserved.
+        // the VMIDs the other CPUs run with are reserved. Those are counted
+        // once each: two vCPUs of one VM on two CPUs hold one VMID.
         public bool CanRun(ulong tag, int cpu)
         {
             if (IsCurrent(tag) || _inUse < _capacity || Reserved(tag) != NoVmid) return true;
-            int others = 0;
-            for (int c = 0; c < MaxCpus; c++) if (c != cpu && _active[c] != 0) others++;
-            return others < _capacity;
+            int distinct = 0;
+            for (int c = 0; c < MaxCpus; c++)
+            {
+                if (c == cpu || _active[c] == 0) continue;
+                bool seen = false;
+                for (int d = 0; d < c; d++) seen |= d != cpu && _active[d] == _active[c];
+                if (!seen) distinct++;
+            }
+            return distinct < _capacity;
         }
 
         // The VMID kept for an old-generation tag at the last rollover, or 0.

@@ -84,6 +84,30 @@ namespace Hypervisor.Tests.Unit
             Assert.True(flush);
         }
 
+        // Two vCPUs of one VM on two CPUs hold one VMID, not two: with three
+        // VMIDs, CPUs 1-3 running VMs p, p and r leave room for a third VM
+        // on CPU 0 after a rollover. (Counting CPUs instead of VMIDs held
+        // every other VM back while two 2-vCPU VMs ran.)
+        [Fact]
+        public void AVmOnSeveralCpusHoldsOneVmid()
+        {
+            var a = new VmidAllocator(2);             // VMIDs 1..3
+            ulong p = 0, q = 0, r = 0, s = 0;
+            a.Assign(ref p, out _);
+            a.Assign(ref q, out _);
+            a.Assign(ref r, out _);
+            a.SetActive(1, p);
+            a.SetActive(2, p);
+            a.SetActive(3, r);
+            Assert.True(a.CanRun(s, 0));
+            a.Assign(ref s, out bool flush);
+            Assert.True(flush);
+            Assert.NotEqual(VmidAllocator.VmidOf(p), VmidAllocator.VmidOf(s));
+            Assert.NotEqual(VmidAllocator.VmidOf(r), VmidAllocator.VmidOf(s));
+            a.SetActive(2, q);                        // three distinct VMs elsewhere: no room
+            Assert.False(a.CanRun(0x7777_0001, 0));
+        }
+
         [Fact]
         public void ReleasingAReservedVmidFreesIt()
         {
