@@ -53,13 +53,14 @@ namespace Hypervisor.Devices
         private readonly bool _deflateOnOom;
 
         // Frames unmapped in the current inflate batch, freed once its TLB
-        // maintenance has completed (kernel/Mm/GuestMemory.cs, EndBatch).
-        public readonly ulong[] Unmapped = new ulong[MaxPfnsPerChain];
-        public int UnmappedCount;
+        // maintenance has completed (kernel/Mm/UnmapBatch.cs).
+        public readonly UnmapBatch Unmapped = new UnmapBatch((int)MaxPfnsPerChain);
+        public readonly GuestMemory.BalloonSink UnmapSink;
 
         public VirtioBalloon(VirtualMachine vm, ulong bootBalloonBytes, bool deflateOnOom = false)
         {
             _deflateOnOom = deflateOnOom;
+            UnmapSink = new GuestMemory.BalloonSink(vm);
             _firstPfn = vm.RamBase >> 12;
             _pageCount = vm.RamSize >> 12;
             _ballooned = new ulong[(_pageCount + 63) / 64];

@@ -151,7 +151,7 @@ namespace Hypervisor.Mm
                     for (int i = 0; i < n; i++)
                         if (f[i] != 0) f[held++] = f[i];
                 }
-                if (vm.Tlb.Batching) returned += Defer(vm, frames.Slice(0, held));
+                if (vm.Tlb.Batching) returned += vm.Balloon.Unmapped.Hold(frames.Slice(0, held), vm.Balloon.UnmapSink);
                 else
                 {
                     int freed = Kernel.Frames.FreeMany(frames.Slice(0, held), vm.Owner);
@@ -166,15 +166,10 @@ namespace Hypervisor.Mm
 
         // Many stage-2 changes, one stage-1 flush: between BeginBatch and
         // EndBatch each unmapped page costs one TLBI IPAS2E1IS; EndBatch adds
-        // the DSB + TLBI VMALLE1IS that the combined entries need.
-        //
-        // Frames unmapped inside a batch are freed only after EndBatch's TLBI
-        // VMALLE1IS and DSB ISH have completed: until then a vCPU of the VM
-        // running on another CPU may still reach them through a combined
-        // stage-1+2 TLB entry (the per-page IPAS2E1IS does not remove those).
-        // The frames wait in the VM's balloon device (batches are the
-        // balloon's), under the VM's lock; a batch holds at most
-        // VirtioBalloon.MaxPfnsPerChain of them.
+        // the DSB + TLBI VMALLE1IS that the combined entries need. The frames
+        // unmapped inside a batch wait in the VM's balloon device (batches
+        // are the balloon's), under the VM's lock, until that maintenance has
+        // completed (kernel/Mm/UnmapBatch.cs says why).
         public static void BeginBatch(VirtualMachine vm)
         {
             vm.Tlb.SavedVttbr = Tlb.BeginBatch(vm);
@@ -185,32 +180,30 @@ namespace Hypervisor.Mm
         public static void EndBatch(VirtualMachine vm)
         {
             vm.Tlb.Batching = false;
-            Tlb.EndBatch(vm, vm.Tlb.SavedVttbr, vm.Tlb.PendingInBatch);
-            vm.Tlb.PendingInBatch = 0;
-            FreeDeferred(vm);
+            vm.Balloon.Unmapped.Finish(vm.Balloon.UnmapSink);
         }
 
-        // Returns how many frames will be freed at EndBatch. A batch larger
-        // than the buffer (not made today) completes its TLB maintenance early.
-        private static int Defer(VirtualMachine vm, Span<ulong> frames)
+        // The balloon's sink: the VM's TLB maintenance and the host's frames.
+        public sealed class BalloonSink : BatchSink
         {
-            Hypervisor.Devices.VirtioBalloon balloon = vm.Balloon;
-            if (balloon.UnmappedCount + frames.Length > balloon.Unmapped.Length)
+            private readonly VirtualMachine _vm;
+
+            public BalloonSink(VirtualMachine vm) => _vm = vm;
+
+            public override void FlushSoFar() => Tlb.CompleteBatch(_vm);
+
+            public override void FlushAndEnd()
             {
-                Tlb.CompleteBatch(vm);
-                FreeDeferred(vm);
+                Tlb.EndBatch(_vm, _vm.Tlb.SavedVttbr, _vm.Tlb.PendingInBatch);
+                _vm.Tlb.PendingInBatch = 0;
             }
-            for (int i = 0; i < frames.Length; i++) balloon.Unmapped[balloon.UnmappedCount++] = frames[i];
-            return frames.Length;
-        }
 
-        private static void FreeDeferred(VirtualMachine vm)
-        {
-            Hypervisor.Devices.VirtioBalloon balloon = vm.Balloon;
-            if (balloon == null || balloon.UnmappedCount == 0) return;
-            int freed = Kernel.Frames.FreeMany(new ReadOnlySpan<ulong>(balloon.Unmapped).Slice(0, balloon.UnmappedCount), vm.Owner);
-            Charge(vm, -freed);
-            balloon.UnmappedCount = 0;
+            public override int Free(ReadOnlySpan<ulong> frames)
+            {
+                int freed = Kernel.Frames.FreeMany(frames, _vm.Owner);
+                Charge(_vm, -freed);
+                return freed;
+            }
         }
 
         // Copies bytes into guest RAM (image loading), mapping pages as needed,
