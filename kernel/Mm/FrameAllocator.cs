@@ -158,12 +158,14 @@ namespace Hypervisor.Mm
         public ulong Allocate(ushort owner)
         {
             Hypervisor.Smp.Guard guard = Guard;
-            guard?.Enter();
+            if (guard == null) return AllocateLocked(owner);   // the demand-fault path with one CPU
+            guard.Enter();
             ulong result = AllocateLocked(owner);
-            guard?.Exit();
+            guard.Exit();
             return result;
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private ulong AllocateLocked(ushort owner)
         {
             if (_freeCount == 0 || owner == FrameOwner.Free) return 0;
@@ -293,12 +295,14 @@ namespace Hypervisor.Mm
         public int FreeMany(ReadOnlySpan<ulong> addresses, ushort owner)
         {
             Hypervisor.Smp.Guard guard = Guard;
-            guard?.Enter();
+            if (guard == null) return FreeManyLocked(addresses, owner);
+            guard.Enter();
             int result = FreeManyLocked(addresses, owner);
-            guard?.Exit();
+            guard.Exit();
             return result;
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private int FreeManyLocked(ReadOnlySpan<ulong> addresses, ushort owner)
         {
             if (!_sealed) return 0;

@@ -38,17 +38,21 @@ namespace Hypervisor.Mm
         // Returns how many frames it took (all of them).
         public int Hold(ReadOnlySpan<ulong> frames, BatchSink sink)
         {
-            int taken = 0;
-            while (taken < frames.Length)
+            ulong[] held = _frames;
+            int count = _count;
+            for (int i = 0; i < frames.Length; i++)
             {
-                if (_count == _frames.Length)
+                if (count == held.Length)
                 {
+                    _count = count;
                     sink.FlushSoFar();
                     FreeHeld(sink);
+                    count = 0;
                 }
-                while (taken < frames.Length && _count < _frames.Length) _frames[_count++] = frames[taken++];
+                held[count++] = frames[i];
             }
-            return taken;
+            _count = count;
+            return frames.Length;
         }
 
         // The batch's end: its TLB maintenance, then the frames. Returns how
