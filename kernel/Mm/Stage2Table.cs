@@ -343,6 +343,7 @@ namespace Hypervisor.Mm
 
         private Stage2Status MapAt(ulong ipa, ulong leaf, int targetLevel)
         {
+            // LAB 1 BEGIN Stage2Table.MapAt | return Stage2Status.OutOfTables;
             Stage2Status status = ReachLevel(ipa, targetLevel, true, out ulong entry, out ulong old);
             if (status != Stage2Status.Ok) return status;
             if (old == leaf) return Stage2Status.Ok;   // already so: nothing to do, no TLB work
@@ -369,6 +370,7 @@ namespace Hypervisor.Mm
             }
             CountLeaf(leaf, targetLevel, +1);
             return Stage2Status.Ok;
+            // LAB 1 END
         }
 
         // Walks to the entry for `ipa` at `targetLevel`, creating missing tables
@@ -377,6 +379,7 @@ namespace Hypervisor.Mm
         // running out of frames leaves the tables exactly as they were.
         private Stage2Status ReachLevel(ulong ipa, int targetLevel, bool createMissing, out ulong entry, out ulong old)
         {
+            // LAB 1 BEGIN Stage2Table.ReachLevel | entry = 0; old = 0; return Stage2Status.OutOfTables;
             int level = FirstNonTableLevel(ipa, targetLevel, out entry, out old);
             if (level == targetLevel) return Stage2Status.Ok;
             bool isBlock = Descriptor.IsBlock(old, level);
@@ -406,6 +409,7 @@ namespace Hypervisor.Mm
                 old = _memory.Read64(entry);
             }
             return Stage2Status.Ok;
+            // LAB 1 END
         }
 
         // Follows table entries from the root towards `targetLevel` and stops at
