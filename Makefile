@@ -21,6 +21,11 @@ CSC_FLAGS := -nologo -nostdlib -noconfig -unsafe -optimize+ -debug:portable \
              -target:library -langversion:latest -runtimemetadataversion:v4.0.30319 \
              -nowarn:CS0649,CS0169,CS8500 -warnaserror+
 ILC_FLAGS := --targetarch:arm64 --targetos:linux -O -g --nativelib
+# A student tree (scripts/make-student writes .student at its top) has lab
+# stubs that may leave a field written but never read: not an error there.
+ifneq ($(wildcard .student),)
+CSC_FLAGS += -nowarn:CS0414
+endif
 
 KERNEL_SRC := $(shell find kernel -name '*.cs' -not -path '*/obj/*' -not -path '*/bin/*')
 # The guest is its own corelib too: it shares kernel/Runtime and the pure
@@ -33,7 +38,7 @@ GUEST_OBJ  := $(patsubst guest/boot/%.s,$(BUILD)/guest/%.o,$(GUEST_ASM))
 BOOT_SRC   := $(wildcard boot/*.s)
 BOOT_OBJ   := $(patsubst boot/%.s,$(BUILD)/boot/%.o,$(BOOT_SRC))
 
-.PHONY: all deps run test unit bench debug clean check-build-tools check-run-tools linux-kit student grade
+.PHONY: all deps run test unit bench debug clean check-build-tools check-run-tools linux-kit student grade pictures
 
 all: $(BUILD)/hypervisor.bin $(BUILD)/guest.elf $(BUILD)/guest.bin $(BUILD)/guest.img
 
@@ -118,7 +123,7 @@ test: all $(LINUX_KIT) | check-run-tools
 	@set -o pipefail; : > $(BUILD)/test.log; \
 	$(DOTNET_TEST) 2>&1 | tee -a $(BUILD)/test.log; one=$$?; \
 	echo "== the QEMU tests again, on two CPUs (HV_SMP=2) =="; \
-	HV_SMP=2 $(DOTNET_TEST) --filter "FullyQualifiedName~.Integration.&FullyQualifiedName!~.SmpTests." 2>&1 | tee -a $(BUILD)/test.log; two=$$?; \
+	HV_SMP=2 $(DOTNET_TEST) --filter "FullyQualifiedName~.Integration.&FullyQualifiedName!~.SmpTests.&FullyQualifiedName!~.LabTests." 2>&1 | tee -a $(BUILD)/test.log; two=$$?; \
 	scripts/test-summary $(BUILD)/test.log; [ $$one = 0 ] && [ $$two = 0 ]
 
 # Instruction-exact figures under -icount shift=0 (not part of make test).
@@ -137,6 +142,18 @@ student:
 
 grade: all | check-run-tools
 	scripts/grade $(LAB)
+
+# Figures for the handouts, drawn from real runs: build/walk.svg is the
+# lecture's two-dimensional walk as the guest's self-test's Walk hypercall
+# made it, every memory access in its place (scripts/walk-svg);
+# build/balloon.svg the host's free frames at each step of the 128 MiB
+# balloon demo (scripts/balloon-svg).
+pictures: all | check-run-tools
+	scripts/hv-run --timeout 120 guest/configs/selftest.conf > $(BUILD)/selftest.log
+	scripts/walk-svg $(BUILD)/selftest.log > $(BUILD)/walk.svg
+	scripts/hv-run --mem 512M --timeout 300 guest/configs/balloon.conf > $(BUILD)/balloon.log
+	scripts/balloon-svg $(BUILD)/balloon.log > $(BUILD)/balloon.svg
+	@echo "written: $(BUILD)/walk.svg $(BUILD)/balloon.svg"
 
 clean:
 	rm -rf $(BUILD) tests/bin tests/obj

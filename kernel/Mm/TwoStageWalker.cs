@@ -126,6 +126,7 @@ namespace Hypervisor.Mm
             if (rootAlignment < 64) rootAlignment = 64;
             ulong table = ttbr & 0x0000_FFFF_FFFF_FFFEUL & ~(rootAlignment - 1);
 
+            // LAB 2 BEGIN TwoStageWalker.Translate | return Fail(ref result, TwoStageStatus.UnsupportedStage1Config, 1, 0);
             int recorded = 0;
             ulong gpa = 0;
             for (int level = startLevel; level <= 3; level++)
@@ -186,6 +187,7 @@ namespace Hypervisor.Mm
             result.Hpa = leaf.Pa;
             result.Status = TwoStageStatus.Ok;
             return TwoStageStatus.Ok;
+            // LAB 2 END
         }
 
         private static Span<TranslationStep> Rest(Span<TranslationStep> steps, int recorded) =>

@@ -38,6 +38,7 @@ namespace Hypervisor.Mm
         // Returns how many frames it took (all of them).
         public int Hold(ReadOnlySpan<ulong> frames, BatchSink sink)
         {
+            // LAB 6 BEGIN UnmapBatch.Hold | return 0;
             ulong[] held = _frames;
             int count = _count;
             for (int i = 0; i < frames.Length; i++)
@@ -53,14 +54,17 @@ namespace Hypervisor.Mm
             }
             _count = count;
             return frames.Length;
+            // LAB 6 END
         }
 
         // The batch's end: its TLB maintenance, then the frames. Returns how
         // many frames the host took back.
         public int Finish(BatchSink sink)
         {
+            // LAB 6 BEGIN UnmapBatch.Finish | return 0;
             sink.FlushAndEnd();
             return FreeHeld(sink);
+            // LAB 6 END
         }
 
         private int FreeHeld(BatchSink sink)

@@ -232,6 +232,7 @@ namespace Hypervisor.Paging
         // The shadow entry for guest entry `g` at `level`, mapping `va`.
         private bool Derive(int level, ulong g, ulong va, out ulong shadow)
         {
+            // LAB 4 BEGIN ShadowTables.Derive | shadow = 0; return false;
             EntriesDerived++;
             shadow = 0;
             if (!Descriptor.IsValid(g)) return true;
@@ -288,16 +289,19 @@ namespace Hypervisor.Paging
                 return true;
             }
             return true;   // a reserved encoding: invalid for the MMU as for the guest
+            // LAB 4 END
         }
 
         // A page or block leaf: the guest's attributes, our output address.
         private ulong Leaf(ulong gpa, int level, ulong g)
         {
+            // LAB 4 BEGIN ShadowTables.Leaf | return 0;
             ulong attributes = g & ~OutputMask & ~ContiguousHint;
             if (gpa >= 1UL << 40) return g;   // beyond the guest's IPS: the MMU reports the same address-size fault
             ulong frame = level == 3 && _host.IsRam(gpa) ? _host.FrameOf(gpa) : 0;
             ulong output = frame != 0 ? frame : TrapIpa(gpa);
             return output | attributes;
+            // LAB 4 END
         }
 
         // Entry i of the split of guest block `block` into a table at `level`.

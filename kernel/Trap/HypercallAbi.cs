@@ -23,7 +23,7 @@ namespace Hypervisor.Trap
         // paging=direct (kernel/Paging/DirectPaging.cs). Machine addresses are host-physical.
         public const ulong MachineFrames = VendorBase + 8; // x1 = GPA of a buffer, x2 = first GPA, x3 = pages (<= 512)
                                                            //   -> x0 = status; buffer[i] = machine address of page i
-        public const ulong PinTable = VendorBase + 9;      // x1 = machine address, x2 = level 0-3 -> x0 = status
+        public const ulong PinTable = VendorBase + 9;      // x1 = GPA of the page, x2 = level 0-3 -> x0 = status, x1 = its machine address
         public const ulong UnpinTable = VendorBase + 10;   // x1 = machine address -> x0 = status
         public const ulong MmuUpdate = VendorBase + 11;    // x1 = GPA of requests, x2 = count (<= 256)
                                                            //   -> x0 = status, x1 = index of the first refused request

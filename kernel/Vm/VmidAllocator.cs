@@ -112,6 +112,7 @@ namespace Hypervisor.Vm
         // cleared its own active slot: the VM it held is no longer running.
         public ushort Assign(ref ulong tag, out bool flushAll)
         {
+            // LAB 3 BEGIN VmidAllocator.Assign | flushAll = false; return NoVmid;
             flushAll = false;
             if (IsCurrent(tag)) return VmidOf(tag);
             ushort kept = Reserved(tag);
@@ -138,6 +139,7 @@ namespace Hypervisor.Vm
             _next = vmid + 1 > _capacity ? 1 : vmid + 1;
             tag = (_generation << TagShift) | (uint)vmid;
             return (ushort)vmid;
+            // LAB 3 END
         }
 
         // The VM is gone. Its VMID becomes free in this generation, so the
@@ -194,6 +196,7 @@ namespace Hypervisor.Vm
         // VMs go on running across the rollover and keep their numbers.
         private void NewGeneration()
         {
+            // LAB 3 BEGIN VmidAllocator.NewGeneration | return;
             _generation++;
             _rollovers++;
             ClearBitmap();
@@ -206,6 +209,7 @@ namespace Hypervisor.Vm
                 int vmid = VmidOf(t);
                 if ((_used[vmid >> 6] & (1UL << (vmid & 63))) == 0) { _used[vmid >> 6] |= 1UL << (vmid & 63); _inUse++; }
             }
+            // LAB 3 END
         }
 
         private void ClearBitmap()
