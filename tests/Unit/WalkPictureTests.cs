@@ -12,6 +12,19 @@ namespace Hypervisor.Tests.Unit
     // the guest's own read).
     public class WalkPictureTests
     {
+        // Runs scripts/<script> with the log on its standard input.
+        private static string Draw(string script, string log)
+        {
+            var psi = new ProcessStartInfo(Repo.Path("scripts", script)) { RedirectStandardInput = true, RedirectStandardOutput = true };
+            using var p = Process.Start(psi);
+            p.StandardInput.Write(log);
+            p.StandardInput.Close();
+            string svg = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            Assert.Equal(0, p.ExitCode);
+            return svg;
+        }
+
         // The self-test's walk: a 4-level guest whose tables sit in a 2 MiB
         // stage-2 block (2 stage-2 reads each), data behind a 4 KiB page (3).
         private const string Log = @"[hv] walk vm=g gva=0x0000008000005128
@@ -36,13 +49,7 @@ namespace Hypervisor.Tests.Unit
         [Fact]
         public void EveryAccessIsACellInItsColumnAndRow()
         {
-            var psi = new ProcessStartInfo(Repo.Path("scripts", "walk-svg")) { RedirectStandardInput = true, RedirectStandardOutput = true };
-            using var p = Process.Start(psi);
-            p.StandardInput.Write(Log);
-            p.StandardInput.Close();
-            string svg = p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            Assert.Equal(0, p.ExitCode);
+            string svg = Draw("walk-svg", Log);
             Assert.StartsWith("<svg", svg);
             Assert.Contains("15 memory accesses", svg);
             // Cells: x = 150 + 130 * column, y = 70 + 60 * row.
@@ -67,13 +74,7 @@ namespace Hypervisor.Tests.Unit
                                "[hv] balloon_move: received from vm a 32768 pages (128MiB); host frames free 92768 (+32768)\n" +
                                "[hv] balloon_move: handed to vm b 32768 pages (128MiB); host frames free 92768 (+32768)\n" +
                                "[hv] balloon_move: in use by vm b 32768 pages (128MiB); host frames free 60100 (+100)\n";
-            var psi = new ProcessStartInfo(Repo.Path("scripts", "balloon-svg")) { RedirectStandardInput = true, RedirectStandardOutput = true };
-            using var p = Process.Start(psi);
-            p.StandardInput.Write(log);
-            p.StandardInput.Close();
-            string svg = p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            Assert.Equal(0, p.ExitCode);
+            string svg = Draw("balloon-svg", log);
             var heights = Regex.Matches(svg, @"class=""step"" x=""\d+"" y=""\d+"" width=""120"" height=""(\d+)""")
                 .Select(m => int.Parse(m.Groups[1].Value)).ToList();
             Assert.Equal(4, heights.Count);
