@@ -147,13 +147,17 @@ grade: all | check-run-tools
 # lecture's two-dimensional walk as the guest's self-test's Walk hypercall
 # made it, every memory access in its place (scripts/walk-svg);
 # build/balloon.svg the host's free frames at each step of the 128 MiB
-# balloon demo (scripts/balloon-svg).
+# balloon demo (scripts/balloon-svg); build/shadow.svg one address's path
+# through the guest's tables beside its path through their shadow
+# (scripts/shadow-svg).
 pictures: all | check-run-tools
 	scripts/hv-run --timeout 120 guest/configs/selftest.conf > $(BUILD)/selftest.log
 	scripts/walk-svg $(BUILD)/selftest.log > $(BUILD)/walk.svg
 	scripts/hv-run --mem 512M --timeout 300 guest/configs/balloon.conf > $(BUILD)/balloon.log
 	scripts/balloon-svg $(BUILD)/balloon.log > $(BUILD)/balloon.svg
-	@echo "written: $(BUILD)/walk.svg $(BUILD)/balloon.svg"
+	scripts/hv-run --timeout 120 guest/configs/bench-paging-shadow.conf > $(BUILD)/shadow.log
+	scripts/shadow-svg $(BUILD)/shadow.log > $(BUILD)/shadow.svg
+	@echo "written: $(BUILD)/walk.svg $(BUILD)/balloon.svg $(BUILD)/shadow.svg"
 
 clean:
 	rm -rf $(BUILD) tests/bin tests/obj

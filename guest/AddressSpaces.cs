@@ -111,6 +111,10 @@ namespace Guest
             Cost touch = Since(c0, Pages);
             for (int i = 0; i < Pages; i++) if (*(ulong*)FreshPage(i) != Pattern(9, i)) wrong++;
 
+            // The guest's own walk of that address, then the one the MMU makes
+            // (under shadow paging: through the shadow tables), both printed
+            // by the hypervisor: `make pictures` draws them side by side.
+            Hvc.Call(HypercallAbi.WalkAddress, Va(5));
             var walk = Hvc.Call(HypercallAbi.WalkHardware, Va(5));
             ulong walkAccesses = (long)walk.X0 == HypercallAbi.Ok ? walk.X3 : 0;
             Cpu.WriteTtbr0(Mmu.Tables.Address(Mmu.Root));

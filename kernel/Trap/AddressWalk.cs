@@ -17,7 +17,7 @@ namespace Hypervisor.Trap
         {
             Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];
             TwoStageStatus status = Walk(vm, frame->X[1], steps, out TwoStageResult result);
-            Print(vm, steps, result);
+            Print("walk", vm, steps, result);
             Reply(frame, status, result);
         }
 
@@ -39,7 +39,7 @@ namespace Hypervisor.Trap
         {
             Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];
             Walk(vm, gva, steps, out TwoStageResult result);
-            Print(vm, steps, result);
+            Print("walk", vm, steps, result);
         }
 
         // The walk the guest defines (its tables over its stage 2), whatever the
@@ -55,18 +55,24 @@ namespace Hypervisor.Trap
         // HypercallAbi.WalkHardware: the walk the MMU makes on a TLB miss (for
         // shadow paging: the shadow tables over the identity map). x1 = GVA ->
         // x1 = the IPA stage 1 produced, x2 = HPA, x3 = memory accesses.
+        // Printed as `[hv] hardware walk ...`: beside the guest's own walk of
+        // the same GVA it shows a shadow tree beside the guest's tree
+        // (scripts/shadow-svg draws the two).
         public static void HardwareForHypercall(VirtualMachine vm, TrapFrame* frame)
         {
             Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];
             GuestView.Hardware(vm, true, out GuestTranslationRegisters regs, out Stage2Table stage2);
             TwoStageStatus status = TwoStageWalker.Translate(stage2, regs, frame->X[1], steps, out TwoStageResult result);
+            Print("hardware walk", vm, steps, result);
             Reply(frame, status, result);
         }
 
         // [hv] walk vm=g gva=... then one line per entry read, then the result.
-        private static void Print(VirtualMachine vm, Span<TranslationStep> steps, in TwoStageResult r)
+        private static void Print(string what, VirtualMachine vm, Span<TranslationStep> steps, in TwoStageResult r)
         {
-            Log.Write("[hv] walk vm=");
+            Log.Write("[hv] ");
+            Log.Write(what);
+            Log.Write(" vm=");
             Log.Write(vm.Name);
             Log.Write(" gva=");
             Log.Hex(r.Gva);
@@ -86,7 +92,9 @@ namespace Hypervisor.Trap
                 Log.Hex(s.Descriptor);
                 Log.NewLine();
             }
-            Log.Write("[hv] walk result: gva ");
+            Log.Write("[hv] ");
+            Log.Write(what);
+            Log.Write(" result: gva ");
             Log.Hex(r.Gva);
             if (r.Status == TwoStageStatus.Ok)
             {

@@ -82,5 +82,38 @@ namespace Hypervisor.Tests.Unit
             Assert.Contains(">received from vm a<", svg);
             Assert.Contains(">92768<", svg);
         }
+
+        // scripts/shadow-svg: the guest's walk of a GVA beside the MMU's walk
+        // through the shadow of the same tables, level by level, the guest
+        // ending at a GPA and the shadow at the HPA.
+        [Fact]
+        public void TheShadowTreeStandsBesideTheGuestsTree()
+        {
+            string log = string.Join("\n",
+                "[hv] walk vm=p gva=0x0000010000005000",
+                "[hv]     stage-2 L1 table hpa=0x0000000040b02000 [1] read at hpa=0x0000000040b02008 -> 0x0000000040b04003",
+                "[hv]   stage-1 L0 table gpa=0x00000000400e4000 [2] read at hpa=0x0000000040ce4010 -> 0x00000000400e5003",
+                "[hv]   stage-1 L1 table gpa=0x00000000400e5000 [0] read at hpa=0x0000000040ce5000 -> 0x00000000400e6003",
+                "[hv]   stage-1 L2 table gpa=0x00000000400e6000 [0] read at hpa=0x0000000040ce6000 -> 0x00000000400e7003",
+                "[hv]   stage-1 L3 table gpa=0x00000000400e7000 [5] read at hpa=0x0000000040ce7028 -> 0x0000000042105f07",
+                "[hv] walk result: gva 0x0000010000005000 -> gpa 0x0000000042105000 -> hpa 0x0000000040fba000, 15 memory accesses",
+                "[hv] hardware walk vm=p gva=0x0000010000005000",
+                "[hv]   stage-1 L0 table gpa=0x0000000040fa2000 [2] read at hpa=0x0000000040fa2010 -> 0x0000000040fb2003",
+                "[hv]   stage-1 L1 table gpa=0x0000000040fb2000 [0] read at hpa=0x0000000040fb2000 -> 0x0000000040fb3003",
+                "[hv]   stage-1 L2 table gpa=0x0000000040fb3000 [0] read at hpa=0x0000000040fb3000 -> 0x0000000040fb4003",
+                "[hv]   stage-1 L3 table gpa=0x0000000040fb4000 [5] read at hpa=0x0000000040fb4028 -> 0x0000000040fbaf07",
+                "[hv] hardware walk result: gva 0x0000010000005000 -> gpa 0x0000000040fba000 -> hpa 0x0000000040fba000, 14 memory accesses",
+                "");
+            string svg = Draw("shadow-svg", log);
+            Assert.Equal(4, Regex.Matches(svg, @"class=""guest""").Count);
+            Assert.Equal(4, Regex.Matches(svg, @"class=""shadow""").Count);
+            Assert.Equal(4, Regex.Matches(svg, @"class=""mirror""").Count);
+            Assert.Contains(">L0 table 0x400e4000<", svg);     // the guest's root, a GPA
+            Assert.Contains(">L0 table 0x40fa2000<", svg);     // its shadow, an HPA
+            Assert.Contains(">GPA 0x42105000<", svg);
+            Assert.Contains(">HPA 0x40fba000<", svg);
+            Assert.Contains("15 memory accesses", svg);
+            Assert.Contains("14 memory accesses", svg);
+        }
     }
 }
