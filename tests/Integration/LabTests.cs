@@ -79,6 +79,25 @@ namespace Hypervisor.Tests.Integration
             finally { Directory.Delete(dest, true); }
         }
 
+        // The whole way a student goes: lab 1's stubs in place, `make` builds
+        // the hypervisor image, and `make grade LAB=1` scores 0 for both parts,
+        // naming the stub, and exits non-zero.
+        [Fact]
+        public void MakeGradeInAStudentTreeScoresItsHolesZero()
+        {
+            string dest = StudentTree("1");
+            try
+            {
+                var (make, makeOutput) = Run("make", "", dest);
+                Assert.True(make == 0, makeOutput);
+                var (grade, output) = Run("make", "grade LAB=1", dest);
+                Assert.NotEqual(0, grade);
+                Assert.Contains("Score: 0/100", output);
+                Assert.Contains("still to write: LAB 1 TODO Stage2Table.", output);
+            }
+            finally { Directory.Delete(dest, true); }
+        }
+
         // Every lab with holes, alone in a student tree: the kernel builds
         // (with -warnaserror), the host-test parts of that lab fail naming its
         // stubs, and every other lab's host-test parts still pass there (the
