@@ -44,7 +44,7 @@ namespace Hypervisor.Smp
 
     // The physical CPUs: found in the host device tree, started with PSCI
     // CPU_ON through the conduit the tree names, each running the same
-    // scheduler (kernel/Vm/Scheduler.cs) under the hypervisor lock.
+    // scheduler (kernel/Vm/Scheduler.cs), with the locks of kernel/Smp/LockOrder.cs.
     public static unsafe class Cpus
     {
         public const ulong AffinityMask = 0xff00ffffffUL;   // MPIDR_EL1's Aff3..Aff0

@@ -517,7 +517,7 @@ namespace Hypervisor.Vm
         // WFE is trapped only while another vCPU waits for a CPU: a guest
         // spinning on a lock with WFE then hands its CPU over. With nobody
         // waiting (as many vCPUs as CPUs), the trap would only make every
-        // spin of every guest lock an exit under the hypervisor lock; KVM
+        // spin of every guest lock an exit under the VM's lock; KVM
         // clears it in the same case. The slice still ends every vCPU's turn.
         private static ulong WfeTrap(Vcpu loading, ulong hcr) =>
             s_runnable > (loading.State == VmState.Runnable ? 1 : 0) ? hcr | Hcr.TWE : hcr & ~Hcr.TWE;
