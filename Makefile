@@ -143,21 +143,21 @@ student:
 grade: all | check-run-tools
 	scripts/grade $(LAB)
 
-# Figures for the handouts, drawn from real runs: build/walk.svg is the
+# Figures for the handouts, drawn from real runs: build/walk.html is the
 # lecture's two-dimensional walk as the guest's self-test's Walk hypercall
-# made it, every memory access in its place (scripts/walk-svg);
-# build/balloon.svg the host's free frames at each step of the 128 MiB
-# balloon demo (scripts/balloon-svg); build/shadow.svg one address's path
+# made it, every memory access in its place (scripts/draw-walk);
+# build/balloon.html the host's free frames at each step of the 128 MiB
+# balloon demo (scripts/draw-balloon); build/shadow.html one address's path
 # through the guest's tables beside its path through their shadow
-# (scripts/shadow-svg).
+# (scripts/draw-shadow).
 pictures: all | check-run-tools
 	scripts/hv-run --timeout 120 guest/configs/selftest.conf > $(BUILD)/selftest.log
-	scripts/walk-svg $(BUILD)/selftest.log > $(BUILD)/walk.svg
+	scripts/draw-walk $(BUILD)/selftest.log > $(BUILD)/walk.html
 	scripts/hv-run --mem 512M --timeout 300 guest/configs/balloon.conf > $(BUILD)/balloon.log
-	scripts/balloon-svg $(BUILD)/balloon.log > $(BUILD)/balloon.svg
+	scripts/draw-balloon $(BUILD)/balloon.log > $(BUILD)/balloon.html
 	scripts/hv-run --timeout 120 guest/configs/bench-paging-shadow.conf > $(BUILD)/shadow.log
-	scripts/shadow-svg $(BUILD)/shadow.log > $(BUILD)/shadow.svg
-	@echo "written: $(BUILD)/walk.svg $(BUILD)/balloon.svg $(BUILD)/shadow.svg"
+	scripts/draw-shadow $(BUILD)/shadow.log > $(BUILD)/shadow.html
+	@echo "written: $(BUILD)/walk.html $(BUILD)/balloon.html $(BUILD)/shadow.html"
 
 clean:
 	rm -rf $(BUILD) tests/bin tests/obj

@@ -57,7 +57,7 @@ namespace Hypervisor.Trap
         // x1 = the IPA stage 1 produced, x2 = HPA, x3 = memory accesses.
         // Printed as `[hv] hardware walk ...`: beside the guest's own walk of
         // the same GVA it shows a shadow tree beside the guest's tree
-        // (scripts/shadow-svg draws the two).
+        // (scripts/draw-shadow draws the two).
         public static void HardwareForHypercall(VirtualMachine vm, TrapFrame* frame)
         {
             Span<TranslationStep> steps = stackalloc TranslationStep[TwoStageWalker.MaxSteps];

@@ -6,7 +6,7 @@ using Xunit;
 
 namespace Hypervisor.Tests.Unit
 {
-    // scripts/walk-svg draws the two-dimensional walk from a console log
+    // scripts/draw-walk draws the two-dimensional walk from a console log
     // (`make pictures`): every access of the walk is one numbered cell, in
     // its column (the guest read it serves) and row (its stage-2 level, or
     // the guest's own read).
@@ -49,8 +49,9 @@ namespace Hypervisor.Tests.Unit
         [Fact]
         public void EveryAccessIsACellInItsColumnAndRow()
         {
-            string svg = Draw("walk-svg", Log);
-            Assert.StartsWith("<svg", svg);
+            string svg = Draw("draw-walk", Log);
+            Assert.StartsWith("<!DOCTYPE html>", svg);
+            Assert.Contains("<svg ", svg);
             Assert.Contains("15 memory accesses", svg);
             // Cells: x = 150 + 130 * column, y = 70 + 60 * row.
             var cells = Regex.Matches(svg, @"<rect x=""(\d+)"" y=""(\d+)"" width=""120""")
@@ -63,7 +64,7 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(Enumerable.Range(1, 15), Regex.Matches(svg, @"font-weight=""bold"" text-anchor=""middle"">(\d+)<").Select(m => int.Parse(m.Groups[1].Value)));
         }
 
-        // scripts/balloon-svg: one bar per step of the demo, its height the
+        // scripts/draw-balloon: one bar per step of the demo, its height the
         // host's free frames then (the pool fills as a inflates, empties as
         // b takes the frames).
         [Fact]
@@ -74,7 +75,7 @@ namespace Hypervisor.Tests.Unit
                                "[hv] balloon_move: received from vm a 32768 pages (128MiB); host frames free 92768 (+32768)\n" +
                                "[hv] balloon_move: handed to vm b 32768 pages (128MiB); host frames free 92768 (+32768)\n" +
                                "[hv] balloon_move: in use by vm b 32768 pages (128MiB); host frames free 60100 (+100)\n";
-            string svg = Draw("balloon-svg", log);
+            string svg = Draw("draw-balloon", log);
             var heights = Regex.Matches(svg, @"class=""step"" x=""\d+"" y=""\d+"" width=""120"" height=""(\d+)""")
                 .Select(m => int.Parse(m.Groups[1].Value)).ToList();
             Assert.Equal(4, heights.Count);
@@ -83,7 +84,7 @@ namespace Hypervisor.Tests.Unit
             Assert.Contains(">92768<", svg);
         }
 
-        // scripts/shadow-svg: the guest's walk of a GVA beside the MMU's walk
+        // scripts/draw-shadow: the guest's walk of a GVA beside the MMU's walk
         // through the shadow of the same tables, level by level, the guest
         // ending at a GPA and the shadow at the HPA.
         [Fact]
@@ -104,7 +105,7 @@ namespace Hypervisor.Tests.Unit
                 "[hv]   stage-1 L3 table gpa=0x0000000040fb4000 [5] read at hpa=0x0000000040fb4028 -> 0x0000000040fbaf07",
                 "[hv] hardware walk result: gva 0x0000010000005000 -> gpa 0x0000000040fba000 -> hpa 0x0000000040fba000, 14 memory accesses",
                 "");
-            string svg = Draw("shadow-svg", log);
+            string svg = Draw("draw-shadow", log);
             Assert.Equal(4, Regex.Matches(svg, @"class=""guest""").Count);
             Assert.Equal(4, Regex.Matches(svg, @"class=""shadow""").Count);
             Assert.Equal(4, Regex.Matches(svg, @"class=""mirror""").Count);
