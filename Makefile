@@ -38,7 +38,7 @@ GUEST_OBJ  := $(patsubst guest/boot/%.s,$(BUILD)/guest/%.o,$(GUEST_ASM))
 BOOT_SRC   := $(wildcard boot/*.s)
 BOOT_OBJ   := $(patsubst boot/%.s,$(BUILD)/boot/%.o,$(BOOT_SRC))
 
-.PHONY: all deps run test unit bench debug clean check-build-tools check-run-tools linux-kit student grade pictures
+.PHONY: all deps run test unit bench profile debug clean check-build-tools check-run-tools linux-kit student grade pictures
 
 all: $(BUILD)/hypervisor.bin $(BUILD)/guest.elf $(BUILD)/guest.bin $(BUILD)/guest.img
 
@@ -129,6 +129,17 @@ test: all $(LINUX_KIT) | check-run-tools
 # Instruction-exact figures under -icount shift=0 (not part of make test).
 bench: all $(LINUX_KIT) | check-run-tools
 	scripts/bench
+
+# Where each exit's instructions go: the benchmark guests run with every
+# hypervisor instruction traced (scripts/hv-run --trace), and
+# scripts/profile-exits prints each kind of exit step by step, function by
+# function (docs/performance.md explains the budget).
+profile: all | check-run-tools
+	scripts/hv-run --icount --timeout 300 --trace $(BUILD)/trace.log guest/configs/bench.conf > /dev/null
+	scripts/profile-exits --top 3 $(BUILD)/trace.log
+	scripts/hv-run --icount --timeout 300 --trace $(BUILD)/trace.log guest/configs/bench-switch.conf > /dev/null
+	scripts/profile-exits --top 1 $(BUILD)/trace.log
+	rm -f $(BUILD)/trace.log
 
 unit:
 	dotnet test tests/tests.csproj --nologo -v quiet --filter "Category!=Integration"
