@@ -2,54 +2,45 @@
 // here, not on every exit: the hypervisor itself never uses EL1 or the SIMD
 // registers other than q16/q17, so they stay in the CPU while it handles exits.
 
-// El1State (kernel/Vm/VcpuContext.cs), one 8-byte slot each, in this order.
+// El1State (kernel/Vm/VcpuState.cs), one 8-byte slot each, in this order,
+// two registers to a line so each pair moves with one STP or LDP.
 .macro el1_registers op
-    \op sctlr_el1, 0
-    \op tcr_el1, 8
-    \op ttbr0_el1, 16
-    \op ttbr1_el1, 24
-    \op mair_el1, 32
-    \op amair_el1, 40
-    \op vbar_el1, 48
-    \op contextidr_el1, 56
-    \op tpidr_el1, 64
-    \op tpidr_el0, 72
-    \op tpidrro_el0, 80
-    \op sp_el1, 88
-    \op elr_el1, 96
-    \op spsr_el1, 104
-    \op esr_el1, 112
-    \op far_el1, 120
-    \op afsr0_el1, 128
-    \op afsr1_el1, 136
-    \op par_el1, 144
-    \op cpacr_el1, 152
-    \op cntkctl_el1, 160
-    \op cntv_ctl_el0, 168
-    \op cntv_cval_el0, 176
-    \op csselr_el1, 184
-    \op mdscr_el1, 192
+    \op sctlr_el1, tcr_el1, 0
+    \op ttbr0_el1, ttbr1_el1, 16
+    \op mair_el1, amair_el1, 32
+    \op vbar_el1, contextidr_el1, 48
+    \op tpidr_el1, tpidr_el0, 64
+    \op tpidrro_el0, sp_el1, 80
+    \op elr_el1, spsr_el1, 96
+    \op esr_el1, far_el1, 112
+    \op afsr0_el1, afsr1_el1, 128
+    \op par_el1, cpacr_el1, 144
+    \op cntkctl_el1, cntv_ctl_el0, 160
+    \op cntv_cval_el0, csselr_el1, 176
+    \op mdscr_el1, sp_el0, 192
 .endm
 
-.macro save_one reg, off
-    mrs     x1, \reg
-    str     x1, [x0, #\off]
+.macro save_pair a, b, off
+    mrs     x1, \a
+    mrs     x2, \b
+    stp     x1, x2, [x0, #\off]
 .endm
 
-.macro restore_one reg, off
-    ldr     x1, [x0, #\off]
-    msr     \reg, x1
+.macro restore_pair a, b, off
+    ldp     x1, x2, [x0, #\off]
+    msr     \a, x1
+    msr     \b, x2
 .endm
 
     .text
     .global el1_save
 el1_save:
-    el1_registers save_one
+    el1_registers save_pair
     ret
 
     .global el1_restore
 el1_restore:
-    el1_registers restore_one
+    el1_registers restore_pair
     isb
     ret
 
@@ -103,17 +94,18 @@ fp_restore:
     ret
 
 // frame_copy(dst, src): one guest register frame (FRAME_SIZE bytes, 16-byte
-// aligned) with plain integer loads and stores: the live frame on the EL2
-// stack to or from a vCPU's saved context on every VM switch. Unrolled (21
-// pairs, no loop counter): a switch copies two frames.
+// aligned): the live frame on the EL2 stack to or from a vCPU's saved context
+// on every VM switch. 32 bytes a step through q16/q17, the hypervisor's own
+// SIMD scratch registers (the guest's q16/q17 are in the frame by then);
+// unrolled, no loop counter: a switch copies two frames.
 .include "asm.inc"
-.if FRAME_SIZE != 336
-.error "frame_copy is unrolled for a 336-byte frame"
+.if FRAME_SIZE != 320
+.error "frame_copy is unrolled for a 320-byte frame"
 .endif
     .global frame_copy
 frame_copy:
-    .irp off, 0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 272, 288, 304, 320
-    ldp     x3, x4, [x1, #\off]
-    stp     x3, x4, [x0, #\off]
+    .irp off, 0, 32, 64, 96, 128, 160, 192, 224, 256, 288
+    ldp     q16, q17, [x1, #\off]
+    stp     q16, q17, [x0, #\off]
     .endr
     ret

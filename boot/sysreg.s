@@ -110,6 +110,7 @@ barrier_isb:
     accessors elr_el1
     accessors spsr_el1
     accessors sp_el1
+    accessors sp_el0
     accessors cpacr_el1
     accessors contextidr_el1
     accessors tpidr_el1

@@ -12,9 +12,9 @@
 // The world switch is this path. A guest's general registers, PC (ELR_EL2) and
 // PSTATE (SPSR_EL2) live in the frame while the hypervisor runs. Of its FP/SIMD
 // registers only q16/q17 need saving here: they are all the compiled C# code
-// uses (checked at build time); the rest, like its EL1 system registers, stay
-// in the CPU because the hypervisor never touches them. They only move when
-// another VM gets the CPU.
+// uses (checked at build time); the rest, like its EL1 system registers and
+// SP_EL0 (the hypervisor runs on SP_EL2), stay in the CPU because the
+// hypervisor never touches them. They only move when another VM gets the CPU.
 
 .include "asm.inc"
 
@@ -74,8 +74,6 @@ hv_vectors:
     mrs     x2, far_el2
     mrs     x3, hpfar_el2
     stp     x2, x3, [sp, #FRAME_FAR]
-    mrs     x2, sp_el0
-    str     x2, [sp, #FRAME_SP_EL0]
 .endm
 
 // An exception in the hypervisor itself: save, report, (panic never returns).
@@ -99,8 +97,6 @@ guest_resume:
     ldp     q16, q17, [sp, #FRAME_Q16]
 
 restore_gprs_and_eret:
-    ldr     x2, [sp, #FRAME_SP_EL0]
-    msr     sp_el0, x2
     ldp     x30, x2, [sp, #240]
     msr     elr_el2, x2
     ldr     x2, [sp, #FRAME_SPSR]

@@ -66,6 +66,19 @@ namespace Hypervisor.Arch
         public uint StatusCode => (uint)Esr & 0x3f;
         public FaultStatus Status => FaultStatusCode.Classify(StatusCode);
 
+        // Status.IsTranslation without the table: DFSC 0b0001LL (levels 0-3),
+        // or 0b101011 / 0b101010 (levels -1 and -2, FEAT_LPA2). On every
+        // demand fault, so a mask and two compares.
+        public bool IsTranslationFault
+        {
+            [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            get
+            {
+                uint code = StatusCode;
+                return (code & 0x3c) == 0x04 || code == FaultStatusCode.TranslationLevelMinus1 || code == FaultStatusCode.TranslationLevelMinus2;
+            }
+        }
+
         private bool Bit(int n) => ((Esr >> n) & 1) != 0;
 
         // The intermediate physical address (guest-physical) of a stage-2 fault.

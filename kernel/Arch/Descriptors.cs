@@ -165,6 +165,7 @@ namespace Hypervisor.Arch
             (MemAttrDeviceNGnRE << MemAttrShift) | (3UL << AccessShift) | InnerShareable | AccessFlag | ExecuteNever;
 
         // A level-3 page descriptor for the 4 KiB frame at `pa`.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ulong Page(ulong pa, ulong attributes) =>
             (pa & Descriptor.AddressMask) | (attributes & Descriptor.AttributeMask) | Descriptor.TableOrPageType;
 

@@ -168,6 +168,7 @@ namespace Hypervisor.Arch
         }
 
         // The low accessSize bytes of value.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static ulong TruncateToSize(ulong value, int accessSize)
         {
             if (accessSize >= 8) return value;

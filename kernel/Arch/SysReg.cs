@@ -54,6 +54,8 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "write_mair_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteMairEl1(ulong value);
         [RuntimeImport("*", "read_sp_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadSpEl1();
         [RuntimeImport("*", "write_sp_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteSpEl1(ulong value);
+        [RuntimeImport("*", "read_sp_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadSpEl0();
+        [RuntimeImport("*", "write_sp_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteSpEl0(ulong value);
         [RuntimeImport("*", "read_cpacr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCpacrEl1();
         [RuntimeImport("*", "write_cpacr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCpacrEl1(ulong value);
         [RuntimeImport("*", "read_contextidr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadContextidrEl1();

@@ -11,12 +11,12 @@ namespace Hypervisor.Arch
         public ulong Esr;       // syndrome: why we are here
         public ulong Far;       // faulting virtual address (aborts)
         public ulong Hpfar;     // faulting IPA >> 12, in bits [43:4] (stage-2 aborts)
-        public ulong SpEl0;
-        private ulong _pad;         // q16 is 16-byte aligned in the frame (FRAME_Q16 = 304)
+        // (SP_EL0 is not here: like the EL1 registers it stays in the CPU
+        // while the hypervisor runs, kernel/Vm/VcpuState.cs.)
         public fixed ulong Q16[2];  // the guest's q16 and q17 (VM exits only): the
         public fixed ulong Q17[2];  // only SIMD registers compiled C# code uses
 
-        public const int Size = 336;
+        public const int Size = 320;
     }
 
     // Which of the 16 vector entries was taken (boot/vectors.S).

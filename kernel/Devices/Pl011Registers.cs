@@ -58,7 +58,11 @@ namespace Hypervisor.Devices
             if (Irq != null) Irq.Set(false);
         }
 
-        public uint RawStatus => _latched | (_rxCount > 0 ? IntRx | IntRt : 0);
+        public uint RawStatus
+        {
+            [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+            get => _latched | (_rxCount > 0 ? IntRx | IntRt : 0);
+        }
         public uint MaskedStatus => RawStatus & _imsc;
         public bool Level => MaskedStatus != 0;
         public int RxCount => _rxCount;
@@ -85,23 +89,22 @@ namespace Hypervisor.Devices
             bool sent = false;
             // Only whole registers: a partial write of a control register is
             // not something drivers do, and is ignored.
-            if ((offset & 3) == 0)
+            switch (offset)   // a misaligned offset matches no case
             {
-                if (offset == DR)
-                {
+                case DR:
                     transmit = (byte)value;
                     sent = true;
                     _latched |= IntTx;
-                }
-                else if (offset == ILPR) _ilpr = value & 0xff;
-                else if (offset == IBRD) _ibrd = value & 0xffff;
-                else if (offset == FBRD) _fbrd = value & 0x3f;
-                else if (offset == LCR_H) _lcrH = value & 0xff;
-                else if (offset == CR) _cr = value & 0xffff;
-                else if (offset == IFLS) _ifls = value & 0x3f;
-                else if (offset == IMSC) _imsc = value & InterruptMask;
-                else if (offset == ICR) _latched &= ~value;
-                else if (offset == DMACR) _dmacr = value & 0x7;
+                    break;
+                case ILPR: _ilpr = value & 0xff; break;
+                case IBRD: _ibrd = value & 0xffff; break;
+                case FBRD: _fbrd = value & 0x3f; break;
+                case LCR_H: _lcrH = value & 0xff; break;
+                case CR: _cr = value & 0xffff; break;
+                case IFLS: _ifls = value & 0x3f; break;
+                case IMSC: _imsc = value & InterruptMask; break;
+                case ICR: _latched &= ~value; break;
+                case DMACR: _dmacr = value & 0x7; break;
                 // RSR/ECR: a write clears the error flags, of which there are none.
             }
             Drive();
@@ -147,10 +150,17 @@ namespace Hypervisor.Devices
         // Only on a change: this runs on every register access, which is the
         // UART's exit path. Reset() forgets the level (the VM's GIC is reset
         // with it, so both ends start low).
+        // Inlined: after most register writes the line stays where it was.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private void Drive()
         {
             bool level = Level;
-            if (level == _driven) return;
+            if (level != _driven) DriveChanged(level);
+        }
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private void DriveChanged(bool level)
+        {
             _driven = level;
             InterruptLine irq = Irq;
             if (irq != null) irq.Set(level);

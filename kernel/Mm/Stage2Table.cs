@@ -62,6 +62,11 @@ namespace Hypervisor.Mm
         private ulong _tablesFreed;
         private ulong _livePages;
         private ulong _liveBlocks;
+        // The new tables of one ReachLevel (at most three). A field, not a
+        // stackalloc: a stackalloc'd buffer costs every walk, including the
+        // common one that needs no new table, a zeroed frame and a stack
+        // cookie check. (One walk at a time: the VM's lock is held.)
+        private readonly ulong[] _fresh = new ulong[4];
 
         // The layout this project uses: a 40-bit IPA, walk starting at level 1
         // with two concatenated level-1 tables (an 8 KiB root).
@@ -386,7 +391,7 @@ namespace Hypervisor.Mm
             if (!createMissing && !isBlock) return Stage2Status.NotMapped;
 
             int needed = targetLevel - level;   // one new table per level below this one
-            Span<ulong> fresh = stackalloc ulong[4];
+            Span<ulong> fresh = _fresh;
             for (int i = 0; i < needed; i++)
             {
                 fresh[i] = _memory.AllocateTable();
@@ -417,15 +422,26 @@ namespace Hypervisor.Mm
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private int FirstNonTableLevel(ulong ipa, int targetLevel, out ulong entry, out ulong descriptor)
         {
+            // IndexAt, unrolled by hand: the shift drops by 9 bits a level and
+            // only the root's mask can differ (every demand fault comes here).
             ulong table = _root;
             int level = _startLevel;
+            int shift = Descriptor.LevelShift(level);
+            ulong mask = (ulong)_rootEntries - 1;
             while (true)
             {
-                entry = table + (ulong)IndexAt(ipa, level) * 8;
-                descriptor = _memory.Read64(entry);
-                if (level == targetLevel || !Descriptor.IsTable(descriptor, level)) return level;
-                table = Descriptor.TableAddress(descriptor);
+                ulong at = table + ((ipa >> shift) & mask) * 8;
+                ulong d = _memory.Read64(at);
+                if (level == targetLevel || !Descriptor.IsTable(d, level))
+                {
+                    entry = at;
+                    descriptor = d;
+                    return level;
+                }
+                table = Descriptor.TableAddress(d);
                 level++;
+                shift -= 9;
+                mask = Descriptor.EntriesPerTable - 1;
             }
         }
 
@@ -466,6 +482,7 @@ namespace Hypervisor.Mm
             if (value != 0) _memory.Write64(entry, value);
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private void CountLeaf(ulong descriptor, int level, int delta)
         {
             if (Descriptor.IsPage(descriptor, level)) _livePages = (ulong)((long)_livePages + delta);

@@ -22,54 +22,62 @@ namespace Hypervisor.Trap
     //   below RAM (direct)    -> a device the guest mapped: emulate or abort.
     public static unsafe class DataAborts
     {
+        // The stage-2 path (no shadow or direct paging) decides RAM or device
+        // with two compares; everything else is in the methods it calls.
         public static void Handle(VirtualMachine vm, TrapFrame* frame)
         {
             var syndrome = new DataAbortSyndrome(frame->Esr);
             ulong ipa = DataAbortSyndrome.IntermediatePhysicalAddress(frame->Hpfar, frame->Far);
-            bool shadowLeaf = false;
-            if (vm.ActiveStage2Root != vm.Stage2Root)   // one compare on the stage-2 path
-            {
-                shadowLeaf = FromTrapWindow(vm, ref ipa);
-                if (!shadowLeaf)
-                {
-                    IdentityMapFault(vm, frame, syndrome, ipa);
-                    return;
-                }
-                // The walk met a shadow entry left for later (kernel/Paging/ShadowBudget.cs).
-                if (syndrome.OnStage1TableWalk && vm.Shadow.FillDeferred(frame->Far, ipa)) return;
-            }
+            if (vm.ActiveStage2Root != vm.Stage2Root) OnIdentityMap(vm, frame, syndrome, ipa);
+            else if (vm.IsRam(ipa)) RamFault(vm, frame, syndrome, ipa, false);
+            else MmioOrAbort(vm, frame, syndrome, ipa);
+        }
 
-            if (vm.IsRam(ipa))
+        // Shadow or direct paging: the IPA came through the identity map.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void OnIdentityMap(VirtualMachine vm, TrapFrame* frame, DataAbortSyndrome syndrome, ulong ipa)
+        {
+            if (!FromTrapWindow(vm, ref ipa))
             {
-                if (vm.Balloon != null && vm.Balloon.IsBallooned(ipa))
-                {
-                    // The guest gave this page away: it is not its memory now.
-                    vm.Counters.BalloonedTouches++;
-                    Injection.DataAbort(vm, frame, syndrome.IsWrite);
-                    return;
-                }
-                if (vm.Balloon != null && syndrome.Status.IsTranslation && vm.Balloon.Headroom(vm.FramesOwned) == 0)
-                {
-                    // It owns all it was given (boot_balloon not inflated yet).
-                    vm.Balloon.OwedRefused++;
-                    Injection.DataAbort(vm, frame, syndrome.IsWrite);
-                    return;
-                }
-                if (syndrome.Status.IsTranslation)
-                {
-                    if (shadowLeaf)
-                    {
-                        ShadowDemandFault(vm, frame, ipa);
-                        return;
-                    }
-                    if (!GuestMemory.MapOnDemand(vm, ipa)) vm.RequestStop("host out of memory on a demand fault");
-                    return;   // ELR unchanged: the guest retries the access
-                }
-                Unexpected(vm, frame, syndrome, " on RAM at IPA ", ipa);
+                IdentityMapFault(vm, frame, syndrome, ipa);
                 return;
             }
+            // The walk met a shadow entry left for later (kernel/Paging/ShadowBudget.cs).
+            if (syndrome.OnStage1TableWalk && vm.Shadow.FillDeferred(frame->Far, ipa)) return;
+            if (vm.IsRam(ipa)) RamFault(vm, frame, syndrome, ipa, true);
+            else MmioOrAbort(vm, frame, syndrome, ipa);
+        }
 
-            MmioOrAbort(vm, frame, syndrome, ipa);
+        // A fault on the VM's RAM: a demand fault maps a frame (shadowLeaf: the
+        // IPA came through a shadow leaf into the trap window).
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void RamFault(VirtualMachine vm, TrapFrame* frame, DataAbortSyndrome syndrome, ulong ipa, bool shadowLeaf)
+        {
+            if (vm.Balloon != null && vm.Balloon.IsBallooned(ipa))
+            {
+                // The guest gave this page away: it is not its memory now.
+                vm.Counters.BalloonedTouches++;
+                Injection.DataAbort(vm, frame, syndrome.IsWrite);
+                return;
+            }
+            if (vm.Balloon != null && syndrome.IsTranslationFault && vm.Balloon.Headroom(vm.FramesOwned) == 0)
+            {
+                // It owns all it was given (boot_balloon not inflated yet).
+                vm.Balloon.OwedRefused++;
+                Injection.DataAbort(vm, frame, syndrome.IsWrite);
+                return;
+            }
+            if (syndrome.IsTranslationFault)
+            {
+                if (shadowLeaf)
+                {
+                    ShadowDemandFault(vm, frame, ipa);
+                    return;
+                }
+                if (!GuestMemory.MapOnDemand(vm, ipa)) vm.RequestStop("host out of memory on a demand fault");
+                return;   // ELR unchanged: the guest retries the access
+            }
+            Unexpected(vm, frame, syndrome, " on RAM at IPA ", ipa);
         }
 
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -111,7 +119,7 @@ namespace Hypervisor.Trap
         // A fault on the identity map (IPA == HPA below the trap window).
         private static void IdentityMapFault(VirtualMachine vm, TrapFrame* frame, DataAbortSyndrome syndrome, ulong ipa)
         {
-            if (vm.Shadow != null && syndrome.IsWrite && !syndrome.Status.IsTranslation && vm.Shadow.IsGuestTable(ipa))
+            if (vm.Shadow != null && syndrome.IsWrite && !syndrome.IsTranslationFault && vm.Shadow.IsGuestTable(ipa))
             {
                 if (!EmulateMmio(vm, frame, vm.Shadow.Writes, syndrome, ipa)) Injection.DataAbort(vm, frame, syndrome.IsWrite);
                 return;
@@ -148,13 +156,13 @@ namespace Hypervisor.Trap
             {
                 bool window = FromTrapWindow(vm, ref ipa);
                 if (window && syndrome.OnStage1TableWalk && vm.Shadow.FillDeferred(frame->Far, ipa)) return;
-                if (window && vm.IsRam(ipa) && syndrome.Status.IsTranslation)
+                if (window && vm.IsRam(ipa) && syndrome.IsTranslationFault)
                     ShadowDemandFault(vm, frame, ipa);
                 else
                     Injection.InstructionAbort(vm, frame);
                 return;
             }
-            if (vm.IsRam(ipa) && syndrome.Status.IsTranslation)
+            if (vm.IsRam(ipa) && syndrome.IsTranslationFault)
             {
                 if (!GuestMemory.MapOnDemand(vm, ipa)) vm.RequestStop("host out of memory on a demand fault");
                 return;
@@ -162,9 +170,16 @@ namespace Hypervisor.Trap
             Injection.InstructionAbort(vm, frame);
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private static bool EmulateMmio(VirtualMachine vm, TrapFrame* frame, MmioDevice device, DataAbortSyndrome syndrome, ulong ipa)
         {
             if (syndrome.IsInstructionSyndromeValid) return EmulateWithSyndrome(vm, frame, device, syndrome, ipa);
+            return EmulateDecoded(vm, frame, device, syndrome, ipa);
+        }
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static bool EmulateDecoded(VirtualMachine vm, TrapFrame* frame, MmioDevice device, DataAbortSyndrome syndrome, ulong ipa)
+        {
             // The decoder reads A64 only: an AArch32 (EL0) instruction
             // without a syndrome gets the abort.
             if (ExceptionVectors.FromAarch32(frame->Spsr)) return false;
@@ -216,13 +231,21 @@ namespace Hypervisor.Trap
                 if (!device.Write(vm, offset, size, value)) return false;
                 if (Unfinished(device)) return true;
             }
-            else
-            {
-                if (!device.Read(vm, offset, size, out ulong raw)) return false;
-                if (rt != 31)
-                    frame->X[rt] = MmioEmulation.ExtendLoadedValue(raw, size, syndrome.SignExtend, syndrome.Register64Bit ? 64 : 32);
-            }
-            frame->Elr += ExceptionVectors.InstructionLength(frame->Esr);   // 2 for a 16-bit Thumb load or store
+            else if (!LoadWithSyndrome(vm, frame, device, syndrome, offset)) return false;
+            frame->Elr += (ulong)syndrome.InstructionLength;   // 2 for a 16-bit Thumb load or store
+            return true;
+        }
+
+        // Kept apart so a store, the common case, does not pay for the
+        // loaded value's slot on the stack.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static bool LoadWithSyndrome(VirtualMachine vm, TrapFrame* frame, MmioDevice device, DataAbortSyndrome syndrome, ulong offset)
+        {
+            int size = syndrome.AccessSize;
+            int rt = syndrome.RegisterNumber;
+            if (!device.Read(vm, offset, size, out ulong raw)) return false;
+            if (rt != 31)
+                frame->X[rt] = MmioEmulation.ExtendLoadedValue(raw, size, syndrome.SignExtend, syndrome.Register64Bit ? 64 : 32);
             return true;
         }
 
@@ -259,12 +282,12 @@ namespace Hypervisor.Trap
 
         // The guest's SP as the instruction sees it: SP_EL1 at EL1h, else SP_EL0.
         private static ulong StackPointer(TrapFrame* frame) =>
-            (frame->Spsr & 0xf) == Pstate.ModeEl1h ? SysReg.ReadSpEl1() : frame->SpEl0;
+            (frame->Spsr & 0xf) == Pstate.ModeEl1h ? SysReg.ReadSpEl1() : SysReg.ReadSpEl0();
 
         private static void SetStackPointer(TrapFrame* frame, ulong sp)
         {
             if ((frame->Spsr & 0xf) == Pstate.ModeEl1h) SysReg.WriteSpEl1(sp);
-            else frame->SpEl0 = sp;
+            else SysReg.WriteSpEl0(sp);
         }
     }
 }

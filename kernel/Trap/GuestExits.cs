@@ -12,6 +12,9 @@ namespace Hypervisor.Trap
     // does reaches Panic.
     public static unsafe class GuestExits
     {
+        // Inlined into the exit path (kernel/Trap/TrapEntry.cs): a hypercall
+        // pays for one frame of calls, no more (docs/performance.md).
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static ExitAction Handle(Vcpu vcpu, TrapFrame* frame, ulong kind)
         {
             // With list registers in use: the timer's line first (Sync
@@ -22,10 +25,22 @@ namespace Hypervisor.Trap
             if (vcpu.VgicCpu.Listed != 0) SyncListed(vcpu);
             // Hypercalls first, in a small method: the most frequent exit
             // of a paravirtualized guest pays for no other case's registers.
-            if (VectorKind.IsSynchronous(kind) && ExceptionClass.Of(frame->Esr) == ExceptionClass.Hvc64)
+            // Then stage-2 aborts (demand faults, MMIO), the next most frequent.
+            if (VectorKind.IsSynchronous(kind))
             {
-                vcpu.Vm.Counters.ExitsHvc++;
-                return Hypercalls.Handle(vcpu, frame);
+                uint ec = ExceptionClass.Of(frame->Esr);
+                if (ec == ExceptionClass.Hvc64)
+                {
+                    vcpu.Vm.Counters.ExitsHvc++;
+                    return Hypercalls.Handle(vcpu, frame);
+                }
+                if (ec == ExceptionClass.DataAbortLowerEl)
+                {
+                    VirtualMachine vm = vcpu.Vm;
+                    vm.Counters.ExitsDataAbort++;
+                    DataAborts.Handle(vm, frame);
+                    return ExitAction.Resume;
+                }
             }
             return Other(vcpu, frame, kind);
         }
@@ -56,10 +71,6 @@ namespace Hypervisor.Trap
                     vm.Counters.ExitsSmc++;
                     frame->Elr += 4;
                     return Hypercalls.Handle(vcpu, frame);
-                case ExceptionClass.DataAbortLowerEl:
-                    vm.Counters.ExitsDataAbort++;
-                    DataAborts.Handle(vm, frame);
-                    break;
                 case ExceptionClass.InstructionAbortLowerEl:
                     vm.Counters.ExitsInstructionAbort++;
                     DataAborts.HandleInstructionFetch(vm, frame);

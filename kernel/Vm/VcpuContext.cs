@@ -5,8 +5,9 @@ using Hypervisor.Arch;
 namespace Hypervisor.Vm
 {
     // Everything of a vCPU that is not in the CPU while another VM runs:
-    //   Frame: general registers, PC, PSTATE, SP_EL0, q16/q17 (what an exit saves),
-    //   El1:   the EL1 system registers (its MMU setup, vectors, timer, ...),
+    //   Frame: general registers, PC, PSTATE, q16/q17 (what an exit saves),
+    //   El1:   the EL1 system registers (its MMU setup, vectors, timer, ...)
+    //          and SP_EL0,
     //   Fp:    the SIMD/FP registers.
     // The EL2 view of the VM (VTTBR/VTCR/HCR) lives in VirtualMachine.
     public sealed unsafe class VcpuContext

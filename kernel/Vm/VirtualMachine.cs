@@ -113,6 +113,7 @@ namespace Hypervisor.Vm
 
         public ReadOnlySpan<byte> Name => NameBytes;
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public bool IsRam(ulong ipa) => ipa >= RamBase && ipa - RamBase < RamSize;
 
         // Switches the stage-2 table this VM runs on. Both tables carry the same
@@ -148,6 +149,7 @@ namespace Hypervisor.Vm
             if (DeviceCount < MaxDevices) Devices[DeviceCount++] = device;
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public MmioDevice FindDevice(ulong ipa)
         {
             for (int i = 0; i < DeviceCount; i++)

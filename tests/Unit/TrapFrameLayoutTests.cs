@@ -28,7 +28,6 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(AsmConstant("FRAME_ESR"), (byte*)&f.Esr - b);
             Assert.Equal(AsmConstant("FRAME_FAR"), (byte*)&f.Far - b);
             Assert.Equal(AsmConstant("FRAME_HPFAR"), (byte*)&f.Hpfar - b);
-            Assert.Equal(AsmConstant("FRAME_SP_EL0"), (byte*)&f.SpEl0 - b);
             Assert.Equal(AsmConstant("FRAME_Q16"), (byte*)f.Q16 - b);
             Assert.Equal(AsmConstant("FRAME_Q16") + 16, (byte*)f.Q17 - b);
             Assert.Equal(AsmConstant("FRAME_SIZE"), sizeof(TrapFrame));
@@ -41,10 +40,16 @@ namespace Hypervisor.Tests.Unit
         public void El1StateMatchesContextSaveOrder()
         {
             string text = File.ReadAllText(Repo.Path("boot", "context.s"));
-            var rows = Regex.Matches(text, @"\\op\s+(\w+),\s*(\d+)");
+            // Two registers a line: "\op first, second, offset-of-first".
+            var rows = new System.Collections.Generic.List<(string Reg, long Offset)>();
+            foreach (Match m in Regex.Matches(text, @"\\op\s+(\w+),\s*(\w+),\s*(\d+)"))
+            {
+                rows.Add((m.Groups[1].Value, long.Parse(m.Groups[3].Value)));
+                rows.Add((m.Groups[2].Value, long.Parse(m.Groups[3].Value) + 8));
+            }
             string[] fields = { "Sctlr", "Tcr", "Ttbr0", "Ttbr1", "Mair", "Amair", "Vbar", "Contextidr", "TpidrEl1",
                                 "TpidrEl0", "TpidrroEl0", "SpEl1", "ElrEl1", "SpsrEl1", "EsrEl1", "FarEl1", "Afsr0", "Afsr1",
-                                "Par", "Cpacr", "Cntkctl", "CntvCtl", "CntvCval", "Csselr", "Mdscr" };
+                                "Par", "Cpacr", "Cntkctl", "CntvCtl", "CntvCval", "Csselr", "Mdscr", "SpEl0" };
             Assert.Equal(fields.Length, rows.Count);
             Assert.Equal(fields.Length * 8, sizeof(Hypervisor.Vm.El1State));
             for (int i = 0; i < rows.Count; i++)
@@ -52,8 +57,8 @@ namespace Hypervisor.Tests.Unit
                 var field = typeof(Hypervisor.Vm.El1State).GetField(fields[i]);
                 Assert.NotNull(field);
                 long offset = (long)System.Runtime.InteropServices.Marshal.OffsetOf<Hypervisor.Vm.El1State>(fields[i]);
-                Assert.Equal(long.Parse(rows[i].Groups[2].Value), offset);
-                string reg = rows[i].Groups[1].Value.Replace("_", "").ToLowerInvariant();
+                Assert.Equal(rows[i].Offset, offset);
+                string reg = rows[i].Reg.Replace("_", "").ToLowerInvariant();
                 Assert.StartsWith(fields[i].ToLowerInvariant().Replace("el1", "").Replace("el0", ""), reg);
             }
         }
