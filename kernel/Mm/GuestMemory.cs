@@ -164,9 +164,10 @@ namespace Hypervisor.Mm
             return returned;
         }
 
-        // Many stage-2 changes, one stage-1 flush: between BeginBatch and
-        // EndBatch each unmapped page costs one TLBI IPAS2E1IS; EndBatch adds
-        // the DSB + TLBI VMALLE1IS that the combined entries need. The frames
+        // Many stage-2 unmaps, one VMID-wide flush at the end: between
+        // BeginBatch and EndBatch an unmapped page costs at most one TLBI
+        // IPAS2E1IS, and none past TlbBatchRule's limit; EndBatch completes
+        // them all with one TLBI VMALLE1IS or VMALLS12E1IS. The frames
         // unmapped inside a batch wait in the VM's balloon device (batches
         // are the balloon's), under the VM's lock, until that maintenance has
         // completed (kernel/Mm/UnmapBatch.cs says why).
@@ -190,12 +191,16 @@ namespace Hypervisor.Mm
 
             public BalloonSink(VirtualMachine vm) => _vm = vm;
 
-            public override void FlushSoFar() => Tlb.CompleteBatch(_vm);
+            public override void FlushSoFar()
+            {
+                Tlb.CompleteBatch(_vm, _vm.Tlb.PendingInBatch);
+                _vm.Tlb.PendingInBatch = 0;
+            }
 
             public override void FlushAndEnd()
             {
-                Tlb.EndBatch(_vm, _vm.Tlb.SavedVttbr, _vm.Tlb.PendingInBatch);
-                _vm.Tlb.PendingInBatch = 0;
+                FlushSoFar();
+                Tlb.EndBatch(_vm.Tlb.SavedVttbr);
             }
 
             public override int Free(ReadOnlySpan<ulong> frames)

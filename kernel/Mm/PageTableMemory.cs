@@ -23,7 +23,15 @@ namespace Hypervisor.Mm
     // instructions under the VM's VMID (kernel/Mm/Tlb.cs); tests record calls.
     public abstract class TlbMaintenance
     {
-        // One stage-2 entry for `ipa` was removed or changed.
+        // The stage-2 entry for `ipa` was valid, is now invalid, and a new
+        // valid entry is about to be written there (break-before-make): the
+        // invalidation has completed on every CPU when this returns.
         public abstract void InvalidateIpa(ulong ipa);
+
+        // The stage-2 entry for `ipa` was valid and is now invalid for good
+        // (an unmap). Inside a batch the invalidation may complete at the
+        // batch's end (kernel/Mm/TlbBatchRule.cs); the caller keeps the frame
+        // until then.
+        public virtual void Unmapped(ulong ipa) => InvalidateIpa(ipa);
     }
 }

@@ -477,7 +477,8 @@ namespace Hypervisor.Mm
             if (Descriptor.IsValid(old))
             {
                 _memory.Write64(entry, 0);
-                _tlb.InvalidateIpa(ipa);
+                if (value != 0) _tlb.InvalidateIpa(ipa);   // complete before the new entry
+                else _tlb.Unmapped(ipa);                   // may wait for the batch's end
             }
             if (value != 0) _memory.Write64(entry, value);
         }

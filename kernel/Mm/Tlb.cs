@@ -11,7 +11,9 @@ namespace Hypervisor.Mm
     // because TLBI by IPA and by VMALL act on "the current VMID".
     //
     //   one stage-2 mapping of a VM changed  -> FlushIpa
-    //   a batch of stage-2 mappings changed  -> BeginBatch, BatchIpa per page, EndBatch
+    //   a batch of stage-2 unmaps            -> BeginBatch, BatchIpa per page up to
+    //                                           a limit, EndBatch (the rule, and why:
+    //                                           kernel/Mm/TlbBatchRule.cs)
     //   a VM's whole address space is gone   -> FlushVm
     public static class Tlb
     {
@@ -35,33 +37,37 @@ namespace Hypervisor.Mm
             vm.Counters.TlbiVmallE1++;
         }
 
-        // A batch: BeginBatch loads the VM's VMID once, each changed page gets
-        // its TLBI IPAS2E1IS, EndBatch finishes with DSB + TLBI VMALLE1IS and
-        // puts the previous VTTBR back.
+        // A batch: BeginBatch loads the VM's VMID once; the `ordinal`-th page
+        // unmapped gets its own TLBI IPAS2E1IS (no DSB yet) while the rule
+        // says so; CompleteBatch finishes what was unmapped so far with one
+        // VMID-wide TLBI; EndBatch puts the previous VTTBR back.
         public static ulong BeginBatch(VirtualMachine vm) => EnterVmid(vm);
 
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public static void BatchIpa(ulong ipa) => TlbiIpa(ipa);
-
-        // `changed`: how many BatchIpa calls the batch made (counted here, once).
-        // Mid-batch: what the batch changed so far is gone from every TLB
-        // once this returns (DSB ISH, TLBI VMALLE1IS, DSB ISH).
-        public static void CompleteBatch(VirtualMachine vm)
+        public static void BatchIpa(ulong ipa, ulong ordinal)
         {
-            TlbiVmallE1();
-            vm.Counters.TlbiVmallE1++;
+            if (TlbBatchRule.PerPage(ordinal)) TlbiIpa(ipa);
         }
 
-        public static void EndBatch(VirtualMachine vm, ulong saved, ulong changed)
+        // `unmapped` pages since the batch began (or since the last
+        // CompleteBatch): once this returns none of them is in any TLB.
+        public static void CompleteBatch(VirtualMachine vm, ulong unmapped)
         {
-            if (changed != 0)
+            switch (TlbBatchRule.AtEnd(unmapped))
             {
-                TlbiVmallE1();
-                vm.Counters.TlbiIpa += changed;
-                vm.Counters.TlbiVmallE1++;
+                case BatchFlush.StageOne:
+                    TlbiVmallE1();
+                    vm.Counters.TlbiVmallE1++;
+                    break;
+                case BatchFlush.WholeVmid:
+                    TlbiVmallS12E1();
+                    vm.Counters.TlbiVmallS12E1++;
+                    break;
             }
-            LeaveVmid(saved);
+            vm.Counters.TlbiIpa += TlbBatchRule.PerPageIssued(unmapped);
         }
+
+        public static void EndBatch(ulong saved) => LeaveVmid(saved);
 
         // Shadow and direct paging change stage-1 entries the MMU walks: one
         // page (TLBI VAAE1IS, every ASID) or all of the VM's stage-1 entries.
@@ -103,10 +109,10 @@ namespace Hypervisor.Mm
         }
     }
 
-    // The stage-2 table code's hook into the functions above. Normally every
-    // changed entry gets the full sequence; inside a batch (the balloon
-    // unmapping hundreds of pages) each gets only its TLBI IPAS2E1IS and the
-    // batch ends with one DSB + TLBI VMALLE1IS (GuestMemory.EndBatch).
+    // The stage-2 table code's hook into the functions above. Every change
+    // gets the full sequence at once, except an unmap inside a batch (the
+    // balloon unmapping hundreds of pages): that one follows
+    // TlbBatchRule, and the batch's end completes it (GuestMemory.EndBatch).
     public sealed class VmTlb : TlbMaintenance
     {
         private readonly VirtualMachine _vm;
@@ -116,15 +122,16 @@ namespace Hypervisor.Mm
 
         public VmTlb(VirtualMachine vm) { _vm = vm; }
 
-        public override void InvalidateIpa(ulong ipa)
+        public override void InvalidateIpa(ulong ipa) => Tlb.FlushIpa(_vm, ipa);
+
+        public override void Unmapped(ulong ipa)
         {
             if (!Batching)
             {
                 Tlb.FlushIpa(_vm, ipa);
                 return;
             }
-            Tlb.BatchIpa(ipa);
-            PendingInBatch++;
+            Tlb.BatchIpa(ipa, ++PendingInBatch);
         }
     }
 }

@@ -73,16 +73,20 @@ namespace Hypervisor.Tests.Unit
             public Stage2Status StatusAtCall;
             public ulong DescriptorAtCall;
             public int LevelAtCall;
+            public bool MayWait;        // Unmapped: may complete at a batch's end
         }
 
         public Stage2Table Table;
         public FakeTableMemory Memory;
         public readonly List<Call> Calls = new List<Call>();
 
-        public override void InvalidateIpa(ulong ipa)
+        public override void InvalidateIpa(ulong ipa) => Record(ipa, false);
+        public override void Unmapped(ulong ipa) => Record(ipa, true);
+
+        private void Record(ulong ipa, bool mayWait)
         {
             var status = Table.Translate(ipa, out _, out ulong descriptor, out int level);
-            Calls.Add(new Call { Ipa = ipa, WritesBefore = Memory.Writes.Count, StatusAtCall = status, DescriptorAtCall = descriptor, LevelAtCall = level });
+            Calls.Add(new Call { Ipa = ipa, WritesBefore = Memory.Writes.Count, StatusAtCall = status, DescriptorAtCall = descriptor, LevelAtCall = level, MayWait = mayWait });
         }
     }
 
@@ -133,6 +137,7 @@ namespace Hypervisor.Tests.Unit
                 Assert.Equal(i == 4 ? 0UL : Pa + (ulong)i * 0x10000, pas[i]);
             Assert.Equal(9, _tlb.Calls.Count);                 // one invalidation per page that was mapped
             Assert.All(_tlb.Calls, c => Assert.Equal(Stage2Status.NotMapped, c.StatusAtCall));   // entry already invalid
+            Assert.All(_tlb.Calls, c => Assert.True(c.MayWait));   // pure unmaps: a batch may complete them at its end
             Assert.Equal(0UL, _table.LivePages);
             Assert.Equal(Stage2Status.NotMapped, _table.Translate(Ipa + 3 * 4096, out _, out _, out _));
             // A run stops at the end of its level-3 table and at the caller's span.
@@ -292,6 +297,9 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(page, _tlb.Calls[1].Ipa);
             Assert.Equal(Stage2Status.NotMapped, _tlb.Calls[1].StatusAtCall);
             Assert.Equal(3, _tlb.Calls[1].LevelAtCall);
+            // Both are break-before-make: a new entry follows, so neither
+            // invalidation may wait for a batch's end (TlbBatchRule).
+            Assert.All(_tlb.Calls, c => Assert.False(c.MayWait));
 
             for (ulong i = 0; i < 512; i++)
             {
@@ -316,6 +324,13 @@ namespace Hypervisor.Tests.Unit
             _table.Map2M(Ipa, BlockPa, Stage2.NormalReadWrite);
             Assert.Equal(Stage2Status.Ok, _table.Unmap4K(Ipa + 0x1F_F000, out ulong pa));
             Assert.Equal(BlockPa + 0x1F_F000, pa);
+            // The block's break completes before the table goes in; only the
+            // page's own removal may wait for a batch's end.
+            Assert.Equal(2, _tlb.Calls.Count);
+            Assert.Equal(Ipa, _tlb.Calls[0].Ipa);
+            Assert.False(_tlb.Calls[0].MayWait);
+            Assert.Equal(Ipa + 0x1F_F000, _tlb.Calls[1].Ipa);
+            Assert.True(_tlb.Calls[1].MayWait);
             Assert.Equal(Stage2Status.NotMapped, _table.Translate(Ipa + 0x1F_F000, out _, out _, out _));
             Assert.Equal(Stage2Status.Ok, _table.Translate(Ipa, out pa, out _, out _));
             Assert.Equal(BlockPa, pa);
