@@ -76,10 +76,40 @@ namespace Guest
             VirtioBalloonDriver.DeflatePfns(pfns, 1);
             *(ulong*)((ulong)q << 12) = 7;                                  // usable again
             bool qBack = *(ulong*)((ulong)q << 12) == 7;
-            SelfTests.Verdict("balloon-hostile", liveKept && refused && repaired && qGone && qBack);
+            bool bigGone = BigRequestLeavesNothingCached();
+            SelfTests.Verdict("balloon-hostile", liveKept && refused && repaired && qGone && qBack && bigGone);
             Console.Write(refused ? "bad_queue=refused" : "bad_queue=ACCEPTED");
             Console.Write(qGone ? " inflated_page=gone" : " inflated_page=STILL-MAPPED");
+            Console.Write(bigGone ? " big_request=gone" : " big_request=STILL-CACHED");
             Console.Line(qBack ? " deflated_page=back" : " deflated_page=MISSING");
+        }
+
+        // One request of 1024 pages, every one of them just touched, so the
+        // TLB holds their translations. Past the per-page limit
+        // (kernel/Mm/TlbBatchRule.cs) only the request's final VMID-wide
+        // TLBI removes them: without it the last pages would still be
+        // reachable. The first and the last page must both abort.
+        private static bool BigRequestLeavesNothingCached()
+        {
+            const int N = 1024;
+            uint* pfns = stackalloc uint[N];
+            int n = PagePool.TakeMany(pfns, N);
+            if (n != N) return false;
+            for (int i = 0; i < N; i++) *(ulong*)((ulong)pfns[i] << 12) = (ulong)i;
+            ulong sum = 0;
+            for (int i = N - 64; i < N; i++) sum += *(ulong*)((ulong)pfns[i] << 12);   // the last ones: surely cached
+            if (!VirtioBalloonDriver.InflatePfns(pfns, N)) return false;
+            bool gone = Aborts(pfns[N - 1]) && Aborts(pfns[N / 2 + 1]) && Aborts(pfns[0]);
+            return gone && sum != 0;
+        }
+
+        private static bool Aborts(uint pfn)
+        {
+            Traps.Expect();
+            Cpu.Load64((ulong)pfn << 12);
+            bool taken = Traps.Taken == 1;
+            Traps.Armed = false;
+            return taken;
         }
 
         private static void Raw(VirtioBalloonDriver.RawDescriptor* d, ulong addr, uint length, ushort flags, ushort next)
