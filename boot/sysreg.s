@@ -37,17 +37,30 @@ write_\name:
     reader  isr_el1, isr_el1
     reader  pmcr_el0, pmcr_el0
     reader  pmccntr_el0, pmccntr_el0
+    reader  pmevcntr0_el0, pmevcntr0_el0
+    reader  pmceid0_el0, pmceid0_el0
 
 // The PMU is the hypervisor's (guests have none: MDCR_EL2.TPM/TPMCR trap it).
 // Its cycle counter runs from boot at every exception level (PMCCFILTR_EL0.NSH
 // adds EL2), for the benchmarks' ReadCycles hypercall; under -icount shift=0
 // it advances once per instruction.
+//
+// Event counter 0, where the PMU has one, counts the hypervisor's own
+// instructions: INST_RETIRED (event 0x08) filtered to EL2 by PMEVTYPER0_EL0
+// (P: not at EL1, U: not at EL0, NSH: at EL2). kernel/Vm/El2Clock.cs reads it.
     .global pmu_start_cycle_counter
 pmu_start_cycle_counter:
     mov     x0, #(1 << 27)                 // PMCCFILTR_EL0.NSH: count at EL2 too
     msr     pmccfiltr_el0, x0
     mov     x0, #(1 << 31)                 // PMCNTENSET_EL0.C
-    msr     pmcntenset_el0, x0
+    mrs     x1, pmcr_el0
+    ubfx    x1, x1, #11, #5                // PMCR_EL0.N: event counters
+    cbz     x1, 1f
+    mov     x1, #0x08                      // INST_RETIRED
+    movk    x1, #0xc800, lsl #16           // P (31), U (30), NSH (27)
+    msr     pmevtyper0_el0, x1
+    orr     x0, x0, #1                     // PMCNTENSET_EL0.P0
+1:  msr     pmcntenset_el0, x0
     mrs     x0, pmcr_el0
     orr     x0, x0, #1                     // PMCR_EL0.E
     msr     pmcr_el0, x0

@@ -100,6 +100,8 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "read_isr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIsrEl1();
         [RuntimeImport("*", "read_pmcr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadPmcrEl0();
         [RuntimeImport("*", "read_pmccntr_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadPmccntrEl0();
+        [RuntimeImport("*", "read_pmevcntr0_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadPmevcntr0El0();
+        [RuntimeImport("*", "read_pmceid0_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadPmceid0El0();
         [RuntimeImport("*", "pmu_start_cycle_counter")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void StartCycleCounter();
     }
 

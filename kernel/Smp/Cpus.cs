@@ -20,6 +20,7 @@ namespace Hypervisor.Smp
         public bool Idle;                        // asleep in the idle loop: a kick (SGI) wakes it
         public bool GicUp;                       // its GIC CPU interface is on: an SGI can wake it
         public Vcpu Loaded;                      // the vCPU whose registers are in it (null: none)
+        public uint El2Mark;                     // El2Clock's reading when Loaded was last charged
         public DebugState DebugInCpu;            // whose debug registers it holds (null: a clean set)
         public bool VirtualPpiOff;               // the virtual timer's PPI disabled at its redistributor
         public HeldLocks Locks;

@@ -68,6 +68,7 @@ namespace Hypervisor.Vm
             SysReg.WriteVttbrEl2(0);
             DebugState.InitCpu();
             SysReg.StartCycleCounter();
+            El2Clock.Init();
         }
     }
 }

@@ -151,6 +151,7 @@ namespace Hypervisor.Vm
                 SwitchTo(cpu, next, live);
                 Cpus.KickIdle();   // the vCPU it put down may run on an idle CPU
             }
+            else El2Clock.Charge(cpu);   // (a switch charged it in Unload)
             ArmTimer(cpu);
         }
 
@@ -276,6 +277,14 @@ namespace Hypervisor.Vm
         // it is returned at once if its VM has a request to act on.
         // Returns the vCPU to run, or null when every VM has stopped.
         private static Vcpu IdleUntilRunnable(PhysicalCpu cpu, Vcpu loaded)
+        {
+            El2Clock.Charge(cpu);                    // idling is nobody's work
+            Vcpu chosen = IdleLoop(cpu, loaded);
+            El2Clock.Start(cpu);
+            return chosen;
+        }
+
+        private static Vcpu IdleLoop(PhysicalCpu cpu, Vcpu loaded)
         {
             while (true)
             {
@@ -509,6 +518,7 @@ namespace Hypervisor.Vm
             cpu.Loaded = vcpu;
             vcpu.LoadedIn = cpu;
             vcpu.LastCpu = cpu.Index;
+            El2Clock.Start(cpu);
             Vmids.SetActive(cpu.Index, vm.VmidTag);
             Switches++;
             if (!vcpu.Announced) Announce(vcpu);
@@ -529,6 +539,7 @@ namespace Hypervisor.Vm
         // `vcpu`'s registers have left this CPU (saved, or its VM is ending).
         private static void Unload(PhysicalCpu cpu, Vcpu vcpu)
         {
+            El2Clock.Charge(cpu);
             DebugState.PutDown(cpu);
             cpu.Loaded = null;
             vcpu.LoadedIn = null;

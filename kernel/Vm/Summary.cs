@@ -86,6 +86,7 @@ namespace Hypervisor.Vm
             Log.Stat("ptimer_traps", c.PhysicalTimerTraps);
             Log.Stat("pmu_traps", c.PmuTraps);
             Log.Stat("sgis_sent", c.SgisSent);
+            if (El2Clock.Available) Log.Stat("el2_instructions", c.El2Instructions);
             if (vm.Shadow != null || vm.Direct != null)
             {
                 Log.Write(vm.Shadow != null ? " paging=shadow" : " paging=direct");

@@ -27,6 +27,7 @@ namespace Hypervisor.Vm
         public ulong PmuTraps;             // PMU register accesses (MDCR_EL2.TPM): undefined instruction
         public ulong SgisSent;             // ICC_SGI1R_EL1 writes (IPIs between its vCPUs)
         public ulong PhysicalTimerTraps;   // CNTP_* accesses (EL1PCEN = 0): read as zero, writes ignored
+        public ulong El2Instructions;      // the hypervisor's instructions while this VM held a CPU (El2Clock)
 
         // Exits by class: one increment per exit, in GuestExits.
         public ulong ExitsHvc, ExitsSmc, ExitsDataAbort, ExitsInstructionAbort, ExitsWfx, ExitsSysReg, ExitsIrq, ExitsOther;
