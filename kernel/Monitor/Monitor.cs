@@ -172,6 +172,7 @@ namespace Hypervisor.Monitor
 
         private static void Stats(ReadOnlySpan<byte> name)
         {
+            El2Clock.Charge(Hypervisor.Smp.Cpus.This);   // the loaded VM's EL2 instructions up to now
             if (name.IsEmpty)
             {
                 for (int i = 0; i < Scheduler.Count; i++)
