@@ -9,6 +9,14 @@ namespace Hypervisor.Boot
         Direct = 2,   // the guest's own tables map machine addresses, validated
     }
 
+    // How a stage-2 VM's RAM gets host frames (vms.conf backing=).
+    public enum RamBacking : byte
+    {
+        Pages = 0,    // 4 KiB frames on first touch (demand paging; the default)
+        Blocks = 1,   // all of it up front, in 1 GiB and 2 MiB stage-2 blocks where
+                      // the host has aligned contiguous runs, 4 KiB pages elsewhere
+    }
+
     // A piece of the config text: strings are never copied out of it.
     public struct TextRange
     {
@@ -42,6 +50,7 @@ namespace Hypervisor.Boot
         // aligned window; 1: just that page).
         public int FaultAround;
         public bool HvCounter;           // hv_counter=on: may read the hypervisor's cycle counter (benchmarks)
+        public RamBacking Backing;
 
         public bool HasInitrd => Initrd.Length > 0;
     }
@@ -93,7 +102,9 @@ namespace Hypervisor.Boot
     // boot_balloon (a size below mem), resets (0..1000000 restarts after a
     // guest's SYSTEM_RESET; absent: unlimited), fault_around (pages one
     // demand fault maps: 1, 2, 4 .. 64; default 1), hv_counter (on|off: the
-    // guest may read the hypervisor's cycle counter, for benchmarks). hv keys: slice_ms (1..1000),
+    // guest may read the hypervisor's cycle counter, for benchmarks), backing
+    // (pages|blocks: RAM demand-paged in 4 KiB pages, the default, or backed
+    // up front by stage-2 blocks; kernel/Vm/VmBuilder.cs). hv keys: slice_ms (1..1000),
     // vmid_bits (1..16), balloon_move (from:to:size, the balloon demo).
     // A '#' at the start of a word (outside quotes) starts a comment. A line with
     // any error is rejected as a whole and reported with its number; the other
@@ -112,7 +123,8 @@ namespace Hypervisor.Boot
         private const int KeyMem = 1, KeyImage = 2, KeyInitrd = 4, KeyArgs = 8, KeyKind = 16,
                           KeyPaging = 32, KeyBalloon = 64, KeyCpus = 128, KeyBootBalloon = 256,
                           KeySlice = 512, KeyVmidBits = 1024, KeyResets = 2048,
-                          KeyBalloonMove = 4096, KeyFaultAround = 8192, KeyHvCounter = 16384;
+                          KeyBalloonMove = 4096, KeyFaultAround = 8192, KeyHvCounter = 16384,
+                          KeyBacking = 32768;
         public const int MaxFaultAround = 64;
 
         public static VmConfigResult Parse(ReadOnlySpan<byte> text, Span<VmSpec> vms, Span<VmConfigError> errors, out HvSettings hv)
@@ -266,6 +278,11 @@ namespace Hypervisor.Boot
                         else if (Fdt.BytesEqual(v, "off")) vm.HvCounter = false;
                         else return Fail(ref error, VmConfigErrorKind.BadChoice, value);
                         break;
+                    case KeyBacking:
+                        if (Fdt.BytesEqual(v, "pages")) vm.Backing = RamBacking.Pages;
+                        else if (Fdt.BytesEqual(v, "blocks")) vm.Backing = RamBacking.Blocks;
+                        else return Fail(ref error, VmConfigErrorKind.BadChoice, value);
+                        break;
                     case KeyFaultAround:
                         // A power of two, so the window is aligned and lies in one level-3 table.
                         if (!ParseNumber(v, 1, MaxFaultAround, out vm.FaultAround) || (vm.FaultAround & (vm.FaultAround - 1)) != 0)
@@ -323,6 +340,7 @@ namespace Hypervisor.Boot
             if (Fdt.BytesEqual(key, "resets")) return KeyResets;
             if (Fdt.BytesEqual(key, "fault_around")) return KeyFaultAround;
             if (Fdt.BytesEqual(key, "hv_counter")) return KeyHvCounter;
+            if (Fdt.BytesEqual(key, "backing")) return KeyBacking;
             return 0;
         }
 

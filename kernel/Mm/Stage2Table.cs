@@ -49,6 +49,7 @@ namespace Hypervisor.Mm
     {
         public const ulong PageSize = 4096;
         public const ulong BlockSize = 2UL << 20;
+        public const ulong HugeBlockSize = 1UL << 30;   // a level-1 block
         public const ulong MaxOutputAddress = 1UL << 48;
 
         private readonly PageTableMemory _memory;
@@ -62,6 +63,7 @@ namespace Hypervisor.Mm
         private ulong _tablesFreed;
         private ulong _livePages;
         private ulong _liveBlocks;
+        private ulong _liveHugeBlocks;
         // The new tables of one ReachLevel (at most three). A field, not a
         // stackalloc: a stackalloc'd buffer costs every walk, including the
         // common one that needs no new table, a zeroed frame and a stack
@@ -93,6 +95,7 @@ namespace Hypervisor.Mm
         public ulong TablesInUse => _tablesAllocated - _tablesFreed;
         public ulong LivePages => _livePages;               // valid 4 KiB page entries
         public ulong LiveBlocks => _liveBlocks;             // valid block entries (2 MiB, or 1 GiB)
+        public ulong LiveHugeBlocks => _liveHugeBlocks;     // of those, the 1 GiB ones
 
         // Maps the 4 KiB page at `ipa` to the frame at `pa`. `attributes` are
         // the stage-2 leaf attribute bits (Stage2.Attributes or a Stage2 constant).
@@ -110,6 +113,15 @@ namespace Hypervisor.Mm
             Stage2Status status = Check(ipa, pa, BlockSize);
             if (status != Stage2Status.Ok) return status;
             return MapAt(ipa, Stage2.Block(pa, 2, attributes), 2);
+        }
+
+        // Maps the 1 GiB at `ipa` to the 1 GiB at `pa` with one level-1 entry.
+        public Stage2Status Map1G(ulong ipa, ulong pa, ulong attributes)
+        {
+            Stage2Status status = Check(ipa, pa, HugeBlockSize);
+            if (status != Stage2Status.Ok) return status;
+            if (_startLevel > 1) return Stage2Status.Misaligned;   // no level-1 entry to hold it
+            return MapAt(ipa, Stage2.Block(pa, 1, attributes), 1);
         }
 
         // Removes the 4 KiB page at `ipa` and reports the frame it mapped. Inside
@@ -324,6 +336,7 @@ namespace Hypervisor.Mm
             }
             _livePages = 0;
             _liveBlocks = 0;
+            _liveHugeBlocks = 0;
         }
 
         // ---- internals ----
@@ -464,6 +477,7 @@ namespace Hypervisor.Mm
             }
             Replace(entry, block, Stage2.Table(newTable), ipa & ~(Descriptor.LevelSize(level) - 1));
             _liveBlocks--;
+            if (level == 1) _liveHugeBlocks--;
             if (childLevel == 3) _livePages += (ulong)Descriptor.EntriesPerTable;
             else _liveBlocks += (ulong)Descriptor.EntriesPerTable;
         }
@@ -487,7 +501,11 @@ namespace Hypervisor.Mm
         private void CountLeaf(ulong descriptor, int level, int delta)
         {
             if (Descriptor.IsPage(descriptor, level)) _livePages = (ulong)((long)_livePages + delta);
-            else if (Descriptor.IsBlock(descriptor, level)) _liveBlocks = (ulong)((long)_liveBlocks + delta);
+            else if (Descriptor.IsBlock(descriptor, level))
+            {
+                _liveBlocks = (ulong)((long)_liveBlocks + delta);
+                if (level == 1) _liveHugeBlocks = (ulong)((long)_liveHugeBlocks + delta);
+            }
         }
 
         private bool TableHasValidEntries(ulong table)

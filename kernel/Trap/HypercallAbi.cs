@@ -80,7 +80,9 @@ namespace Hypervisor.Trap
             public const ulong DirectRefused = 18;    // direct: requests refused (pin, update, register)
             public const ulong PagesPrefaulted = 19;  // pages fault-around mapped ahead of a touch
             public const ulong WalkRulesRefused = 20; // shadow/direct: SCTLR/TCR writes refused (Paging/WalkRules.cs)
-            public const ulong Count = 21;
+            public const ulong Stage2Blocks = 21;     // live stage-2 block entries (2 MiB and 1 GiB; backing=blocks)
+            public const ulong RamBacking = 22;       // 0: demand-paged 4 KiB pages, 1: backing=blocks (up front)
+            public const ulong Count = 23;
         }
     }
 

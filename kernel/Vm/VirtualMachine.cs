@@ -49,6 +49,7 @@ namespace Hypervisor.Vm
         // How the guest's own translation is virtualized (vms.conf paging=).
         public Hypervisor.Boot.PagingMode Paging;
         public bool MayReadCycles;                      // vms.conf hv_counter=on (the ReadCycles hypercall)
+        public Hypervisor.Boot.RamBacking Backing;      // vms.conf backing= (kernel/Vm/VmBuilder.cs BackRam)
         public int FaultAround = 1;                     // pages one demand fault maps (vms.conf fault_around)
         public ShadowPaging Shadow;                     // paging=shadow
         public DirectPaging Direct;                     // paging=direct
@@ -139,6 +140,11 @@ namespace Hypervisor.Vm
             if (id == HypercallAbi.Counter.ShadowPages || id == HypercallAbi.Counter.ShadowRootHits)
             {
                 value = Shadow == null ? 0 : id == HypercallAbi.Counter.ShadowPages ? Shadow.Tables.PagesBuilt : Shadow.Tables.RootHits;
+                return true;
+            }
+            if (id == HypercallAbi.Counter.Stage2Blocks || id == HypercallAbi.Counter.RamBacking)
+            {
+                value = id == HypercallAbi.Counter.Stage2Blocks ? Stage2.LiveBlocks : (ulong)Backing;
                 return true;
             }
             return Counters.TryGet(id, out value);

@@ -108,6 +108,13 @@ namespace Hypervisor.Vm
                 Refuse(spec, name, "fault_around needs paging=stage2", default);
                 return;
             }
+            if (spec.Backing == RamBacking.Blocks && (spec.Paging != PagingMode.Stage2 || spec.BootBalloonBytes != 0))
+            {
+                // Shadow and direct paging run the guest on the identity map,
+                // and a boot balloon is memory the VM must not have up front.
+                Refuse(spec, name, "backing=blocks needs paging=stage2 and no boot_balloon", default);
+                return;
+            }
             if (spec.Paging != PagingMode.Stage2 && spec.Cpus > 1)
             {
                 // Shadow paging keeps one set of shadow roots for the guest's
@@ -171,6 +178,7 @@ namespace Hypervisor.Vm
             vm.MaxResets = spec.MaxResets;
             vm.Paging = spec.Paging;
             vm.FaultAround = spec.FaultAround;
+            vm.Backing = spec.Backing;
             vm.MayReadCycles = spec.HvCounter;
             // The vCPUs and the virtual GIC's model first: the devices'
             // interrupt lines go to its SPIs, which vCPU 0's state holds.
@@ -228,6 +236,16 @@ namespace Hypervisor.Vm
             {
                 Log.Write(" fault_around=");
                 Log.Dec((ulong)vm.FaultAround);
+            }
+            if (vm.Backing == RamBacking.Blocks)
+            {
+                Log.Write(" backing=blocks (");
+                Log.Dec(vm.Stage2.LiveHugeBlocks);
+                Log.Write(" x 1G, ");
+                Log.Dec(vm.Stage2.LiveBlocks - vm.Stage2.LiveHugeBlocks);
+                Log.Write(" x 2M, ");
+                Log.Dec(vm.Stage2.LivePages);
+                Log.Write(" x 4K)");
             }
             Log.NewLine();
             if (spec.HasInitrd)
@@ -300,7 +318,7 @@ namespace Hypervisor.Vm
             if (vm.Uart != null) vm.Uart.Reset();
             // Creation checked the layout; the same inputs give the same answer.
             if (Layout(vm.RamBase, vm.RamSize, info, vm.InitrdLength, out vm.Layout) != BootLayoutStatus.Ok) return false;
-            if (!MapFirstBlock(vm) || !Load(vm, image, segments, info) || !LoadInitrd(vm) || !WriteDeviceTree(vm, vm.BootArgs))
+            if (!BackRam(vm) || !Load(vm, image, segments, info) || !LoadInitrd(vm) || !WriteDeviceTree(vm, vm.BootArgs))
                 return false;
             // What was copied in has been cleaned to PoC line by line: complete
             // that, then drop stale instructions, since the guest will fetch
@@ -367,6 +385,17 @@ namespace Hypervisor.Vm
             }
             return true;
         }
+
+        // backing=blocks: all of RAM now, in the largest blocks the host's
+        // free memory allows (GuestMemory.BackWithBlocks). backing=pages, the
+        // default: only the first 2 MiB, where the image goes; the rest
+        // comes page by page as the guest touches it. Pages are the default
+        // because they are what the lecture's demand paging and balloon are
+        // about, and because a VM then costs the host only what it touches;
+        // blocks are for a VM that wants every TLB entry to cover 2 MiB or
+        // 1 GiB and its memory reserved from the start.
+        private static bool BackRam(VirtualMachine vm) =>
+            vm.Backing == RamBacking.Blocks ? GuestMemory.BackWithBlocks(vm) : MapFirstBlock(vm);
 
         // The first 2 MiB of RAM as one stage-2 block where the host has a free,
         // aligned 2 MiB run (a raw or ELF image starts there); otherwise

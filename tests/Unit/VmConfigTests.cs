@@ -73,7 +73,7 @@ namespace Hypervisor.Tests.Unit
         {
             var p = Parse("vm big_vm-2 mem=1G image=Image kind=image paging=shadow balloon=off cpus=8 boot_balloon=512M args=quiet\r\n" +
                           "vm r mem=4096 image=r.bin kind=raw paging=direct args=\"\"\t# tabs and CRLF\r\n" +
-                          "vm k\tmem=8k image=k initrd=i");
+                          "vm k\tmem=8k image=k initrd=i backing=blocks");
             Assert.Equal(0, p.Result.ErrorCount);
             Assert.Equal(3, p.Result.VmCount);
             Assert.Equal("big_vm-2", p.Str(p.Vms[0].Name));
@@ -89,6 +89,8 @@ namespace Hypervisor.Tests.Unit
             Assert.True(p.Vms[1].Args.IsEmpty);
             Assert.Equal(8192UL, p.Vms[2].MemoryBytes);
             Assert.Equal("i", p.Str(p.Vms[2].Initrd));
+            Assert.Equal(RamBacking.Blocks, p.Vms[2].Backing);
+            Assert.Equal(RamBacking.Pages, p.Vms[0].Backing);   // the default
             // Defaults when no hv line is given.
             Assert.Equal(VmConfig.DefaultSliceMs, p.Hv.SliceMs);
             Assert.Equal(0, p.Hv.VmidBits);
@@ -151,6 +153,8 @@ namespace Hypervisor.Tests.Unit
         [InlineData("vm a mem=64M image=g fault_around=3", VmConfigErrorKind.BadNumber, "3")]    // windows are powers of two
         [InlineData("vm a mem=64M image=g fault_around=128", VmConfigErrorKind.BadNumber, "128")]
         [InlineData("vm a mem=64M image=g fault_around=1 fault_around=2", VmConfigErrorKind.DuplicateKey, "fault_around")]
+        [InlineData("vm a mem=64M image=g backing=huge", VmConfigErrorKind.BadChoice, "huge")]
+        [InlineData("vm a mem=64M image=g backing=pages backing=blocks", VmConfigErrorKind.DuplicateKey, "backing")]
         [InlineData("hv vmid_bits=17", VmConfigErrorKind.BadNumber, "17")]
         [InlineData("hv slice_ms=0", VmConfigErrorKind.BadNumber, "0")]
         [InlineData("hv slice_ms=1 slice_ms=2", VmConfigErrorKind.DuplicateKey, "slice_ms")]
