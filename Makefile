@@ -129,6 +129,8 @@ test: all $(LINUX_KIT) | check-run-tools
 # Instruction-exact figures under -icount shift=0 (not part of make test).
 bench: all $(LINUX_KIT) | check-run-tools
 	scripts/bench
+	scripts/draw-bench $(BUILD)/bench.json > $(BUILD)/bench.html
+	@echo "written: $(BUILD)/bench.html"
 
 # Where each exit's instructions go: the benchmark guests run with every
 # hypervisor instruction traced (scripts/hv-run --trace), and
