@@ -126,7 +126,8 @@ test: all $(LINUX_KIT) | check-run-tools
 	HV_SMP=2 $(DOTNET_TEST) --filter "FullyQualifiedName~.Integration.&FullyQualifiedName!~.SmpTests.&FullyQualifiedName!~.LabTests." 2>&1 | tee -a $(BUILD)/test.log; two=$$?; \
 	scripts/test-summary $(BUILD)/test.log; [ $$one = 0 ] && [ $$two = 0 ]
 
-# Instruction-exact figures under -icount shift=0 (not part of make test).
+# Instruction-exact figures under -icount shift=0 (not part of make test):
+# build/bench.json, and build/bench.html drawn from it (scripts/draw-bench).
 bench: all $(LINUX_KIT) | check-run-tools
 	scripts/bench
 	scripts/draw-bench $(BUILD)/bench.json > $(BUILD)/bench.html
