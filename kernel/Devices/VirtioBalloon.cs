@@ -191,6 +191,14 @@ namespace Hypervisor.Devices
 
         public override bool OnQueueNotify(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
         {
+            uint mark = El2Clock.Mark();
+            bool finished = ProcessQueue(vm, queueIndex, queue, memory);
+            vm.Counters.El2Balloon += El2Clock.Since(mark);
+            return finished;
+        }
+
+        private bool ProcessQueue(VirtualMachine vm, int queueIndex, Virtqueue queue, GuestMemoryView memory)
+        {
             Span<VirtqBuffer> buffers = stackalloc VirtqBuffer[4];
             ulong pfnsRead = 0;
             int chains = 0;

@@ -165,6 +165,18 @@ namespace Hypervisor.Mm
             return result;
         }
 
+        // A frame for every slot i of `frames` whose bit is set in `want`
+        // (fault-around: up to 64 at once), under one acquisition of the
+        // guard. A slot left 0 got none: the host ran out.
+        public void AllocateInto(Span<ulong> frames, ulong want, ushort owner)
+        {
+            Hypervisor.Smp.Guard guard = Guard;
+            guard?.Enter();
+            for (int i = 0; i < frames.Length && want != 0; i++, want >>= 1)
+                if ((want & 1) != 0) frames[i] = AllocateLocked(owner);
+            guard?.Exit();
+        }
+
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private ulong AllocateLocked(ushort owner)
         {

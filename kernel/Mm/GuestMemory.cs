@@ -120,8 +120,7 @@ namespace Hypervisor.Mm
 
             Span<ulong> frames = stackalloc ulong[VmConfig.MaxFaultAround];   // zeroed: no frame yet
             frames = frames.Slice(0, count);
-            for (int i = 0; i < count; i++)
-                if ((want & (1UL << i)) != 0) frames[i] = Kernel.Frames.Allocate(vm.Owner);
+            Kernel.Frames.AllocateInto(frames, want, vm.Owner);
             if ((want & (1UL << touched)) != 0 && frames[touched] == 0)
             {
                 FreeUnused(vm, frames, 0);
@@ -194,7 +193,9 @@ namespace Hypervisor.Mm
             int returned = 0;
             while (pages > 0)
             {
+                uint mark = El2Clock.Mark();
                 int n = vm.Stage2.UnmapPages(ipa & ~PageMask, pages, frames);
+                vm.Counters.El2BalloonUnmap += El2Clock.Since(mark);
                 if (n == 0) break;
                 int held = 0;
                 fixed (ulong* f = frames)
@@ -244,8 +245,10 @@ namespace Hypervisor.Mm
 
             public override void FlushSoFar()
             {
+                uint mark = El2Clock.Mark();
                 Tlb.CompleteBatch(_vm, _vm.Tlb.PendingInBatch);
                 _vm.Tlb.PendingInBatch = 0;
+                _vm.Counters.El2BalloonFlush += El2Clock.Since(mark);
             }
 
             public override void FlushAndEnd()
@@ -256,8 +259,10 @@ namespace Hypervisor.Mm
 
             public override int Free(ReadOnlySpan<ulong> frames)
             {
+                uint mark = El2Clock.Mark();
                 int freed = Kernel.Frames.FreeMany(frames, _vm.Owner);
                 Charge(_vm, -freed);
+                _vm.Counters.El2BalloonFree += El2Clock.Since(mark);
                 return freed;
             }
         }

@@ -74,7 +74,10 @@ namespace Hypervisor.Trap
                     ShadowDemandFault(vm, frame, ipa);
                     return;
                 }
+                // A balloon VM's faults are timed (the Linux inflate's parts, make bench).
+                uint mark = vm.Balloon != null ? El2Clock.Mark() : 0;
                 if (!GuestMemory.MapOnDemand(vm, ipa)) vm.RequestStop("host out of memory on a demand fault");
+                if (vm.Balloon != null) vm.Counters.El2Faults += El2Clock.Since(mark);
                 return;   // ELR unchanged: the guest retries the access
             }
             Unexpected(vm, frame, syndrome, " on RAM at IPA ", ipa);

@@ -35,6 +35,15 @@ namespace Hypervisor.Vm
 
         private static uint Now() => (uint)SysReg.ReadPmevcntr0El0();
 
+        // A reading for Since: the parts of a balloon VM's work are timed
+        // this way (VmCounters.El2Balloon*), around the code that does them.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public static uint Mark() => Available ? Now() : 0;
+
+        // Instructions at EL2 since `mark` (0 without the counter).
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public static ulong Since(uint mark) => Available ? Now() - mark : 0;
+
         // `cpu` starts counting for the vCPU it has just loaded.
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static void Start(PhysicalCpu cpu)

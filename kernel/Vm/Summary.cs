@@ -131,6 +131,14 @@ namespace Hypervisor.Vm
                 Log.Stat("balloon_owed_pages", b.OwedPages);
                 Log.Stat("balloon_owed_refused", b.OwedRefused);
                 Log.Stat("remap_refused", b.RemapRefused);
+                if (El2Clock.Available)
+                {
+                    Log.Stat("el2_faults", c.El2Faults);
+                    Log.Stat("el2_balloon", c.El2Balloon);
+                    Log.Stat("el2_balloon_unmap", c.El2BalloonUnmap);
+                    Log.Stat("el2_balloon_flush", c.El2BalloonFlush);
+                    Log.Stat("el2_balloon_free", c.El2BalloonFree);
+                }
                 if (b.Transport != null)
                 {
                     ulong malformed = 0;

@@ -28,6 +28,12 @@ namespace Hypervisor.Vm
         public ulong SgisSent;             // ICC_SGI1R_EL1 writes (IPIs between its vCPUs)
         public ulong PhysicalTimerTraps;   // CNTP_* accesses (EL1PCEN = 0): read as zero, writes ignored
         public ulong El2Instructions;      // the hypervisor's instructions while this VM held a CPU (El2Clock)
+        // Its parts for a VM with a balloon (El2Clock.Mark/Since around each):
+        public ulong El2Faults;            // stage-2 demand-fault handlers (not the exits around them)
+        public ulong El2Balloon;           // the balloon's queue work, all of it (includes the three below)
+        public ulong El2BalloonUnmap;      //   stage-2 unmaps of ballooned pages, with their per-page TLBIs
+        public ulong El2BalloonFlush;      //   the batches' VMID-wide TLBIs
+        public ulong El2BalloonFree;       //   giving the frames back to the host
 
         // Exits by class: one increment per exit, in GuestExits.
         public ulong ExitsHvc, ExitsSmc, ExitsDataAbort, ExitsInstructionAbort, ExitsWfx, ExitsSysReg, ExitsIrq, ExitsOther;

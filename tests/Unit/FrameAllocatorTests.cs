@@ -65,6 +65,22 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(0u, a.FreeFrames);
         }
 
+        // Fault-around's bulk allocation: only the wanted slots get frames,
+        // each owned and distinct; when the host runs out the rest stay 0.
+        [Fact]
+        public void AllocateIntoFillsOnlyTheWantedSlots()
+        {
+            var a = Make(4);
+            a.Seal();
+            var frames = new ulong[8];
+            a.AllocateInto(frames, 0b1010_0110, FrameOwner.FirstVm);
+            Assert.Equal(new[] { 0UL, Base, Base + 4096, 0UL, 0UL, Base + 8192, 0UL, Base + 12288 }, frames);
+            Assert.All(new[] { 1, 2, 5, 7 }, i => Assert.Equal(FrameOwner.FirstVm, a.OwnerOf(frames[i])));
+            var more = new ulong[4];
+            a.AllocateInto(more, 0b1111, FrameOwner.FirstVm);   // nothing left
+            Assert.Equal(new ulong[4], more);
+        }
+
         [Fact]
         public void AllocationIsAscendingAndExhaustionReturnsZero()
         {
