@@ -81,10 +81,23 @@ namespace Hypervisor.Mm
         {
             ulong frame = Kernel.Frames.Allocate(vm.Owner);
             if (frame == 0) return false;
-            if (vm.Stage2.Map4K(ipa, frame, RamAttributes) != Stage2Status.Ok)
+            if (!vm.Stage2.MapIfEmpty(ipa, frame, RamAttributes)) return MapOnePageSlowly(vm, ipa, frame);
+            vm.Counters.PagesMapped++;
+            Charge(vm, 1);
+            return true;
+        }
+
+        // No level-3 table yet, a block, or the page is mapped already: two
+        // vCPUs of the VM faulted on it together and the other one's exit
+        // mapped it first. Then this frame goes back (mapping it over the
+        // other would lose that frame, and the data already written to it).
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static bool MapOnePageSlowly(VirtualMachine vm, ulong ipa, ulong frame)
+        {
+            if (HostAddressOf(vm, ipa) != 0 || vm.Stage2.Map4K(ipa, frame, RamAttributes) != Stage2Status.Ok)
             {
                 Kernel.Frames.Free(frame, vm.Owner);
-                return false;
+                return HostAddressOf(vm, ipa) != 0;
             }
             vm.Counters.PagesMapped++;
             Charge(vm, 1);

@@ -183,6 +183,22 @@ namespace Hypervisor.Mm
             return mapped;
         }
 
+        // The demand fault's common case, without MapAt's generality: the
+        // level-3 table for `ipa` exists and its entry is invalid, so the page
+        // entry is simply written (invalid -> valid: no TLB work, nothing to
+        // break). Anything else (no table yet, a block, a valid entry) returns
+        // false and the caller takes Map4K's general path. One walk, no
+        // callee-saved registers of MapAt and ReachLevel to pay for.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public bool MapIfEmpty(ulong ipa, ulong pa, ulong attributes)
+        {
+            if (Check(ipa, pa, PageSize) != Stage2Status.Ok) return false;
+            if (FirstNonTableLevel(ipa, 3, out ulong entry, out ulong old) != 3 || Descriptor.IsValid(old)) return false;
+            _memory.Write64(entry, Stage2.Page(pa, attributes));
+            _livePages++;
+            return true;
+        }
+
         private Stage2Status CheckRun(ulong ipa, int count)
         {
             Stage2Status status = Check(ipa, 0, PageSize);

@@ -318,6 +318,29 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(2UL, _table.TablesAllocated);
         }
 
+        // The demand fault's shortcut: only an invalid entry in an existing
+        // level-3 table is filled; everything else is left to Map4K.
+        [Fact]
+        public void MapIfEmptyFillsOnlyAnInvalidEntryOfAnExistingTable()
+        {
+            Assert.False(_table.MapIfEmpty(Ipa, Pa, Stage2.NormalReadWrite));              // no level-3 table yet
+            Assert.Equal(Stage2Status.Ok, _table.Map4K(Ipa, Pa, Stage2.NormalReadWrite));   // now there is one
+            _tlb.Calls.Clear();
+            Assert.True(_table.MapIfEmpty(Ipa + 0x1000, Pa + 0x1000, Stage2.NormalReadWrite));
+            Assert.Equal(Stage2Status.Ok, _table.Translate(Ipa + 0x1000, out ulong pa, out _, out int level));
+            Assert.Equal(Pa + 0x1000, pa);
+            Assert.Equal(3, level);
+            Assert.False(_table.MapIfEmpty(Ipa, Pa + 0x5000, Stage2.NormalReadWrite));     // valid: never replaced here
+            Assert.Equal(Stage2Status.Ok, _table.Translate(Ipa, out pa, out _, out _));
+            Assert.Equal(Pa, pa);
+            Assert.False(_table.MapIfEmpty(Ipa + 0x2001, Pa, Stage2.NormalReadWrite));     // misaligned
+            Assert.Empty(_tlb.Calls);                                                      // invalid -> valid only
+            Assert.Equal(2UL, _table.LivePages);
+
+            _table.Map2M(Ipa + 0x20_0000, BlockPa, Stage2.NormalReadWrite);
+            Assert.False(_table.MapIfEmpty(Ipa + 0x20_1000, Pa, Stage2.NormalReadWrite));  // inside a block
+        }
+
         [Fact]
         public void UnmapInsideABlockSplitsIt()
         {
