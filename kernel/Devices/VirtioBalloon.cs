@@ -45,6 +45,7 @@ namespace Hypervisor.Devices
         public ulong OwedRefused, RemapRefused;   // demand faults and remaps refused for it
 
         // What happened, for the monitor and the summary.
+        public ulong Runs;   // runs of consecutive pages taken back (one stage-2 walk each)
         public ulong Inflated, Deflated, FramesReturned, BadPfns, AlreadyBallooned, NotBallooned, MalformedRequests;
         public ulong StatFree, StatTotal, StatAvailable, StatUpdates;
         private bool _statsHeld;
@@ -55,6 +56,11 @@ namespace Hypervisor.Devices
         // Frames unmapped in the current inflate batch, freed once its TLB
         // maintenance has completed (kernel/Mm/UnmapBatch.cs).
         public readonly UnmapBatch Unmapped = new UnmapBatch((int)MaxPfnsPerChain);
+        // GuestMemory.ReclaimRun's frames of one level-3 table at a time. A
+        // field rather than a stackalloc, which would be zeroed and guarded
+        // by a stack cookie on every run, and Linux lists many runs of one
+        // page (under the VM's lock: one run at a time).
+        public readonly ulong[] RunFrames = new ulong[64];
         public readonly GuestMemory.BalloonSink UnmapSink;
 
         public VirtioBalloon(VirtualMachine vm, ulong bootBalloonBytes, bool deflateOnOom = false)
@@ -312,15 +318,21 @@ namespace Hypervisor.Devices
                     accepted++;
                     if (runLength > 0 && pfn == runStart + (uint)runLength) { runLength++; continue; }
                     if (runLength > 0 && pfn == runStart - 1) { runStart = pfn; runLength++; continue; }   // listed downwards
-                    if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
+                    if (runLength > 0) Reclaim(vm, runStart, runLength);
                     runStart = pfn;
                     runLength = 1;
                 }
             }
-            if (runLength > 0) FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)runStart << 12, runLength);
+            if (runLength > 0) Reclaim(vm, runStart, runLength);
             BalloonedPages += accepted;
             Inflated += accepted;
             OwedPages -= accepted < OwedPages ? accepted : OwedPages;
+        }
+
+        private void Reclaim(VirtualMachine vm, uint firstPfn, int pages)
+        {
+            FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)firstPfn << 12, pages);
+            Runs++;
         }
 
         // Deflating only clears the page's bit: the next touch maps a fresh,

@@ -202,7 +202,7 @@ namespace Hypervisor.Mm
         // return. Returns how many frames went back to the host.
         public static int ReclaimRun(VirtualMachine vm, ulong ipa, int pages)
         {
-            Span<ulong> frames = stackalloc ulong[64];
+            Span<ulong> frames = vm.Balloon.RunFrames;
             int returned = 0;
             while (pages > 0)
             {

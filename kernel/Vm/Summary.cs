@@ -122,6 +122,7 @@ namespace Hypervisor.Vm
                 Log.Stat("balloon_inflated", b.Inflated);
                 Log.Stat("balloon_deflated", b.Deflated);
                 Log.Stat("balloon_frames_returned", b.FramesReturned);
+                Log.Stat("balloon_runs", b.Runs);
                 Log.Stat("balloon_bad_pfns", b.BadPfns);
                 Log.Stat("balloon_already", b.AlreadyBallooned);
                 Log.Stat("balloon_not_ballooned", b.NotBallooned);
