@@ -30,6 +30,13 @@ namespace Hypervisor.Arch
         public const int Aa64Dfr0 = 32, Aa64Dfr1 = 33, Aa64Isar1 = 41, Aa64Isar2 = 42, Aa64Mmfr1 = 49;
         public const int Count = 56;
 
+        // What every guest reads, decided once at boot from the boot CPU's
+        // registers (El2Setup.Init): the same values on every vCPU wherever
+        // it runs, and a trapped read is one table lookup. (Linux reads
+        // ID_AA64ISAR0_EL1 tens of thousands of times while it boots, before
+        // its CPU features are final: each read is an exit.)
+        public static readonly ulong[] Decided = new ulong[Count];
+
         public static bool IsIdRegister(int op0, int op1, int crn, int crm) => op0 == 3 && op1 == 0 && crn == 0 && crm >= 1 && crm <= 7;
         public static int Index(int crm, int op2) => (crm - 1) * 8 + op2;
 

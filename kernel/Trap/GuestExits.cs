@@ -41,6 +41,12 @@ namespace Hypervisor.Trap
                     DataAborts.Handle(vm, frame);
                     return ExitAction.Resume;
                 }
+                if (ec == ExceptionClass.SysReg64)
+                {
+                    vcpu.Vm.Counters.ExitsSysReg++;
+                    SystemRegisterTraps.Handle(vcpu, frame);
+                    return ExitAction.Resume;
+                }
             }
             return Other(vcpu, frame, kind);
         }
@@ -86,10 +92,6 @@ namespace Hypervisor.Trap
                     frame->Elr += ExceptionVectors.InstructionLength(frame->Esr);
                     if (IsWfe(frame->Esr)) return ExitDecision.ForYield(Scheduler.OthersRunnable());
                     return ExitDecision.ForWfi(vcpu.VgicCpu.HasWork());
-                case ExceptionClass.SysReg64:
-                    vm.Counters.ExitsSysReg++;
-                    SystemRegisterTraps.Handle(vcpu, frame);
-                    break;
                 case ExceptionClass.Unknown:
                     // An instruction this VM does not offer.
                     vm.Counters.ExitsSysReg++;

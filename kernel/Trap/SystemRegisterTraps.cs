@@ -144,6 +144,12 @@ namespace Hypervisor.Trap
         {
             VirtualMachine vm = vcpu.Vm;
             var access = new SysRegAccess(frame->Esr);
+            // ID registers first: the most frequent by far (a booting Linux).
+            if (access.IsRead && IdRegisters.IsIdRegister(access.Op0, access.Op1, access.CRn, access.CRm))
+            {
+                Result(frame, access, IdRegisters.Decided[IdRegisters.Index(access.CRm, access.Op2)]);
+                return;
+            }
             if (vm.Shadow != null || vm.Direct != null)
             {
                 TranslationRegister reg = TranslationRegisters.Identify(access);
@@ -157,7 +163,6 @@ namespace Hypervisor.Trap
             }
             if (access.Op0 == 2) Debug(vcpu, frame, access);
             else if (access.IsSgiGeneration && vm.Vgic != null) Sgi(vcpu, frame, access);
-            else if (access.IsRead && IdRegisters.IsIdRegister(access.Op0, access.Op1, access.CRn, access.CRm)) IdRegister(frame, access);
             else if (access.IsPhysicalTimer) PhysicalTimer(vcpu, frame, access);
             else
             {
@@ -221,12 +226,6 @@ namespace Hypervisor.Trap
         }
 
         // HCR_EL2.TID3: the feature ID registers, as decided in IdRegisters.cs.
-        private static void IdRegister(TrapFrame* frame, in SysRegAccess access)
-        {
-            int index = IdRegisters.Index(access.CRm, access.Op2);
-            Result(frame, access, IdRegisters.Sanitize(index, SysReg.ReadIdRegister((ulong)index)));
-        }
-
         // CNTP_TVAL/CTL/CVAL_EL0 (CNTHCTL_EL2.EL1PCEN = 0): the emulated
         // physical timer (kernel/Vm/GuestTimers.cs).
         private static void PhysicalTimer(Vcpu vcpu, TrapFrame* frame, in SysRegAccess access)

@@ -40,6 +40,7 @@ namespace Hypervisor.Vm
             // monitors. Trapped, they are undefined instructions for the guest.
             FeatureTraps = ((mmfr1 & LorField) != 0 ? Hcr.TLOR : 0) | ((pfr0 & RasField) != 0 ? Hcr.TERR : 0);
             DebugState.Init(Mdcr.Boot(SysReg.ReadPmcrEl0(), SysReg.ReadIdAa64Dfr0El1()));
+            for (int i = 0; i < IdRegisters.Count; i++) IdRegisters.Decided[i] = IdRegisters.Sanitize(i, SysReg.ReadIdRegister((ulong)i));
             InitCpu();
         }
 
