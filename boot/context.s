@@ -32,80 +32,81 @@
     msr     \b, x2
 .endm
 
+.include "asm.inc"
+.if FRAME_SIZE != 320
+.error "the frame copy is unrolled for a 320-byte frame"
+.endif
+
+// FpState (kernel/Vm/VcpuState.cs): q0-q31 (512 bytes), then FPSR, FPCR.
+// \base is left pointing 512 bytes further on.
+.macro fp_registers op, base
+    \op    q0, q1, [\base, #0]
+    \op    q2, q3, [\base, #32]
+    \op    q4, q5, [\base, #64]
+    \op    q6, q7, [\base, #96]
+    \op    q8, q9, [\base, #128]
+    \op    q10, q11, [\base, #160]
+    \op    q12, q13, [\base, #192]
+    \op    q14, q15, [\base, #224]
+    \op    q16, q17, [\base, #256]
+    \op    q18, q19, [\base, #288]
+    \op    q20, q21, [\base, #320]
+    \op    q22, q23, [\base, #352]
+    \op    q24, q25, [\base, #384]
+    \op    q26, q27, [\base, #416]
+    \op    q28, q29, [\base, #448]
+    \op    q30, q31, [\base, #480]
+    add     \base, \base, #512
+.endm
+
+// One guest register frame from \src to \dst, 32 bytes a step through
+// q16/q17, the hypervisor's own SIMD scratch registers; unrolled.
+.macro frame_copy dst, src
+    .irp off, 0, 32, 64, 96, 128, 160, 192, 224, 256, 288
+    ldp     q16, q17, [\src, #\off]
+    stp     q16, q17, [\dst, #\off]
+    .endr
+.endm
+
     .text
-    .global el1_save
-el1_save:
+// vcpu_save(live, frame, el1, fp): the guest state in the CPU and in the
+// live frame on the EL2 stack into a vCPU's context (VcpuContext.SaveFrom).
+// The CPU's q16/q17 hold hypervisor values by now: the guest's are in the
+// live frame, and go into the FP state from there.
+    .global vcpu_save
+vcpu_save:
+    mov     x4, x0                         // live frame
+    mov     x5, x1                         // saved frame
+    mov     x6, x3                         // FP state
+    mov     x0, x2
     el1_registers save_pair
-    ret
-
-    .global el1_restore
-el1_restore:
-    el1_registers restore_pair
-    isb
-    ret
-
-// FpState: q0-q31 (512 bytes), then FPSR, FPCR.
-    .global fp_save
-fp_save:
-    stp     q0, q1, [x0, #0]
-    stp     q2, q3, [x0, #32]
-    stp     q4, q5, [x0, #64]
-    stp     q6, q7, [x0, #96]
-    stp     q8, q9, [x0, #128]
-    stp     q10, q11, [x0, #160]
-    stp     q12, q13, [x0, #192]
-    stp     q14, q15, [x0, #224]
-    stp     q16, q17, [x0, #256]
-    stp     q18, q19, [x0, #288]
-    stp     q20, q21, [x0, #320]
-    stp     q22, q23, [x0, #352]
-    stp     q24, q25, [x0, #384]
-    stp     q26, q27, [x0, #416]
-    stp     q28, q29, [x0, #448]
-    stp     q30, q31, [x0, #480]
+    mov     x0, x6
+    fp_registers stp, x0
     mrs     x1, fpsr
     mrs     x2, fpcr
-    add     x0, x0, #512
     stp     x1, x2, [x0]
+    ldp     q16, q17, [x4, #FRAME_Q16]
+    stp     q16, q17, [x6, #256]
+    frame_copy x5, x4
     ret
 
-    .global fp_restore
-fp_restore:
-    ldp     q0, q1, [x0, #0]
-    ldp     q2, q3, [x0, #32]
-    ldp     q4, q5, [x0, #64]
-    ldp     q6, q7, [x0, #96]
-    ldp     q8, q9, [x0, #128]
-    ldp     q10, q11, [x0, #160]
-    ldp     q12, q13, [x0, #192]
-    ldp     q14, q15, [x0, #224]
-    ldp     q16, q17, [x0, #256]
-    ldp     q18, q19, [x0, #288]
-    ldp     q20, q21, [x0, #320]
-    ldp     q22, q23, [x0, #352]
-    ldp     q24, q25, [x0, #384]
-    ldp     q26, q27, [x0, #416]
-    ldp     q28, q29, [x0, #448]
-    ldp     q30, q31, [x0, #480]
-    add     x0, x0, #512
+// vcpu_restore(live, frame, el1, fp): a vCPU's context into the CPU and the
+// live frame (VcpuContext.RestoreInto); the exit path's return then loads
+// the frame, q16/q17 included.
+    .global vcpu_restore
+vcpu_restore:
+    mov     x4, x0                         // live frame
+    mov     x5, x1                         // saved frame
+    mov     x6, x3                         // FP state
+    mov     x0, x2
+    el1_registers restore_pair
+    isb
+    mov     x0, x6
+    fp_registers ldp, x0
     ldp     x1, x2, [x0]
     msr     fpsr, x1
     msr     fpcr, x2
-    ret
-
-// frame_copy(dst, src): one guest register frame (FRAME_SIZE bytes, 16-byte
-// aligned): the live frame on the EL2 stack to or from a vCPU's saved context
-// on every VM switch. 32 bytes a step through q16/q17, the hypervisor's own
-// SIMD scratch registers (the guest's q16/q17 are in the frame by then);
-// unrolled, no loop counter: a switch copies two frames.
-.include "asm.inc"
-.if FRAME_SIZE != 320
-.error "frame_copy is unrolled for a 320-byte frame"
-.endif
-    .global frame_copy
-frame_copy:
-    .irp off, 0, 32, 64, 96, 128, 160, 192, 224, 256, 288
-    ldp     q16, q17, [x1, #\off]
-    stp     q16, q17, [x0, #\off]
-    .endr
+    frame_copy x4, x5
+    ldp     q16, q17, [x6, #256]
+    stp     q16, q17, [x4, #FRAME_Q16]
     ret

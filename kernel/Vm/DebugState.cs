@@ -83,21 +83,33 @@ namespace Hypervisor.Vm
 
         // A vCPU leaves this CPU: its values go back to it, and the CPU gets
         // the clean set, so a vCPU that next runs on another CPU finds its own.
+        // Inlined into every switch: a CPU with the clean set has nothing to do.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static void PutDown(Hypervisor.Smp.PhysicalCpu cpu)
         {
-            DebugState inCpu = cpu.DebugInCpu;
-            if (inCpu == null) return;
-            fixed (ulong* w = inCpu._words) SaveHardware(w, s_breakpoints, s_watchpoints);
+            if (cpu.DebugInCpu != null) PutDownOwned(cpu);
+        }
+
+        private static void PutDownOwned(Hypervisor.Smp.PhysicalCpu cpu)
+        {
+            fixed (ulong* w = cpu.DebugInCpu._words) SaveHardware(w, s_breakpoints, s_watchpoints);
             LoadClean(cpu);
         }
 
         // VM switch: make `next` the VM whose debug view the CPU shows.
         public static void Switch(DebugState next) => Switch(next, Hypervisor.Smp.Cpus.This);
 
+        // Inlined into every switch: the common case, neither VM ever touched
+        // its debug registers, costs two loads.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static void Switch(DebugState next, Hypervisor.Smp.PhysicalCpu cpu)
         {
+            if (cpu.DebugInCpu != next && (cpu.DebugInCpu != null || next.InUse)) SwitchOwned(next, cpu);
+        }
+
+        private static void SwitchOwned(DebugState next, Hypervisor.Smp.PhysicalCpu cpu)
+        {
             DebugState inCpu = cpu.DebugInCpu;
-            if (inCpu == next) return;
             if (inCpu != null) fixed (ulong* w = inCpu._words) SaveHardware(w, s_breakpoints, s_watchpoints);
             if (next.InUse)
             {

@@ -260,6 +260,7 @@ namespace Hypervisor.Vm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool Mine(PhysicalCpu cpu, Vcpu vcpu) => vcpu.LoadedIn == null || vcpu.LoadedIn == cpu;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void SetState(Vcpu vcpu, VmState state)
         {
             if (vcpu.State == VmState.Waiting) s_waiting--;
@@ -593,9 +594,14 @@ namespace Hypervisor.Vm
         // A new generation means every VMID may now name a different VM, so
         // every TLB entry of EL1&0 goes: TLBI ALLE1IS, broadcast to every CPU
         // (VMs running elsewhere keep their reserved VMIDs and refill).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void EnsureVmid(VirtualMachine vm)
         {
-            if (Vmids.IsCurrent(vm.VmidTag)) return;
+            if (!Vmids.IsCurrent(vm.VmidTag)) RenewVmid(vm);
+        }
+
+        private static void RenewVmid(VirtualMachine vm)
+        {
             vm.Vmid = Vmids.Assign(ref vm.VmidTag, out bool flushAll);
             vm.Vttbr = Stage2Layout.Vttbr(vm.ActiveStage2Root, vm.Vmid);
             if (flushAll)

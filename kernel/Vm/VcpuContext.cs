@@ -16,11 +16,8 @@ namespace Hypervisor.Vm
         public El1State El1;
         public FpState Fp;
 
-        [RuntimeImport("*", "el1_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void El1Save(El1State* s);
-        [RuntimeImport("*", "el1_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void El1Restore(El1State* s);
-        [RuntimeImport("*", "fp_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void FpSave(FpState* s);
-        [RuntimeImport("*", "fp_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void FpRestore(FpState* s);
-        [RuntimeImport("*", "frame_copy")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void FrameCopy(TrapFrame* destination, TrapFrame* source);
+        [RuntimeImport("*", "vcpu_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void Save(TrapFrame* live, TrapFrame* frame, El1State* el1, FpState* fp);
+        [RuntimeImport("*", "vcpu_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void Restore(TrapFrame* live, TrapFrame* frame, El1State* el1, FpState* fp);
 
         // SCTLR_EL1 as after reset: MMU and caches off, RES1 bits set.
         private const ulong SctlrEl1Reset = 0x30d00800;
@@ -47,34 +44,23 @@ namespace Hypervisor.Vm
             }
         }
 
-        // The CPU's guest state (live frame + registers) into this context.
+        // The CPU's guest state (live frame + registers) into this context:
+        // one call (boot/context.s vcpu_save), q16/q17 from the live frame.
         public void SaveFrom(TrapFrame* live)
         {
-            fixed (TrapFrame* f = &Frame) FrameCopy(f, live);
-            fixed (El1State* e = &El1) El1Save(e);
+            fixed (TrapFrame* f = &Frame)
+            fixed (El1State* e = &El1)
             fixed (FpState* fp = &Fp)
-            {
-                FpSave(fp);
-                // q16/q17 in the CPU now hold hypervisor values; the guest's are in the frame.
-                fp->Q[32] = live->Q16[0]; fp->Q[33] = live->Q16[1];
-                fp->Q[34] = live->Q17[0]; fp->Q[35] = live->Q17[1];
-            }
+                Save(live, f, e, fp);
         }
 
         // This context into the CPU; the exit path's return restores `live`.
         public void RestoreInto(TrapFrame* live)
         {
-            fixed (El1State* e = &El1) El1Restore(e);
+            fixed (TrapFrame* f = &Frame)
+            fixed (El1State* e = &El1)
             fixed (FpState* fp = &Fp)
-            {
-                FpRestore(fp);
-                fixed (TrapFrame* f = &Frame)
-                {
-                    FrameCopy(live, f);
-                    live->Q16[0] = fp->Q[32]; live->Q16[1] = fp->Q[33];
-                    live->Q17[0] = fp->Q[34]; live->Q17[1] = fp->Q[35];
-                }
-            }
+                Restore(live, f, e, fp);
         }
     }
 }
