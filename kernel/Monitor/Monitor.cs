@@ -28,15 +28,25 @@ namespace Hypervisor.Monitor
         {
             s_line = new byte[LineMax];
             s_focus = -1;
+            s_pollTicks = Hypervisor.Arch.SysReg.ReadCntfrqEl0() / 1000;
             Log.Line("[hv] monitor: type 'help' and Enter; Ctrl-T moves the console between the monitor and the VMs");
         }
 
+        // Every scheduling point calls this: VMs that hand the CPU back and
+        // forth thousands of times a millisecond would otherwise read the
+        // UART's flag register at every switch. Once a millisecond is plenty
+        // for a person typing, and the UART's FIFO holds what arrives between.
         public static void Poll()
         {
             if (s_line == null) return;
+            ulong now = Hypervisor.Arch.SysReg.ReadCntpctEl0();
+            if (now - s_lastPoll < s_pollTicks) return;
+            s_lastPoll = now;
             int c;
             while ((c = Pl011.TryGet()) >= 0) Input((byte)c);
         }
+
+        private static ulong s_lastPoll, s_pollTicks;
 
         private static void Input(byte b)
         {
