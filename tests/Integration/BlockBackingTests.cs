@@ -97,6 +97,19 @@ namespace Hypervisor.Tests.Integration
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
         }
 
+        // Every reset gives the blocks back and takes them again (the remap
+        // test splits one each time): nothing leaks, the heap does not grow.
+        [Fact]
+        public void ResetsRebuildTheBlocksAndLeakNothing()
+        {
+            string conf = GuestConfig.Write("vm r mem=32M image=$ELF backing=blocks args=\"tests=demand,remap reset\" resets=20\n");
+            var r = Qemu.Run(new[] { conf }, timeoutSeconds: 180);
+            Assert.Equal(21, r.Lines.Count(l => l.StartsWith("[r] TEST remap PASS")));
+            Assert.Equal(21, r.Lines.Count(l => l.StartsWith("[r] TEST demand PASS") && l.Contains("stage2_faults=0")));
+            Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
+            Assert.Equal(r.Stat("heap_used_start"), r.Stat("heap_used_end"));
+        }
+
         // backing=blocks is for stage-2 VMs whose memory is all theirs from
         // the start: refused, with a reason, elsewhere.
         [Fact]
