@@ -94,10 +94,11 @@ namespace Hypervisor.Mm
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
         private static bool MapOnePageSlowly(VirtualMachine vm, ulong ipa, ulong frame)
         {
-            if (HostAddressOf(vm, ipa) != 0 || vm.Stage2.Map4K(ipa, frame, RamAttributes) != Stage2Status.Ok)
+            bool mappedAlready = HostAddressOf(vm, ipa) != 0;
+            if (mappedAlready || vm.Stage2.Map4K(ipa, frame, RamAttributes) != Stage2Status.Ok)
             {
                 Kernel.Frames.Free(frame, vm.Owner);
-                return HostAddressOf(vm, ipa) != 0;
+                return mappedAlready;
             }
             vm.Counters.PagesMapped++;
             Charge(vm, 1);

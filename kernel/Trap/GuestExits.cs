@@ -23,9 +23,10 @@ namespace Hypervisor.Trap
             // guest disabled INTID 27, in which case a stale line costs at most
             // one spurious interrupt once it enables it again (its EOI samples).
             if (vcpu.VgicCpu.Listed != 0) SyncListed(vcpu);
-            // Hypercalls first, in a small method: the most frequent exit
-            // of a paravirtualized guest pays for no other case's registers.
-            // Then stage-2 aborts (demand faults, MMIO), the next most frequent.
+            // The most frequent exception classes are tested before Other's
+            // switch, in the order a guest makes them: hypercalls (a
+            // paravirtualized guest), stage-2 aborts (demand faults, MMIO),
+            // system registers (a booting Linux reads ID registers).
             if (VectorKind.IsSynchronous(kind))
             {
                 uint ec = ExceptionClass.Of(frame->Esr);

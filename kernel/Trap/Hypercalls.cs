@@ -41,11 +41,8 @@ namespace Hypervisor.Trap
 
         private static ExitAction Vendor(VirtualMachine vm, TrapFrame* frame, ulong fid)
         {
-            switch (fid)
+            switch (fid)   // (HypercallAbi.Null never gets here: Handle answers it)
             {
-                case HypercallAbi.Null:
-                    Return(frame, 0);
-                    break;
                 case HypercallAbi.ConsoleWrite:
                     ConsoleWrite(vm, frame);
                     break;
