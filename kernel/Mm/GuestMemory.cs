@@ -89,8 +89,11 @@ namespace Hypervisor.Mm
 
         // No level-3 table yet, a block, or the page is mapped already: two
         // vCPUs of the VM faulted on it together and the other one's exit
-        // mapped it first. Then this frame goes back (mapping it over the
-        // other would lose that frame, and the data already written to it).
+        // mapped it first, or (on hardware) the MMU's walk ran before this
+        // CPU's own store of the entry reached it: an invalid -> valid write
+        // needs no TLBI, so nothing waits for it and the guest may fault once
+        // more. Then this frame goes back (mapping it over the other would
+        // lose that frame, and the data already written to it).
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
         private static bool MapOnePageSlowly(VirtualMachine vm, ulong ipa, ulong frame)
         {
