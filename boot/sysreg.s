@@ -86,6 +86,15 @@ smc_call:
     smc     #0
     ret
 
+// read_rndr(): a random number from the CPU (FEAT_RNG's RNDR, encoded by
+// number for assemblers without +rng), or 0 when the CPU had none to give
+// (it then sets PSTATE.Z). Call only when ID_AA64ISAR0_EL1.RNDR says it exists.
+    .global read_rndr
+read_rndr:
+    mrs     x0, s3_3_c2_c4_0
+    csel    x0, xzr, x0, eq
+    ret
+
 // Sleeps until an interrupt is pending, even a masked one (EL2 runs with
 // IRQs masked; the interrupt is taken once the guest runs again).
     .global cpu_wait_for_interrupt

@@ -46,6 +46,7 @@ namespace Hypervisor
             FrameSetup.Init(boot, s_fdt);
             PrintBanner(boot, bootargs);
             FrameSetup.PrintStat();
+            TakeSeeds(boot->Dtb);
 
             DeliberateFault(bootargs);
 
@@ -66,6 +67,36 @@ namespace Hypervisor
             Hypervisor.Vm.Summary.HeapAtStart = Hypervisor.Runtime.Heap.BytesInUse;
             StartOtherCpus();
             Hypervisor.Vm.Scheduler.Start();
+        }
+
+        // The firmware's entropy (and the CPU's, with FEAT_RNG) becomes the
+        // key of every guest's rng-seed and kaslr-seed (kernel/Boot/
+        // GuestSeeds.cs). The host tree's seeds are then wiped, as Linux
+        // wipes its own after use: nothing else needs them, and a secret is
+        // safest with one copy.
+        // [hv] guest seeds from: rng-seed (32 bytes) kaslr-seed RNDR
+        private static void TakeSeeds(ulong dtbAddress)
+        {
+            byte* dtb = (byte*)dtbAddress;
+            var rngSeed = s_fdt.RngSeedOffset < 0 ? default : new Span<byte>(dtb + s_fdt.RngSeedOffset, s_fdt.RngSeedLength);
+            ulong kaslrSeed = s_fdt.KaslrSeedOffset < 0 ? 0 : Fdt.ReadBe64(new ReadOnlySpan<byte>(dtb + s_fdt.KaslrSeedOffset, 8), 0);
+            ulong rndr = (SysReg.ReadIdAa64Isar0El1() >> 60) != 0 ? SysReg.ReadRndr() : 0;
+            Hypervisor.Vm.VmBuilder.Seeds = GuestSeeds.Absorb(rngSeed, kaslrSeed, rndr, SysReg.ReadCntpctEl0());
+            rngSeed.Clear();
+            if (s_fdt.KaslrSeedOffset >= 0) new Span<byte>(dtb + s_fdt.KaslrSeedOffset, 8).Clear();
+
+            EntropySource from = Hypervisor.Vm.VmBuilder.Seeds.Sources;
+            Log.Write("[hv] guest seeds from:");
+            if ((from & EntropySource.FirmwareRngSeed) != 0)
+            {
+                Log.Write(" rng-seed (");
+                Log.Dec((ulong)rngSeed.Length);
+                Log.Write(" bytes)");
+            }
+            if ((from & EntropySource.FirmwareKaslrSeed) != 0) Log.Write(" kaslr-seed");
+            if ((from & EntropySource.Rndr) != 0) Log.Write(" RNDR");
+            if (from == EntropySource.None) Log.Write(" the counter alone (no rng-seed, kaslr-seed or RNDR): guests can guess them");
+            Log.NewLine();
         }
 
         // [hv] cpus: 2 of 2 running guests

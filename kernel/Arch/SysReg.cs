@@ -20,6 +20,7 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "read_id_aa64dfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Dfr0El1();
         [RuntimeImport("*", "read_id_aa64pfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Pfr0El1();
         [RuntimeImport("*", "read_id_aa64isar0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Isar0El1();
+        [RuntimeImport("*", "read_rndr")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadRndr();
         [RuntimeImport("*", "read_cntfrq_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCntfrqEl0();
         [RuntimeImport("*", "read_cntpct_el0")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCntpctEl0();
         [RuntimeImport("*", "read_sctlr_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadSctlrEl2();

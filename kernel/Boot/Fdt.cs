@@ -36,6 +36,9 @@ namespace Hypervisor.Boot
         public ulong InitrdEnd;
         public int BootargsOffset;   // into the blob; -1 when /chosen has no bootargs
         public int BootargsLength;   // without the terminating NUL
+        public int RngSeedOffset;    // /chosen/rng-seed, into the blob; -1 when absent
+        public int RngSeedLength;
+        public int KaslrSeedOffset;  // /chosen/kaslr-seed (8 bytes); -1 when absent
     }
 
     // Flattened device tree reader (devicetree specification v0.4, chapter 5):
@@ -66,6 +69,8 @@ namespace Hypervisor.Boot
         {
             info = default;
             info.BootargsOffset = -1;
+            info.RngSeedOffset = -1;
+            info.KaslrSeedOffset = -1;
             if (blob.Length < HeaderSize) return FdtStatus.TooSmall;
             if (ReadBe32(blob, 0) != Magic) return FdtStatus.BadMagic;
             uint totalSize = ReadBe32(blob, 4);
@@ -193,6 +198,15 @@ namespace Hypervisor.Boot
                     {
                         info.BootargsOffset = valueOffset;
                         info.BootargsLength = length > 0 && value[length - 1] == 0 ? length - 1 : length;
+                    }
+                    else if (BytesEqual(propName, "rng-seed"))
+                    {
+                        info.RngSeedOffset = valueOffset;
+                        info.RngSeedLength = length;
+                    }
+                    else if (BytesEqual(propName, "kaslr-seed") && length == 8)
+                    {
+                        info.KaslrSeedOffset = valueOffset;
                     }
                     else if (BytesEqual(propName, "linux,initrd-start") && (length == 4 || length == 8))
                     {

@@ -315,8 +315,8 @@ namespace Hypervisor.Boot
     }
 
     // What the hypervisor tells one guest about its virtual machine. The
-    // bootargs are a separate parameter of Build (a span cannot live in a
-    // normal struct).
+    // bootargs and the rng-seed are separate parameters of Build (a span
+    // cannot live in a normal struct).
     public struct GuestDtbSpec
     {
         public ulong MemoryBase;      // guest-physical start of RAM
@@ -333,6 +333,7 @@ namespace Hypervisor.Boot
         // virtio node's interrupt: what Linux needs to boot. Off, the tree is
         // the minimal one the polling C# test guest reads.
         public bool HasGic;
+        public ulong KaslrSeed;       // /chosen/kaslr-seed (0: none); kernel/Boot/GuestSeeds.cs
     }
 
     // The device tree each guest receives in x0: the small subset of QEMU's
@@ -358,7 +359,10 @@ namespace Hypervisor.Boot
         // Room for every distinct property name (about 330 bytes with the GIC).
         private const int StringsScratchSize = 512;
 
-        public static FdtWriteStatus Build(Span<byte> buffer, in GuestDtbSpec spec, ReadOnlySpan<byte> bootargs, out int totalSize)
+        public static FdtWriteStatus Build(Span<byte> buffer, in GuestDtbSpec spec, ReadOnlySpan<byte> bootargs, out int totalSize) =>
+            Build(buffer, spec, bootargs, default, out totalSize);
+
+        public static FdtWriteStatus Build(Span<byte> buffer, in GuestDtbSpec spec, ReadOnlySpan<byte> bootargs, ReadOnlySpan<byte> rngSeed, out int totalSize)
         {
             totalSize = 0;
             if (spec.CpuCount < 1 || spec.CpuCount > VmConfig.MaxCpus) return FdtWriteStatus.BadArgument;
@@ -451,6 +455,10 @@ namespace Hypervisor.Boot
                 w.PropertyU64("linux,initrd-start", spec.InitrdStart);
                 w.PropertyU64("linux,initrd-end", spec.InitrdEnd);
             }
+            // What Linux seeds its random number generator and its kernel's
+            // placement from, before any driver could give it entropy.
+            if (rngSeed.Length != 0) w.PropertyBytes("rng-seed", rngSeed);
+            if (spec.KaslrSeed != 0) w.PropertyU64("kaslr-seed", spec.KaslrSeed);
             w.EndNode();
 
             w.EndNode();

@@ -19,6 +19,7 @@ namespace Hypervisor.Vm
         // room BootLayout keeps for it in each VM, so the tree's actual size
         // (which only GuestDtb.Build knows) never decides where things go.
         private const int DtbBufferSize = 64 * 1024;
+        public static GuestSeeds Seeds;   // set at boot (Kernel.TakeSeeds)
 
         private static Stage2Layout s_layout;
         public static ulong RootTableBytes => s_layout.RootTableBytes;
@@ -474,7 +475,13 @@ namespace Hypervisor.Vm
             // Every VM has the virtual GIC: the tree names it, the timer, the
             // UART's clock and the devices' interrupts.
             spec.HasGic = true;
-            if (GuestDtb.Build(s_dtb, spec, bootargs, out int size) != FdtWriteStatus.Ok) return false;
+            // Seeds of its own, new at every reset (kernel/Boot/GuestSeeds.cs).
+            Span<byte> rngSeed = stackalloc byte[GuestSeeds.RngSeedBytes];
+            Seeds.RngSeed(vm.Index, vm.Resets, rngSeed);
+            spec.KaslrSeed = Seeds.KaslrSeed(vm.Index, vm.Resets);
+            FdtWriteStatus built = GuestDtb.Build(s_dtb, spec, bootargs, rngSeed, out int size);
+            rngSeed.Clear();
+            if (built != FdtWriteStatus.Ok) return false;
             vm.DtbIpa = vm.Layout.DtbStart;
             vm.DtbSize = (ulong)size;
             return GuestMemory.CopyIn(vm, vm.DtbIpa, new ReadOnlySpan<byte>(s_dtb).Slice(0, size));
