@@ -158,6 +158,13 @@ namespace Hypervisor.Boot
             _output[at + text.Length] = 0;
         }
 
+        // Bytes as they are, no NUL added (rng-seed).
+        public void PropertyRaw(string name, ReadOnlySpan<byte> bytes)
+        {
+            if (!BeginProperty(name, bytes.Length, out int at)) return;
+            for (int i = 0; i < bytes.Length; i++) _output[at + i] = bytes[i];
+        }
+
         // Closes the structure block, appends the strings block and writes the
         // header. totalSize is the number of bytes of the blob (0 on failure).
         public FdtWriteStatus Finish(out int totalSize)
@@ -457,7 +464,7 @@ namespace Hypervisor.Boot
             }
             // What Linux seeds its random number generator and its kernel's
             // placement from, before any driver could give it entropy.
-            if (rngSeed.Length != 0) w.PropertyBytes("rng-seed", rngSeed);
+            if (rngSeed.Length != 0) w.PropertyRaw("rng-seed", rngSeed);
             if (spec.KaslrSeed != 0) w.PropertyU64("kaslr-seed", spec.KaslrSeed);
             w.EndNode();
 

@@ -29,6 +29,11 @@ namespace Hypervisor.Tests.Integration
             foreach (var t in new[] { "uart", "demand", "remap", "abort", "isv0", "psci", "walk", "hvc", "badmmio", "fpregs", "ptimer", "timerlevel", "dtbabove" })
                 r.AssertPasses("g", t);
             r.AssertPasses("h", "hidden");
+            // The guests' seeds (kernel/Boot/GuestSeeds.cs): QEMU's firmware
+            // seeds on every model, and the CPU's RNDR only where FEAT_RNG is.
+            string seeds = r.Require("[hv] guest seeds from:");
+            Assert.StartsWith("[hv] guest seeds from: rng-seed (32 bytes) kaslr-seed", seeds);
+            Assert.Equal(cpu == "max", seeds.Contains("RNDR"));
             Assert.Null(r.Line("[hv] PANIC"));
             Assert.DoesNotContain(r.Lines, l => l.Contains("unhandled exit"));
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));

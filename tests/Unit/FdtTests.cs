@@ -100,6 +100,32 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal("a b", Bootargs(blob, info));
         }
 
+        // The firmware's seeds, which the hypervisor takes for its guests'
+        // (kernel/Kernel.cs TakeSeeds); QEMU's own tree has both.
+        [Fact]
+        public void FindsTheFirmwareSeeds()
+        {
+            const string dts = @"/dts-v1/;
+/ {
+    #address-cells = <2>; #size-cells = <2>;
+    memory@40000000 { device_type = ""memory""; reg = <0x0 0x40000000 0x0 0x8000000>; };
+    chosen { rng-seed = [01 02 03 04 05]; kaslr-seed = <0x11223344 0x55667788>; };
+};";
+            byte[] blob = Dtb.FromSource(dts);
+            Assert.Equal(FdtStatus.Ok, Fdt.Parse(blob, out var info));
+            Assert.Equal(5, info.RngSeedLength);
+            Assert.Equal(new byte[] { 1, 2, 3, 4, 5 }, blob.AsSpan(info.RngSeedOffset, 5).ToArray());
+            Assert.Equal(0x1122334455667788UL, Fdt.ReadBe64(blob, info.KaslrSeedOffset));
+
+            Assert.Equal(FdtStatus.Ok, Fdt.Parse(Dtb.FromQemu("128M", 1), out var qemu));
+            Assert.Equal(32, qemu.RngSeedLength);
+            Assert.True(qemu.KaslrSeedOffset > 0);
+
+            Assert.Equal(FdtStatus.Ok, Fdt.Parse(Dtb.FromSource(dts.Replace("rng-seed = [01 02 03 04 05]; kaslr-seed = <0x11223344 0x55667788>;", "")), out var none));
+            Assert.Equal(-1, none.RngSeedOffset);
+            Assert.Equal(-1, none.KaslrSeedOffset);
+        }
+
         [Fact]
         public void NoBootargsAndNoMemoryAreReported()
         {

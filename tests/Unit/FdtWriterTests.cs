@@ -2,6 +2,7 @@ using Hypervisor.Tests.Support;
 using System;
 using System.Diagnostics;
 using System.IO;
+using System.Linq;
 using System.Text;
 using System.Text.RegularExpressions;
 using Hypervisor.Boot;
@@ -109,6 +110,26 @@ namespace Hypervisor.Tests.Unit
             Assert.Contains("stdout-path = \"/pl011@9000000\";", chosen);
             Assert.Contains("linux,initrd-start = <0x00 0x48000000>;", chosen);
             Assert.Contains("linux,initrd-end = <0x00 0x48123456>;", chosen);
+        }
+
+        // rng-seed and kaslr-seed, as QEMU's firmware tree has them, when the
+        // hypervisor gives them (always, for a VM: kernel/Vm/VmBuilder.cs).
+        [Fact]
+        public void SeedsGoInChosen()
+        {
+            var spec = Spec(1);
+            spec.KaslrSeed = 0x0123456789abcdef;
+            byte[] seed = Enumerable.Range(0, 32).Select(i => (byte)(0xa0 + i)).ToArray();
+            var buffer = new byte[4096];
+            Assert.Equal(FdtWriteStatus.Ok, GuestDtb.Build(buffer, spec, Encoding.ASCII.GetBytes("x"), seed, out int size));
+            string chosen = Node(Decompile(buffer.AsSpan(0, size).ToArray()), "chosen");
+            Assert.Contains("kaslr-seed = <0x1234567 0x89abcdef>;", chosen);
+            // (dtc prints a property of whole 32-bit words as cells)
+            string cells = string.Join(" ", Enumerable.Range(0, 8).Select(i => "0x" + Convert.ToHexString(seed, i * 4, 4).ToLowerInvariant()));
+            Assert.Contains("rng-seed = <" + cells + ">;", chosen);
+
+            string without = Node(Decompile(BuildGuest(Spec(1), "x")), "chosen");
+            Assert.DoesNotContain("seed", without);
         }
 
         [Fact]
