@@ -80,10 +80,24 @@ namespace Hypervisor.Mm
         // Copies bytes where a guest will read them (its image, initrd,
         // device tree, a hypercall's answer) and cleans them to PoC. The
         // caller issues the Barrier before the guest runs.
+        //
+        // Eight bytes a step wherever the destination is 8-byte aligned (a
+        // guest frame is): a file in the guest bundle (a cpio entry) is only
+        // 4-byte aligned, and copying a 36 MiB Linux Image byte by byte took
+        // about 300 million instructions (eight a byte) at every VM start and
+        // reset. The loads may then be unaligned: SCTLR_EL2.A is 0
+        // (boot/mmu.s) and both sides are Normal memory, where the
+        // architecture allows that.
         public static void CopyOut(CacheMaintenance cache, ulong destination, ReadOnlySpan<byte> source)
         {
             byte* d = (byte*)destination;
-            for (int i = 0; i < source.Length; i++) d[i] = source[i];
+            int i = 0;
+            fixed (byte* s = source)
+            {
+                if ((destination & 7) == 0)
+                    for (; i + 8 <= source.Length; i += 8) *(ulong*)(d + i) = *(ulong*)(s + i);
+                for (; i < source.Length; i++) d[i] = s[i];
+            }
             cache.CleanInvalidate(destination, (ulong)source.Length);
         }
 

@@ -52,6 +52,32 @@ namespace Hypervisor.Tests.Unit
             cache.AssertInDram(start, BufferBytes, $"copy of {length} bytes at +{offset}");
         }
 
+        // A file in the guest bundle is only 4-byte aligned (cpio), the frame
+        // it goes to is page aligned: the copy moves eight bytes a step from
+        // an unaligned source, and must still copy exactly its bytes, the
+        // tail included, and nothing past them.
+        [Theory]
+        [InlineData(4, 4096)]
+        [InlineData(4, 13)]
+        [InlineData(1, 4095)]
+        [InlineData(7, 7)]
+        public void AnUnalignedSourceIsCopiedExactly(int sourceOffset, int length)
+        {
+            var cache = CacheModel.OverHostMemory();
+            ulong start = (ulong)_buffer;
+            cache.Seed(start, BufferBytes);
+            byte[] file = new byte[sourceOffset + length + 8];
+            new Random(length).NextBytes(file);
+
+            Coherency.CopyOut(cache, start + 4096, new ReadOnlySpan<byte>(file, sourceOffset, length));
+            cache.Barrier();
+
+            for (int i = 0; i < length; i++) Assert.Equal(file[sourceOffset + i], _buffer[4096 + i]);
+            Assert.Equal((byte)(0xa0 + 4095 % 7), _buffer[4095]);
+            Assert.Equal((byte)(0xa0 + (4096 + length) % 7), _buffer[4096 + length]);
+            cache.AssertInDram(start, BufferBytes, $"copy of {length} bytes from +{sourceOffset}");
+        }
+
         [Fact]
         public void WithoutTheBarrierTheCopyIsNotInDramYet()
         {
