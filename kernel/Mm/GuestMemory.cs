@@ -140,11 +140,11 @@ namespace Hypervisor.Mm
             Kernel.Frames.AllocateInto(frames, want, vm.Owner);
             if ((want & (1UL << touched)) != 0 && frames[touched] == 0)
             {
-                FreeUnused(vm, frames, 0);
+                FreeUnmapped(vm, frames, 0);
                 return false;
             }
-            ulong mapped = vm.Stage2.FillEmptyPages(start, frames, RamAttributes);
-            int n = count - FreeUnused(vm, frames, mapped);
+            ulong mapped = vm.Stage2.FillEmptyPages(start, frames, RamAttributes, out int n);
+            if (mapped != want) FreeUnmapped(vm, frames, mapped);   // every frame taken was mapped: nothing to give back
             vm.Counters.Stage2Faults++;
             vm.Counters.PagesMapped += (ulong)n;
             vm.Counters.PagesPrefaulted += (ulong)n - ((mapped >> touched) & 1);
@@ -152,18 +152,12 @@ namespace Hypervisor.Mm
             return true;
         }
 
-        // Gives back the frames that did not get mapped; returns how many
-        // slots of `frames` hold no mapped page.
-        private static int FreeUnused(VirtualMachine vm, Span<ulong> frames, ulong mapped)
+        // Gives back the frames that did not get mapped.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void FreeUnmapped(VirtualMachine vm, Span<ulong> frames, ulong mapped)
         {
-            int unused = 0;
             for (int i = 0; i < frames.Length; i++)
-            {
-                if ((mapped & (1UL << i)) != 0) continue;
-                unused++;
-                if (frames[i] != 0) Kernel.Frames.Free(frames[i], vm.Owner);
-            }
-            return unused;
+                if ((mapped & (1UL << i)) == 0 && frames[i] != 0) Kernel.Frames.Free(frames[i], vm.Owner);
         }
 
         // The test service behind HypercallAbi.TestRemap: the page at `ipa` moves
@@ -211,15 +205,12 @@ namespace Hypervisor.Mm
             while (pages > 0)
             {
                 uint mark = El2Clock.Mark();
-                int n = vm.Stage2.UnmapPages(ipa & ~PageMask, pages, frames);
+                int n = vm.Stage2.UnmapPages(ipa & ~PageMask, pages, frames, out int held);
                 vm.Counters.El2BalloonUnmap += El2Clock.Since(mark);
                 if (n == 0) break;
-                int held = 0;
-                fixed (ulong* f = frames)
-                {
-                    for (int i = 0; i < n; i++)
-                        if (f[i] != 0) f[held++] = f[i];
-                }
+                // Pages never touched had no frame: their zero slots are
+                // squeezed out (rare: Linux zeroes what it gives).
+                if (held != n) CompactFrames(frames, n);
                 if (vm.Tlb.Batching) returned += vm.Balloon.Unmapped.Hold(frames.Slice(0, held), vm.Balloon.UnmapSink);
                 else
                 {
@@ -231,6 +222,14 @@ namespace Hypervisor.Mm
                 ipa += (ulong)n << 12;
             }
             return returned;
+        }
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void CompactFrames(Span<ulong> frames, int n)
+        {
+            int held = 0;
+            for (int i = 0; i < n; i++)
+                if (frames[i] != 0) frames[held++] = frames[i];
         }
 
         // Many stage-2 unmaps, one VMID-wide flush at the end: between

@@ -157,29 +157,46 @@ namespace Hypervisor.Mm
                 status = ReachLevel(ipa, 3, true, out entry, out old);
                 if (status != Stage2Status.Ok) return status;
             }
-            for (int i = 0; i < count; i++)
-                if (!Descriptor.IsValid(_memory.Read64(entry + (ulong)i * 8))) empty |= 1UL << i;
+            PageTableMemory memory = _memory;
+            ulong bit = 1;
+            for (int i = 0; i < count; i++, entry += 8, bit <<= 1)
+                if (!Descriptor.IsValid(memory.Read64(entry))) empty |= bit;
             return Stage2Status.Ok;
         }
 
         // Fault-around, step 2: page i of the run from `ipa` maps pas[i] where
         // pas[i] is not 0 and the entry is still invalid. Nothing valid is
         // replaced, so there is no TLB work. Returns the pages mapped (bit i
-        // for page i); a frame whose bit is clear is still the caller's.
-        public ulong FillEmptyPages(ulong ipa, ReadOnlySpan<ulong> pas, ulong attributes)
+        // for page i; `pagesMapped` of them); a frame whose bit is clear is
+        // still the caller's.
+        // (This loop runs for every page Linux zeroes before it balloons it:
+        // the leaf's attribute bits are computed once, each frame's address
+        // is checked with one mask and one compare.)
+        public unsafe ulong FillEmptyPages(ulong ipa, ReadOnlySpan<ulong> pas, ulong attributes, out int pagesMapped)
         {
+            pagesMapped = 0;
             if (CheckRun(ipa, pas.Length) != Stage2Status.Ok) return 0;
             if (FirstNonTableLevel(ipa, 3, out ulong entry, out _) != 3) return 0;
-            ulong mapped = 0;
-            for (int i = 0; i < pas.Length; i++)
+            PageTableMemory memory = _memory;
+            ulong leaf = Stage2.Page(0, attributes);
+            ulong mapped = 0, bit = 1;
+            int count = 0;
+            fixed (ulong* frames = pas)
             {
-                ulong pa = pas[i];
-                ulong e = entry + (ulong)i * 8;
-                if (pa == 0 || Check(ipa, pa, PageSize) != Stage2Status.Ok || Descriptor.IsValid(_memory.Read64(e))) continue;
-                _memory.Write64(e, Stage2.Page(pa, attributes));
-                mapped |= 1UL << i;
-                _livePages++;
+                for (int i = 0; i < pas.Length; i++, entry += 8, bit <<= 1)
+                {
+                    ulong pa = frames[i];
+                    // No frame, not a page-aligned one, beyond the output
+                    // range, or the entry is valid already: left alone.
+                    if (pa == 0 || (pa & (PageSize - 1)) != 0 || pa >= MaxOutputAddress
+                        || Descriptor.IsValid(memory.Read64(entry))) continue;
+                    memory.Write64(entry, pa | leaf);
+                    mapped |= bit;
+                    count++;
+                }
             }
+            _livePages += (ulong)count;
+            pagesMapped = count;
             return mapped;
         }
 
@@ -212,16 +229,22 @@ namespace Hypervisor.Mm
         // pages back in runs). Each live entry still goes through
         // break-before-make. Stops at the end of that table, after `count`
         // pages, or when `pas` is full. pas[i] gets the frame that page i had,
-        // or 0 when it had none. Returns the number of pages covered (0 only for
-        // a bad address). A page inside a 2 MiB block is split out as Unmap4K does.
-        public int UnmapPages(ulong ipa, int count, Span<ulong> pas)
+        // or 0 when it had none (`withFrames` counts the pages that had one).
+        // Returns the number of pages covered (0 only for a bad address). A
+        // page inside a 2 MiB block is split out as Unmap4K does.
+        public int UnmapPages(ulong ipa, int count, Span<ulong> pas, out int withFrames)
         {
+            withFrames = 0;
             if (count <= 0 || pas.Length == 0 || Check(ipa, 0, PageSize) != Stage2Status.Ok) return 0;
             int level = FirstNonTableLevel(ipa, 3, out ulong entry, out ulong old);
             if (level != 3)
             {
                 pas[0] = 0;
-                if (Descriptor.IsBlock(old, level) && Unmap4K(ipa, out ulong pa) == Stage2Status.Ok) pas[0] = pa;
+                if (Descriptor.IsBlock(old, level) && Unmap4K(ipa, out ulong pa) == Stage2Status.Ok)
+                {
+                    pas[0] = pa;
+                    withFrames = 1;
+                }
                 return 1;
             }
             int n = Descriptor.EntriesPerTable - IndexAt(ipa, 3);
@@ -241,6 +264,7 @@ namespace Hypervisor.Mm
                 }
             }
             _livePages -= unmapped;
+            withFrames = (int)unmapped;
             return n;
         }
 

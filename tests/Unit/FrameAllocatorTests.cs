@@ -329,12 +329,33 @@ namespace Hypervisor.Tests.Unit
                 for (int step = 0; step < 4000; step++)
                 {
                     int op = random.Next(10);
-                    if (op < 4)
+                    if (op < 2)
                     {
                         ulong p = a.Allocate(FrameOwner.FirstVm);
                         if (p == 0) { Assert.Empty(s_free); continue; }
                         HandedOut(cache, p);                             // handed out clean
                         held.Add(p);
+                    }
+                    else if (op < 4)
+                    {
+                        // Fault-around's bulk allocation: clean frames first,
+                        // then dirty ones scrubbed on the way out.
+                        var slots = new ulong[8];
+                        ulong want = (ulong)random.Next(1, 256);
+                        int freeBefore = s_free.Count;
+                        a.AllocateInto(slots, want, FrameOwner.FirstVm);
+                        int got = 0;
+                        for (int i = 0; i < slots.Length; i++)
+                        {
+                            if (slots[i] == 0) continue;
+                            Assert.True((want & (1UL << i)) != 0, $"slot {i} got a frame it did not want");
+                            Assert.Equal(FrameOwner.FirstVm, a.OwnerOf(slots[i]));
+                            HandedOut(cache, slots[i]);
+                            held.Add(slots[i]);
+                            got++;
+                        }
+                        int wanted = System.Numerics.BitOperations.PopCount(want);
+                        Assert.Equal(Math.Min(wanted, freeBefore), got);
                     }
                     else if (op < 7 && held.Count > 0)
                     {

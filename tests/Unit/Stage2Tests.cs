@@ -132,7 +132,8 @@ namespace Hypervisor.Tests.Unit
                 if (i != 4) Assert.Equal(Stage2Status.Ok, _table.Map4K(Ipa + (ulong)i * 4096, Pa + (ulong)i * 0x10000, Stage2.NormalReadWrite));
             _tlb.Calls.Clear();
             var pas = new ulong[64];
-            Assert.Equal(10, _table.UnmapPages(Ipa, 10, pas));
+            Assert.Equal(10, _table.UnmapPages(Ipa, 10, pas, out int withFrames));
+            Assert.Equal(9, withFrames);                        // page 4 had none
             for (int i = 0; i < 10; i++)
                 Assert.Equal(i == 4 ? 0UL : Pa + (ulong)i * 0x10000, pas[i]);
             Assert.Equal(9, _tlb.Calls.Count);                 // one invalidation per page that was mapped
@@ -142,9 +143,11 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(Stage2Status.NotMapped, _table.Translate(Ipa + 3 * 4096, out _, out _, out _));
             // A run stops at the end of its level-3 table and at the caller's span.
             Assert.Equal(Stage2Status.Ok, _table.Map4K(Ipa + 511 * 4096, Pa, Stage2.NormalReadWrite));
-            Assert.Equal(1, _table.UnmapPages(Ipa + 511 * 4096, 5, pas));
+            Assert.Equal(1, _table.UnmapPages(Ipa + 511 * 4096, 5, pas, out withFrames));
             Assert.Equal(Pa, pas[0]);
-            Assert.Equal(3, _table.UnmapPages(Ipa, 100, new ulong[3]));
+            Assert.Equal(1, withFrames);
+            Assert.Equal(3, _table.UnmapPages(Ipa, 100, new ulong[3], out withFrames));
+            Assert.Equal(0, withFrames);
         }
 
         // Fault-around: one walk finds the empty entries of a window, a second
@@ -160,20 +163,27 @@ namespace Hypervisor.Tests.Unit
             var frames = new ulong[8];
             for (int i = 0; i < 8; i++) frames[i] = (empty & (1UL << i)) != 0 && i != 5 ? 0x9_0000_0000 + (ulong)i * 4096 : 0;
             frames[2] = 0x9_9999_9000;                          // a frame for a page that is mapped: must come back
-            ulong mapped = _table.FillEmptyPages(Ipa, frames, Stage2.NormalReadWrite);
+            ulong mapped = _table.FillEmptyPages(Ipa, frames, Stage2.NormalReadWrite, out int pagesMapped);
             Assert.Equal(0b1101_1011UL, mapped);                  // not page 2 (mapped), not page 5 (no frame)
+            Assert.Equal(6, pagesMapped);
             Assert.Empty(_tlb.Calls);
             Assert.Equal(7UL, _table.LivePages);
             Assert.Equal(Stage2Status.Ok, _table.Translate(Ipa + 2 * 4096, out ulong pa, out _, out _));
             Assert.Equal(Pa, pa);                                 // the old mapping stands
             Assert.Equal(Stage2Status.Ok, _table.Translate(Ipa + 7 * 4096, out pa, out _, out _));
             Assert.Equal(0x9_0000_7000UL, pa);
+            Assert.Equal(Stage2Status.Ok, _table.Translate(Ipa + 7 * 4096, out _, out ulong leaf, out _));
+            Assert.Equal(Stage2.Page(0x9_0000_7000, Stage2.NormalReadWrite), leaf);   // the entry Map4K would write
             Assert.Equal(Stage2Status.NotMapped, _table.Translate(Ipa + 5 * 4096, out _, out _, out _));
+            // A frame that is not page aligned, or beyond the output range, is refused.
+            ulong refused = _table.FillEmptyPages(Ipa + 8 * 4096, new ulong[] { 0x9_0000_0800, 1UL << 48, 0x9_0001_0000 }, Stage2.NormalReadWrite, out pagesMapped);
+            Assert.Equal(0b100UL, refused);
+            Assert.Equal(1, pagesMapped);
 
             // A window must lie in one level-3 table and hold at most 64 pages.
             Assert.Equal(Stage2Status.Misaligned, _table.EmptyPages(Ipa + 510 * 4096, 4, out _));
             Assert.Equal(Stage2Status.Misaligned, _table.EmptyPages(Ipa, 65, out _));
-            Assert.Equal(0UL, _table.FillEmptyPages(Ipa + 510 * 4096, new ulong[4] { Pa, Pa, Pa, Pa }, Stage2.NormalReadWrite));
+            Assert.Equal(0UL, _table.FillEmptyPages(Ipa + 510 * 4096, new ulong[4] { Pa, Pa, Pa, Pa }, Stage2.NormalReadWrite, out _));
             // Inside a block every page is mapped already.
             Assert.Equal(Stage2Status.Ok, _table.Map2M(Ipa + Stage2Table.BlockSize, BlockPa, Stage2.NormalReadWrite));
             Assert.Equal(Stage2Status.Ok, _table.EmptyPages(Ipa + Stage2Table.BlockSize, 16, out empty));
