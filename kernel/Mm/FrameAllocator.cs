@@ -350,22 +350,23 @@ namespace Hypervisor.Mm
         private int FreeManyLocked(ReadOnlySpan<ulong> addresses, ushort owner)
         {
             if (!_sealed) return 0;
-            int freed = 0;
-            uint top = _freeCount;
+            uint top = _freeCount, first = top;
+            ushort* owners = _owner;                                     // locals: stores through the
+            uint* stack = _freeStack;                                    // tables would reload the fields
+            ulong ramBase = _base, frames = _frameCount;
             fixed (ulong* list = addresses)
             {
                 for (int i = 0; i < addresses.Length; i++)
                 {
-                    ulong offset = list[i] - _base;                      // wraps for addresses below RAM
+                    ulong offset = list[i] - ramBase;                    // wraps for addresses below RAM
                     ulong frame = offset >> FrameShift;
-                    if ((offset & (FrameSize - 1)) != 0 || frame >= _frameCount || _owner[frame] != owner) continue;
-                    _owner[frame] = FrameOwner.Free;
-                    _freeStack[top++] = (uint)frame;
-                    freed++;
+                    if ((offset & (FrameSize - 1)) != 0 || frame >= frames || owners[frame] != owner) continue;
+                    owners[frame] = FrameOwner.Free;
+                    stack[top++] = (uint)frame;
                 }
             }
             _freeCount = top;
-            return freed;
+            return (int)(top - first);
         }
 
         // Moves a frame from one owner to another without it ever being free.

@@ -148,6 +148,19 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(1, withFrames);
             Assert.Equal(3, _table.UnmapPages(Ipa, 100, new ulong[3], out withFrames));
             Assert.Equal(0, withFrames);
+            // Where no table exists every page is unmapped already: one walk
+            // covers the invalid entry's whole region, up to the caller's span.
+            _tlb.Calls.Clear();
+            var none = new ulong[600];
+            Array.Fill(none, 0xdeadUL);
+            Assert.Equal(511, _table.UnmapPages(Ipa + 4 * Stage2Table.BlockSize + 4096, 100_000, none, out withFrames));   // to the 2 MiB's end
+            Assert.All(none.AsSpan(0, 511).ToArray(), f => Assert.Equal(0UL, f));
+            Assert.Equal(0xdeadUL, none[511]);
+            Assert.Equal(0, withFrames);
+            Assert.Equal(600, _table.UnmapPages(Ipa + Stage2Table.HugeBlockSize + 4096, 100_000, none, out withFrames));   // no table in this 1 GiB
+            Assert.All(none, f => Assert.Equal(0UL, f));
+            Assert.Equal(7, _table.UnmapPages(Ipa + Stage2Table.HugeBlockSize, 7, none, out _));   // and never past `count`
+            Assert.Empty(_tlb.Calls);
         }
 
         // Fault-around: one walk finds the empty entries of a window, a second
