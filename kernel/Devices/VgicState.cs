@@ -205,10 +205,9 @@ namespace Hypervisor.Devices
                 VgicState s = w == 0 ? this : _spis;
                 uint candidates = s.Read(VgicBit.Pending, w) & s._enabled[w] & ~s._active[w];
                 if (candidates != 0 && w > 0) candidates &= _spis.RoutedTo(w, _affinity);
-                for (int b = 0; candidates != 0 && b < 32; b++, candidates >>= 1)
+                for (; candidates != 0; candidates &= candidates - 1)   // the set bits only
                 {
-                    if ((candidates & 1) == 0) continue;
-                    int intid = w * 32 + b;
+                    int intid = w * 32 + Hypervisor.Arch.Bits.LowestSetBit(candidates);
                     // Strictly lower only: an equal priority at a higher INTID loses.
                     if (s._priority[intid] >= bestPriority || !GroupEnabled(intid)) continue;
                     if (Contains(exclude, intid)) continue;

@@ -234,26 +234,12 @@ namespace Hypervisor.Vm
                 {
                     int bitsInLast = to - (lastWord << 6);   // 1..64
                     if (bitsInLast < 64) free &= (1UL << bitsInLast) - 1;
-                    return free == 0 ? NoVmid : (word << 6) + LowestSetBit(free);
+                    return free == 0 ? NoVmid : (word << 6) + Hypervisor.Arch.Bits.LowestSetBit(free);
                 }
-                if (free != 0) return (word << 6) + LowestSetBit(free);
+                if (free != 0) return (word << 6) + Hypervisor.Arch.Bits.LowestSetBit(free);
                 word++;
                 free = ~_used[word];
             }
-        }
-
-        // Index of the lowest 1 bit of a non-zero word, by halving: 6 steps
-        // (the kernel's corelib has no BitOperations.TrailingZeroCount).
-        private static int LowestSetBit(ulong x)
-        {
-            int n = 0;
-            if ((x & 0xFFFFFFFFUL) == 0) { n += 32; x >>= 32; }
-            if ((x & 0xFFFFUL) == 0) { n += 16; x >>= 16; }
-            if ((x & 0xFFUL) == 0) { n += 8; x >>= 8; }
-            if ((x & 0xFUL) == 0) { n += 4; x >>= 4; }
-            if ((x & 0x3UL) == 0) { n += 2; x >>= 2; }
-            if ((x & 0x1UL) == 0) { n += 1; }
-            return n;
         }
     }
 }
