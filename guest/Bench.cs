@@ -41,10 +41,13 @@ namespace Guest
 
             ulong overhead = Measure(0);
             ulong hvc = Measure(1) - overhead;
+            ulong psci = Measure(3) - overhead;
             ulong mmio = Measure(2) - overhead;
             ulong fault = DemandFault();
             Console.Write("STAT bench_hvc_null=");
             Console.Dec(hvc);
+            Console.Write(" bench_psci_version=");
+            Console.Dec(psci);
             Console.Write(" bench_mmio_exit=");
             Console.Dec(mmio);
             Console.Write(" bench_demand_fault=");
@@ -54,8 +57,9 @@ namespace Guest
             Console.Put('\n');
         }
 
-        // Average instructions per round of: nothing, a null hypercall, or a
-        // write to a UART register that prints nothing (IMSC).
+        // Average instructions per round of: nothing, a null hypercall, a
+        // write to a UART register that prints nothing (IMSC), or PSCI_VERSION
+        // (what a guest's firmware interface costs: SMCCC dispatch to PSCI).
         private static ulong Measure(int what)
         {
             ulong start = Cpu.ReadCycles();
@@ -63,6 +67,7 @@ namespace Guest
             {
                 if (what == 1) Hvc.Call(HypercallAbi.Null);
                 else if (what == 2) Hypervisor.Arch.Mmio.Write32(Console.UartBase + 0x38, 0);
+                else if (what == 3) Hvc.Call(Hypervisor.Trap.PsciAbi.Version);
                 else Nothing();
             }
             return (Cpu.ReadCycles() - start) / Rounds;

@@ -23,7 +23,7 @@ namespace Hypervisor.Trap
             VirtualMachine vm = vcpu.Vm;
             switch (fid)
             {
-                case PsciAbi.Version:
+                case PsciAbi.Version:                 // (Hypercalls.Handle answers it first)
                     Hypercalls.Return(frame, PsciAbi.Version1_1);
                     break;
                 case PsciAbi.Features:
