@@ -55,7 +55,8 @@ namespace Hypervisor.Mm
                 fixed (ulong* from = frames)
                 fixed (ulong* to = _frames)
                 {
-                    for (int i = 0; i < n; i++) to[_count + i] = from[taken + i];
+                    ulong* source = from + taken, destination = to + _count;
+                    for (int i = 0; i < n; i++) destination[i] = source[i];
                 }
                 _count += n;
                 taken += n;
