@@ -1,4 +1,5 @@
 using System;
+using Hypervisor.Arch;
 
 namespace Hypervisor.Devices
 {
@@ -207,7 +208,7 @@ namespace Hypervisor.Devices
                 if (candidates != 0 && w > 0) candidates &= _spis.RoutedTo(w, _affinity);
                 for (; candidates != 0; candidates &= candidates - 1)   // the set bits only
                 {
-                    int intid = w * 32 + Hypervisor.Arch.Bits.LowestSetBit(candidates);
+                    int intid = w * 32 + Bits.LowestSetBit(candidates);
                     // Strictly lower only: an equal priority at a higher INTID loses.
                     if (s._priority[intid] >= bestPriority || !GroupEnabled(intid)) continue;
                     if (Contains(exclude, intid)) continue;

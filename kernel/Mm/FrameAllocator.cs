@@ -189,13 +189,13 @@ namespace Hypervisor.Mm
                         if ((want & 1) == 0) continue;
                         if (clean == 0)
                         {
-                            // No clean frame left: the rest go Allocate's slow way.
+                            // No clean frame left: Allocate's way, which
+                            // scrubs a dirty one (the counts go through the fields).
                             _cleanTop = clean;
                             _freeCount = free;
-                            for (; i < n && want != 0; i++, want >>= 1)
-                                if ((want & 1) != 0) slot[i] = AllocateLocked(owner);
-                            guard?.Exit();
-                            return;
+                            slot[i] = AllocateLocked(owner);
+                            free = _freeCount;
+                            continue;
                         }
                         uint frame = stack[--clean];
                         stack[clean] = stack[--free];      // the topmost dirty frame moves down (itself when none)

@@ -35,8 +35,7 @@ namespace Hypervisor.Trap
             ExitAction action = GuestExits.Handle(vcpu, frame, kind);
             if (action == ExitAction.Resume && !vm.HasRequest && cpu.Noticed == 0)
             {
-                VgicCpu gic = vcpu.VgicCpu;
-                if (gic.Dirty) gic.Fill();
+                vcpu.VgicCpu.Fill();
                 vm.Lock.Release(cpu);
                 return;
             }
@@ -58,8 +57,7 @@ namespace Hypervisor.Trap
             // Back into whichever vCPU is loaded now: its list registers get
             // what became deliverable meanwhile. (Every VM has a virtual GIC;
             // VmBuilder makes it with the VM.)
-            VgicCpu gic = cpu.Loaded.VgicCpu;
-            if (gic.Dirty) gic.Fill();
+            cpu.Loaded.VgicCpu.Fill();
         }
     }
 

@@ -23,9 +23,8 @@ namespace Hypervisor.Trap
             VirtualMachine vm = vcpu.Vm;
             switch (fid)
             {
-                case PsciAbi.Version:                 // (Hypercalls.Handle answers it first)
-                    Hypercalls.Return(frame, PsciAbi.Version1_1);
-                    break;
+                // PSCI_VERSION never gets here: Hypercalls.Handle answers it
+                // (PsciAbi.Version1_1) on the inlined path, with the null call.
                 case PsciAbi.Features:
                     Hypercalls.Error(frame, IsImplemented(frame->X[1]) ? PsciAbi.Success : PsciAbi.NotSupportedCode);
                     break;

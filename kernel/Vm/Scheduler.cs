@@ -427,7 +427,7 @@ namespace Hypervisor.Vm
             Vcpu vcpu = cpu.Loaded;
             if (vcpu == null || !vcpu.VgicCpu.Dirty) return;
             vcpu.Vm.Lock.AcquireIfShared(cpu);
-            if (vcpu.VgicCpu.Dirty) vcpu.VgicCpu.Fill();   // (the test inline: Fill's prologue and stack cookie cost 26)
+            vcpu.VgicCpu.Fill();
             vcpu.Vm.Lock.ReleaseIfShared(cpu);
         }
 
@@ -512,7 +512,7 @@ namespace Hypervisor.Vm
             vm.Lock.AcquireIfShared(cpu);
             vcpu.VgicCpu.Restore();
             vcpu.Timers.Loaded(cpu);
-            if (vcpu.VgicCpu.Dirty) vcpu.VgicCpu.Fill();   // (the test inline: Fill's prologue and stack cookie cost 26)
+            vcpu.VgicCpu.Fill();
             vm.Lock.ReleaseIfShared(cpu);
             DebugState.Switch(vcpu.Debug, cpu);
             SetState(vcpu, VmState.Running);

@@ -1,3 +1,5 @@
+using Hypervisor.Arch;
+
 namespace Hypervisor.Vm
 {
     // VMIDs with generations (the scheme of KVM's arch/arm64/kvm/vmid.c).
@@ -234,9 +236,9 @@ namespace Hypervisor.Vm
                 {
                     int bitsInLast = to - (lastWord << 6);   // 1..64
                     if (bitsInLast < 64) free &= (1UL << bitsInLast) - 1;
-                    return free == 0 ? NoVmid : (word << 6) + Hypervisor.Arch.Bits.LowestSetBit(free);
+                    return free == 0 ? NoVmid : (word << 6) + Bits.LowestSetBit(free);
                 }
-                if (free != 0) return (word << 6) + Hypervisor.Arch.Bits.LowestSetBit(free);
+                if (free != 0) return (word << 6) + Bits.LowestSetBit(free);
                 word++;
                 free = ~_used[word];
             }
