@@ -22,13 +22,20 @@ namespace Hypervisor.Devices
         public const uint FeatureStatsVq = 1u << 1;
         public const uint FeatureDeflateOnOom = 1u << 2;
         private const int InflateQueue = 0, DeflateQueue = 1, StatsQueue = 2;
-        private const int PfnBatch = 256;
+        // Page numbers copied out of guest memory at a time (a whole request
+        // of this project's driver, four of Linux's), into a buffer of the
+        // device's own: the guest cannot change them while they are checked
+        // and used. A field, not a stackalloc: under the VM's lock, and a
+        // 4 KiB stackalloc would be zeroed on every request.
+        private const int PfnBatch = 1024;
+        private readonly byte[] _pfnChunk = new byte[PfnBatch * 4];
         // Page numbers one request (one chain, all its buffers) may carry.
         // Linux sends 256; this guest's driver 1024.
         public const ulong MaxPfnsPerChain = 4096;
 
-        private readonly ulong[] _ballooned;      // one bit per page of the VM's RAM
-        private readonly ulong _firstPfn, _pageCount;
+        private readonly BalloonBitmap _ballooned;   // one bit per page of the VM's RAM
+        private readonly Reclaimer _reclaimer;
+        private readonly ulong _pageCount;
         private readonly uint _bootTarget;
 
         public uint TargetPages;                  // config num_pages: what the host wants
@@ -56,20 +63,21 @@ namespace Hypervisor.Devices
         // Frames unmapped in the current inflate batch, freed once its TLB
         // maintenance has completed (kernel/Mm/UnmapBatch.cs).
         public readonly UnmapBatch Unmapped = new UnmapBatch((int)MaxPfnsPerChain);
-        // GuestMemory.ReclaimRun's frames of one level-3 table at a time. A
-        // field rather than a stackalloc, which would be zeroed and guarded
+        // GuestMemory.ReclaimRun's frames of one level-3 table at a time
+        // (512 pages: one stage-2 walk and one call per table a run covers).
+        // A field rather than a stackalloc, which would be zeroed and guarded
         // by a stack cookie on every run, and Linux lists many runs of one
         // page (under the VM's lock: one run at a time).
-        public readonly ulong[] RunFrames = new ulong[64];
+        public readonly ulong[] RunFrames = new ulong[512];
         public readonly GuestMemory.BalloonSink UnmapSink;
 
         public VirtioBalloon(VirtualMachine vm, ulong bootBalloonBytes, bool deflateOnOom = false)
         {
             _deflateOnOom = deflateOnOom;
             UnmapSink = new GuestMemory.BalloonSink(vm);
-            _firstPfn = vm.RamBase >> 12;
             _pageCount = vm.RamSize >> 12;
-            _ballooned = new ulong[(_pageCount + 63) / 64];
+            _ballooned = new BalloonBitmap(vm.RamBase >> 12, _pageCount);
+            _reclaimer = new Reclaimer(this, vm);
             _bootTarget = (uint)(bootBalloonBytes >> 12);
             if (_bootTarget > _pageCount) _bootTarget = (uint)_pageCount;
             TargetPages = _bootTarget;
@@ -87,13 +95,7 @@ namespace Hypervisor.Devices
         // The guest's driver has finished setting the device up (DRIVER_OK).
         public bool DriverReady => Transport != null && (Transport.Status & 4) != 0;
 
-        public bool IsBallooned(ulong ipa)
-        {
-            ulong pfn = ipa >> 12;
-            if (pfn < _firstPfn || pfn - _firstPfn >= _pageCount) return false;
-            ulong i = pfn - _firstPfn;
-            return (_ballooned[i >> 6] & (1UL << (int)(i & 63))) != 0;
-        }
+        public bool IsBallooned(ulong ipa) => _ballooned.IsSet(ipa >> 12);
 
         // How many more frames the VM may own: its pages minus those in the
         // balloon and those it owes (see OwedPages). 0: a demand fault is
@@ -125,13 +127,7 @@ namespace Hypervisor.Devices
         // Which of `count` pages from `ipa` are ballooned (bit i for page i).
         // The run must not cross a 64-page boundary of RAM (fault-around's
         // aligned windows never do): it is then part of one bitmap word.
-        public ulong BalloonedMask(ulong ipa, int count)
-        {
-            ulong i = (ipa >> 12) - _firstPfn;
-            if (i >= _pageCount || count <= 0 || count > 64 || (i & 63) + (ulong)count > 64) return 0;
-            ulong word = _ballooned[i >> 6] >> (int)(i & 63);
-            return count == 64 ? word : word & ((1UL << count) - 1);
-        }
+        public ulong BalloonedMask(ulong ipa, int count) => _ballooned.MaskAt(ipa >> 12, count);
 
         public override bool ReadConfig(uint offset, int size, out uint value)
         {
@@ -292,7 +288,7 @@ namespace Hypervisor.Devices
 
         private ulong ProcessPfns(VirtualMachine vm, bool inflate, VirtqBuffer buffer, GuestMemoryView memory)
         {
-            Span<byte> raw = stackalloc byte[PfnBatch * 4];
+            Span<byte> raw = _pfnChunk;
             ulong count = buffer.Length / 4;
             if ((buffer.Length & 3) != 0) { MalformedRequests++; return 0; }
             ulong done = 0;
@@ -301,77 +297,58 @@ namespace Hypervisor.Devices
                 int n = (int)Math.Min(count - done, (ulong)PfnBatch);
                 Span<byte> chunk = raw.Slice(0, n * 4);
                 if (!memory.Read(buffer.Gpa + done * 4, chunk)) { MalformedRequests++; return done; }
-                if (inflate) InflateBatch(vm, chunk, n);
+                if (inflate) InflateBatch(chunk, n);
                 else DeflateBatch(chunk, n);
                 done += (ulong)n;
             }
             return done;
         }
 
-        // Marks the valid page numbers as ballooned, then takes their frames
-        // back in runs of consecutive pages (a driver usually lists pages in
-        // order, up or down: Linux's page allocator hands them out from the
-        // top of a free block, so its lists descend; most of a request is then
-        // one or two runs).
-        private unsafe void InflateBatch(VirtualMachine vm, Span<byte> raw, int n)
+        // Marks the valid page numbers as ballooned and takes their frames
+        // back, a run of consecutive pages at a time (BalloonBitmap.Apply):
+        // one bitmap update and one stage-2 walk per run.
+        private unsafe void InflateBatch(Span<byte> raw, int n)
         {
-            uint runStart = 0;
-            int runLength = 0;
-            ulong accepted = 0;
-            ulong firstPfn = _firstPfn, pageCount = _pageCount;
-            fixed (byte* p = raw)
-            fixed (ulong* map = _ballooned)
-            {
-                uint* pfns = (uint*)p;          // little-endian le32 page numbers, as on the wire
-                for (int k = 0; k < n; k++)
-                {
-                    uint pfn = pfns[k];
-                    ulong i = (ulong)pfn - firstPfn;
-                    if (i >= pageCount) { BadPfns++; continue; }     // below RAM wraps around: also caught
-                    ulong bit = 1UL << (int)(i & 63);
-                    if ((map[i >> 6] & bit) != 0) { AlreadyBallooned++; continue; }   // also a PFN listed twice
-                    map[i >> 6] |= bit;
-                    accepted++;
-                    if (runLength > 0 && pfn == runStart + (uint)runLength) { runLength++; continue; }
-                    if (runLength > 0 && pfn == runStart - 1) { runStart = pfn; runLength++; continue; }   // listed downwards
-                    if (runLength > 0) Reclaim(vm, runStart, runLength);
-                    runStart = pfn;
-                    runLength = 1;
-                }
-            }
-            if (runLength > 0) Reclaim(vm, runStart, runLength);
+            BalloonBitmap.Refused refused = default;
+            ulong accepted;
+            fixed (byte* p = raw)   // little-endian le32 page numbers, as on the wire
+                accepted = _ballooned.Apply((uint*)p, n, toSet: true, _reclaimer, ref refused);
+            BadPfns += refused.OutsideRam;
+            AlreadyBallooned += refused.AlreadyThat;
             BalloonedPages += accepted;
             Inflated += accepted;
             OwedPages -= accepted < OwedPages ? accepted : OwedPages;
         }
 
-        private void Reclaim(VirtualMachine vm, uint firstPfn, int pages)
+        // A run of pages just marked ballooned: their frames go back to the host.
+        private sealed class Reclaimer : BalloonBitmap.MovedRuns
         {
-            FramesReturned += (ulong)GuestMemory.ReclaimRun(vm, (ulong)firstPfn << 12, pages);
-            Runs++;
+            private readonly VirtioBalloon _balloon;
+            private readonly VirtualMachine _vm;
+
+            public Reclaimer(VirtioBalloon balloon, VirtualMachine vm)
+            {
+                _balloon = balloon;
+                _vm = vm;
+            }
+
+            public override void Moved(uint low, int length)
+            {
+                _balloon.FramesReturned += (ulong)GuestMemory.ReclaimRun(_vm, (ulong)low << 12, length);
+                _balloon.Runs++;
+            }
         }
 
-        // Deflating only clears the page's bit: the next touch maps a fresh,
+        // Deflating only clears the pages' bits: the next touch maps a fresh,
         // zeroed frame (kernel/Trap/DataAborts.cs, demand paging).
         private unsafe void DeflateBatch(Span<byte> raw, int n)
         {
-            ulong returned = 0;
-            ulong firstPfn = _firstPfn, pageCount = _pageCount;
+            BalloonBitmap.Refused refused = default;
+            ulong returned;
             fixed (byte* p = raw)
-            fixed (ulong* map = _ballooned)
-            {
-                uint* pfns = (uint*)p;
-                for (int k = 0; k < n; k++)
-                {
-                    uint pfn = pfns[k];
-                    ulong i = (ulong)pfn - firstPfn;
-                    if (i >= pageCount) { BadPfns++; continue; }     // below RAM wraps around: also caught
-                    ulong bit = 1UL << (int)(i & 63);
-                    if ((map[i >> 6] & bit) == 0) { NotBallooned++; continue; }
-                    map[i >> 6] &= ~bit;
-                    returned++;
-                }
-            }
+                returned = _ballooned.Apply((uint*)p, n, toSet: false, null, ref refused);
+            BadPfns += refused.OutsideRam;
+            NotBallooned += refused.AlreadyThat;
             BalloonedPages -= returned;
             Deflated += returned;
         }
@@ -402,7 +379,7 @@ namespace Hypervisor.Devices
         // them until it inflates them again or the host lowers the target.
         public override void OnReset(VirtualMachine vm)
         {
-            for (int i = 0; i < _ballooned.Length; i++) _ballooned[i] = 0;
+            _ballooned.Clear();
             OwedPages += BalloonedPages;
             BalloonedPages = 0;
             ActualPages = 0;

@@ -358,11 +358,16 @@ namespace Hypervisor.Mm
             {
                 for (int i = 0; i < addresses.Length; i++)
                 {
-                    ulong offset = list[i] - ramBase;                    // wraps for addresses below RAM
-                    ulong frame = offset >> FrameShift;
-                    if ((offset & (FrameSize - 1)) != 0 || frame >= frames || owners[frame] != owner) continue;
+                    // The offset rotated right by 12: the frame number, with
+                    // any misaligned low bits moved to the top, so the one
+                    // compare with the frame count refuses an address below
+                    // RAM (wrapped), beyond it, or not at a frame's start.
+                    ulong offset = list[i] - ramBase;
+                    ulong frame = (offset >> FrameShift) | (offset << (64 - FrameShift));
+                    if (frame >= frames || owners[frame] != owner) continue;
                     owners[frame] = FrameOwner.Free;
-                    stack[top++] = (uint)frame;
+                    stack[top] = (uint)frame;
+                    top++;
                 }
             }
             _freeCount = top;
