@@ -59,12 +59,14 @@
     add     \base, \base, #512
 .endm
 
-// One guest register frame from \src to \dst, 32 bytes a step through
-// q16/q17, the hypervisor's own SIMD scratch registers; unrolled.
+// One guest register frame from \src to \dst, 64 bytes a step through
+// v0-v3 (both pointers end 320 bytes further on). Only where no guest's
+// values are in v0-v3: after vcpu_save has stored them, before vcpu_restore
+// loads the next guest's.
 .macro frame_copy dst, src
-    .irp off, 0, 32, 64, 96, 128, 160, 192, 224, 256, 288
-    ldp     q16, q17, [\src, #\off]
-    stp     q16, q17, [\dst, #\off]
+    .rept 5
+    ld1     {v0.2d, v1.2d, v2.2d, v3.2d}, [\src], #64
+    st1     {v0.2d, v1.2d, v2.2d, v3.2d}, [\dst], #64
     .endr
 .endm
 
@@ -72,7 +74,8 @@
 // vcpu_save(live, frame, el1, fp): the guest state in the CPU and in the
 // live frame on the EL2 stack into a vCPU's context (VcpuContext.SaveFrom).
 // The CPU's q16/q17 hold hypervisor values by now: the guest's are in the
-// live frame, and go into the FP state from there.
+// live frame, and go into the FP state from there (so the saved frame and
+// the FP state hold the same q16/q17).
     .global vcpu_save
 vcpu_save:
     mov     x4, x0                         // live frame
@@ -92,7 +95,7 @@ vcpu_save:
 
 // vcpu_restore(live, frame, el1, fp): a vCPU's context into the CPU and the
 // live frame (VcpuContext.RestoreInto); the exit path's return then loads
-// the frame, q16/q17 included.
+// the frame, q16/q17 included (the frame carries them: see vcpu_save).
     .global vcpu_restore
 vcpu_restore:
     mov     x4, x0                         // live frame
@@ -101,12 +104,10 @@ vcpu_restore:
     mov     x0, x2
     el1_registers restore_pair
     isb
+    frame_copy x4, x5
     mov     x0, x6
     fp_registers ldp, x0
     ldp     x1, x2, [x0]
     msr     fpsr, x1
     msr     fpcr, x2
-    frame_copy x4, x5
-    ldp     q16, q17, [x6, #256]
-    stp     q16, q17, [x4, #FRAME_Q16]
     ret

@@ -36,11 +36,16 @@ namespace Hypervisor.Monitor
         // forth thousands of times a millisecond would otherwise read the
         // UART's flag register at every switch. Once a millisecond is plenty
         // for a person typing, and the UART's FIFO holds what arrives between.
-        public static void Poll()
+        // The time test is inlined into the scheduler; the UART is read out of line.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public static void Poll(ulong now)
         {
-            if (s_line == null) return;
-            ulong now = Hypervisor.Arch.SysReg.ReadCntpctEl0();
-            if (now - s_lastPoll < s_pollTicks) return;
+            if (now - s_lastPoll >= s_pollTicks && s_line != null) ReadUart(now);
+        }
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void ReadUart(ulong now)
+        {
             s_lastPoll = now;
             int c;
             while ((c = Pl011.TryGet()) >= 0) Input((byte)c);

@@ -194,9 +194,16 @@ namespace Hypervisor.Smp
         // runnable that one of them may take, or that is loaded in it.
         public static int IdleCount;                         // CPUs asleep in the idle loop (under the scheduler lock)
 
+        // (The test inlined: every VM switch asks, and a CPU is rarely idle.)
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static void KickIdle()
         {
-            if (IdleCount == 0) return;
+            if (IdleCount != 0) KickIdleCpus();
+        }
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void KickIdleCpus()
+        {
             PhysicalCpu me = This;
             for (int i = 0; i < s_cpus.Length; i++)
             {

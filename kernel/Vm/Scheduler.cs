@@ -224,12 +224,12 @@ namespace Hypervisor.Vm
         // execute WFI again.
         private static void Housekeeping(PhysicalCpu cpu)
         {
-            Hypervisor.Monitor.Monitor.Poll();
+            ulong now = SysReg.ReadCntpctEl0();
+            Hypervisor.Monitor.Monitor.Poll(now);
             Hypervisor.Devices.BalloonPolicy.Tick();
             Vcpu current = cpu.Loaded;
             bool currentTimer = current != null && current.Timers.PhysicalWatched;
             if (s_waiting == 0 && !currentTimer) return;
-            ulong now = SysReg.ReadCntpctEl0();
             if (currentTimer)
             {
                 current.Vm.Lock.AcquireIfShared(cpu);
@@ -530,6 +530,7 @@ namespace Hypervisor.Vm
         // waiting (as many vCPUs as CPUs), the trap would only make every
         // spin of every guest lock an exit under the VM's lock; KVM
         // clears it in the same case. The slice still ends every vCPU's turn.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static ulong WfeTrap(Vcpu loading, ulong hcr) =>
             s_runnable > (loading.State == VmState.Runnable ? 1 : 0) ? hcr | Hcr.TWE : hcr & ~Hcr.TWE;
 
