@@ -181,6 +181,18 @@ tlb_flush_ipa_stage2_only:
     tlbi    ipas2e1is, x0
     ret
 
+// The same for x1 (at least 1) consecutive pages from IPA x0: one DSB for
+// the writes that cleared them all, then one TLBI each.
+    .global tlb_flush_ipa_run_stage2_only
+tlb_flush_ipa_run_stage2_only:
+    lsr     x0, x0, #12
+    dsb     ishst
+1:  tlbi    ipas2e1is, x0
+    add     x0, x0, #1
+    subs    x1, x1, #1
+    b.ne    1b
+    ret
+
     .global tlb_flush_vm_stage1
 tlb_flush_vm_stage1:
     dsb     ish

@@ -1,3 +1,5 @@
+using System;
+
 namespace Hypervisor.Mm
 {
     // The seam between page-table logic and the machine. The kernel's
@@ -33,5 +35,15 @@ namespace Hypervisor.Mm
         // batch's end (kernel/Mm/TlbBatchRule.cs); the caller keeps the frame
         // until then.
         public virtual void Unmapped(ulong ipa) => InvalidateIpa(ipa);
+
+        // A run of entries from `ipa` was cleared, all of them before this
+        // call: frames[i] != 0 says page i was valid (`valid` pages in all).
+        // The same as Unmapped for each valid page, in order; the kernel's
+        // implementation does it with one barrier for the run (kernel/Mm/Tlb.cs).
+        public virtual void UnmappedRun(ulong ipa, ReadOnlySpan<ulong> frames, int valid)
+        {
+            for (int i = 0; i < frames.Length; i++)
+                if (frames[i] != 0) Unmapped(ipa + ((ulong)i << 12));
+        }
     }
 }

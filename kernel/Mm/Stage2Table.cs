@@ -262,26 +262,24 @@ namespace Hypervisor.Mm
                 return n;
             }
             ulong unmapped = 0;
-            // The table memory and the TLB rule in locals: the loop runs for
-            // every page the balloon takes, and the fields were reloaded and
-            // null-checked around each entry. The entry is cleared and its
-            // invalidation issued as Replace does for a valid entry going
-            // away (break, with no make).
+            // The table memory in a local: the loop runs for every page the
+            // balloon takes, and the field was reloaded and null-checked
+            // around each entry. Every entry of the run is cleared first, then
+            // the run's invalidations are issued (break, with no make), so the
+            // writes need one barrier before the TLBIs instead of one each.
             PageTableMemory memory = _memory;
-            TlbMaintenance tlb = _tlb;
             fixed (ulong* frames = pas)
             {
-                ulong at = ipa;
-                for (int i = 0; i < n; i++, entry += 8, at += PageSize)
+                for (int i = 0; i < n; i++, entry += 8)
                 {
                     ulong d = memory.Read64(entry);
                     if (!Descriptor.IsPage(d, 3)) { frames[i] = 0; continue; }
                     frames[i] = Descriptor.OutputAddress(d, 3);
                     memory.Write64(entry, 0);
-                    tlb.Unmapped(at);
                     unmapped++;
                 }
             }
+            if (unmapped != 0) _tlb.UnmappedRun(ipa, pas.Slice(0, n), (int)unmapped);
             _livePages -= unmapped;
             withFrames = (int)unmapped;
             return n;

@@ -1,3 +1,4 @@
+using System;
 using System.Runtime;
 using System.Runtime.CompilerServices;
 using Hypervisor.Arch;
@@ -21,6 +22,7 @@ namespace Hypervisor.Mm
 
         [RuntimeImport("*", "tlb_flush_ipa")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiIpaThenVmallE1(ulong ipa);
         [RuntimeImport("*", "tlb_flush_ipa_stage2_only")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiIpa(ulong ipa);
+        [RuntimeImport("*", "tlb_flush_ipa_run_stage2_only")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiIpaRun(ulong ipa, ulong pages);
         [RuntimeImport("*", "tlb_flush_vm_stage1")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiVmallE1();
         [RuntimeImport("*", "tlb_flush_va")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiVaae1(ulong va);
         [RuntimeImport("*", "tlb_flush_vmid")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void TlbiVmallS12E1();
@@ -48,6 +50,10 @@ namespace Hypervisor.Mm
         {
             if (TlbBatchRule.PerPage(ordinal)) TlbiIpa(ipa);
         }
+
+        // The same for `pages` (at least 1) consecutive pages from `ipa`,
+        // all within the rule's limit (TlbBatchRule.PerPageOf).
+        public static void BatchIpaRun(ulong ipa, ulong pages) => TlbiIpaRun(ipa, pages);
 
         // `unmapped` pages since the batch began (or since the last
         // CompleteBatch): once this returns none of them is in any TLB.
@@ -132,6 +138,28 @@ namespace Hypervisor.Mm
                 return;
             }
             Tlb.BatchIpa(ipa, ++PendingInBatch);
+        }
+
+        // Inside a batch, the run's first pages (up to the rule's limit) get
+        // their TLBI IPAS2E1IS after one DSB ISHST for all of the run's
+        // writes: one call for a run whose every page was valid (the
+        // balloon's usual case), none past the limit, page by page otherwise.
+        public override void UnmappedRun(ulong ipa, ReadOnlySpan<ulong> frames, int valid)
+        {
+            if (!Batching)
+            {
+                base.UnmappedRun(ipa, frames, valid);
+                return;
+            }
+            ulong own = TlbBatchRule.PerPageOf(PendingInBatch, (ulong)valid);
+            if (own == 0 || valid == frames.Length)
+            {
+                PendingInBatch += (ulong)valid;
+                if (own != 0) Tlb.BatchIpaRun(ipa, own);
+                return;
+            }
+            for (int i = 0; i < frames.Length; i++)
+                if (frames[i] != 0) Tlb.BatchIpa(ipa + ((ulong)i << 12), ++PendingInBatch);
         }
     }
 }

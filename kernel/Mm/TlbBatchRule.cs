@@ -46,6 +46,11 @@ namespace Hypervisor.Mm
 
         // How many per-page TLBIs a batch of `unmapped` pages issued.
         public static ulong PerPageIssued(ulong unmapped) => unmapped < PerPageLimit ? unmapped : PerPageLimit;
+
+        // Of `count` more unmaps, after `before` in the batch: how many get
+        // their own TLBI (the first ones, up to the limit).
+        public static ulong PerPageOf(ulong before, ulong count) =>
+            before >= PerPageLimit ? 0 : PerPageLimit - before < count ? PerPageLimit - before : count;
     }
 
     public enum BatchFlush

@@ -139,6 +139,7 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(9, _tlb.Calls.Count);                 // one invalidation per page that was mapped
             Assert.All(_tlb.Calls, c => Assert.Equal(Stage2Status.NotMapped, c.StatusAtCall));   // entry already invalid
             Assert.All(_tlb.Calls, c => Assert.True(c.MayWait));   // pure unmaps: a batch may complete them at its end
+            Assert.All(_tlb.Calls, c => Assert.Equal(_memory.Writes.Count, c.WritesBefore));   // the run's writes all come first (one barrier)
             Assert.Equal(0UL, _table.LivePages);
             Assert.Equal(Stage2Status.NotMapped, _table.Translate(Ipa + 3 * 4096, out _, out _, out _));
             // A run stops at the end of its level-3 table and at the caller's span.

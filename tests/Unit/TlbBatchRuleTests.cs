@@ -100,6 +100,41 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(200UL, TlbBatchRule.PerPageIssued(200));
         }
 
+        // A run of pages at a time (VmTlb.UnmappedRun): PerPageOf gives the
+        // run's first pages their TLBIs exactly as PerPage would one by one.
+        [Fact]
+        public void RunsGetTheTlbisPagesWould()
+        {
+            for (ulong before = 0; before < 2 * TlbBatchRule.PerPageLimit; before += 7)
+                for (ulong count = 0; count < 700; count += 13)
+                {
+                    ulong expected = 0;
+                    for (ulong k = before + 1; k <= before + count; k++) if (TlbBatchRule.PerPage(k)) expected++;
+                    Assert.Equal(expected, TlbBatchRule.PerPageOf(before, count));
+                }
+        }
+
+        [Theory]
+        [InlineData(1000, 11)]           // Linux's runs, about 11 pages each
+        [InlineData(1024, 256)]
+        [InlineData(3000, 1)]
+        public void RunByRunNoUnmappedPageStaysReachable(int pages, int run)
+        {
+            var tlb = new ModelTlb();
+            List<ulong> batch = Pages(pages);
+            foreach (ulong ipa in batch) tlb.Touch(ipa);
+            ulong pending = 0;
+            for (int at = 0; at < pages; at += run)
+            {
+                int length = at + run <= pages ? run : pages - at;
+                ulong own = TlbBatchRule.PerPageOf(pending, (ulong)length);
+                for (int k = 0; k < (int)own; k++) tlb.Ipas2e1is(batch[at + k]);
+                pending += (ulong)length;
+            }
+            Complete(tlb, pending);
+            foreach (ulong ipa in batch) Assert.False(tlb.Reaches(ipa), $"page {ipa:x} still cached after a batch of {pages} in runs of {run}");
+        }
+
         [Fact]
         public void EveryBatchEndsWithAVmidWideFlush()
         {
