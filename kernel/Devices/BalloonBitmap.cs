@@ -82,6 +82,7 @@ namespace Hypervisor.Devices
         }
 
         // The bits of word w that pages [start, end) (indices into RAM) cover.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         private static ulong RunMask(ulong w, ulong start, ulong end)
         {
             ulong wordStart = w << 6;

@@ -63,12 +63,14 @@ namespace Hypervisor.Devices
         // Frames unmapped in the current inflate batch, freed once its TLB
         // maintenance has completed (kernel/Mm/UnmapBatch.cs).
         public readonly UnmapBatch Unmapped = new UnmapBatch((int)MaxPfnsPerChain);
-        // GuestMemory.ReclaimRun's frames of one level-3 table at a time
-        // (512 pages: one stage-2 walk and one call per table a run covers).
-        // A field rather than a stackalloc, which would be zeroed and guarded
-        // by a stack cookie on every run, and Linux lists many runs of one
-        // page (under the VM's lock: one run at a time).
-        public readonly ulong[] RunFrames = new ulong[512];
+        // Frames GuestMemory.ReclaimRun unmapped, staged until the request's
+        // page numbers are all done (GuestMemory.HoldStaged): room for a
+        // whole PfnBatch, so a request's runs cost one UnmapBatch.Hold. A
+        // field rather than a stackalloc, which would be zeroed and guarded
+        // by a stack cookie on every request (under the VM's lock: one
+        // request at a time).
+        public readonly ulong[] RunFrames = new ulong[PfnBatch];
+        public int Staged;
         public readonly GuestMemory.BalloonSink UnmapSink;
 
         public VirtioBalloon(VirtualMachine vm, ulong bootBalloonBytes, bool deflateOnOom = false)
@@ -313,6 +315,7 @@ namespace Hypervisor.Devices
             ulong accepted;
             fixed (byte* p = raw)   // little-endian le32 page numbers, as on the wire
                 accepted = _ballooned.Apply((uint*)p, n, toSet: true, _reclaimer, ref refused);
+            FramesReturned += (ulong)_reclaimer.HoldStaged();
             BadPfns += refused.OutsideRam;
             AlreadyBallooned += refused.AlreadyThat;
             BalloonedPages += accepted;
@@ -337,6 +340,8 @@ namespace Hypervisor.Devices
                 _balloon.FramesReturned += (ulong)GuestMemory.ReclaimRun(_vm, (ulong)low << 12, length);
                 _balloon.Runs++;
             }
+
+            public int HoldStaged() => GuestMemory.HoldStaged(_vm);
         }
 
         // Deflating only clears the pages' bits: the next touch maps a fresh,

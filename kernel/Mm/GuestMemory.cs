@@ -1,6 +1,7 @@
 using System;
 using Hypervisor.Arch;
 using Hypervisor.Boot;
+using Hypervisor.Devices;
 using Hypervisor.Trap;
 using Hypervisor.Vm;
 
@@ -194,34 +195,51 @@ namespace Hypervisor.Mm
         }
 
         // The balloon takes pages back: a run of consecutive pages is unmapped
-        // (one stage-2 walk per level-3 table, break-before-make per entry,
-        // the batched TLB discipline) and the frames go back to the host pool,
-        // which scrubs them. Pages the guest never touched have no frame to
-        // return. Returns how many frames went back to the host.
+        // (one stage-2 walk per level-3 table, the entries cleared, then their
+        // TLBIs, the batched TLB discipline) and the frames are staged in the
+        // balloon device (VirtioBalloon.RunFrames) until HoldStaged passes
+        // them on, once per request rather than once per run (Linux lists
+        // runs of about 11 pages). Pages the guest never touched have no frame
+        // to return. Returns how many frames went on to the host (only when
+        // the staging buffer filled up).
         public static int ReclaimRun(VirtualMachine vm, ulong ipa, int pages)
         {
-            Span<ulong> frames = vm.Balloon.RunFrames;
+            VirtioBalloon balloon = vm.Balloon;
+            ulong[] staging = balloon.RunFrames;
             int returned = 0;
             while (pages > 0)
             {
+                if (balloon.Staged == staging.Length) returned += HoldStaged(vm);
+                Span<ulong> room = new Span<ulong>(staging).Slice(balloon.Staged);
                 uint mark = El2Clock.Mark();
-                int n = vm.Stage2.UnmapPages(ipa & ~PageMask, pages, frames, out int held);
+                int n = vm.Stage2.UnmapPages(ipa & ~PageMask, pages, room, out int held);
                 vm.Counters.El2BalloonUnmap += El2Clock.Since(mark);
-                if (n == 0) break;
+                if (n == 0) break;   // outside the IPA space: the device only passes pages of RAM
                 // Pages never touched had no frame: their zero slots are
                 // squeezed out (rare: Linux zeroes what it gives).
-                if (held != n) CompactFrames(frames, n);
-                if (vm.Tlb.Batching) returned += vm.Balloon.Unmapped.Hold(frames.Slice(0, held), vm.Balloon.UnmapSink);
-                else
-                {
-                    int freed = Kernel.Frames.FreeMany(frames.Slice(0, held), vm.Owner);
-                    Charge(vm, -freed);
-                    returned += freed;
-                }
+                if (held != n) CompactFrames(room, n);
+                balloon.Staged += held;
                 pages -= n;
                 ipa += (ulong)n << 12;
             }
             return returned;
+        }
+
+        // The staged frames go on: inside a batch to the balloon's UnmapBatch,
+        // which frees them once the batch's TLB maintenance has completed;
+        // outside one (every unmap already flushed) straight to the host.
+        // Returns how many went.
+        public static int HoldStaged(VirtualMachine vm)
+        {
+            VirtioBalloon balloon = vm.Balloon;
+            int staged = balloon.Staged;
+            if (staged == 0) return 0;
+            balloon.Staged = 0;
+            ReadOnlySpan<ulong> frames = new ReadOnlySpan<ulong>(balloon.RunFrames).Slice(0, staged);
+            if (vm.Tlb.Batching) return balloon.Unmapped.Hold(frames, balloon.UnmapSink);
+            int freed = Kernel.Frames.FreeMany(frames, vm.Owner);
+            Charge(vm, -freed);
+            return freed;
         }
 
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
@@ -248,6 +266,7 @@ namespace Hypervisor.Mm
 
         public static void EndBatch(VirtualMachine vm)
         {
+            vm.Balloon.FramesReturned += (ulong)HoldStaged(vm);   // (the device has done so already)
             vm.Tlb.Batching = false;
             vm.Balloon.Unmapped.Finish(vm.Balloon.UnmapSink);
         }
