@@ -180,31 +180,29 @@ namespace Hypervisor.Mm
             {
                 uint* stack = _freeStack;
                 ushort* owners = _owner;
+                ulong ramBase = _base;
                 uint clean = _cleanTop, free = _freeCount;
                 int n = frames.Length < 64 ? frames.Length : 64;
                 fixed (ulong* slot = frames)
                 {
-                    for (int i = 0; i < n && want != 0; i++, want >>= 1)
+                    // Clean frames first, in a loop without calls (it keeps
+                    // its counters in registers)...
+                    int i = 0;
+                    for (; i < n && want != 0 && clean != 0; i++, want >>= 1)
                     {
                         if ((want & 1) == 0) continue;
-                        if (clean == 0)
-                        {
-                            // No clean frame left: Allocate's way, which
-                            // scrubs a dirty one (the counts go through the fields).
-                            _cleanTop = clean;
-                            _freeCount = free;
-                            slot[i] = AllocateLocked(owner);
-                            free = _freeCount;
-                            continue;
-                        }
                         uint frame = stack[--clean];
                         stack[clean] = stack[--free];      // the topmost dirty frame moves down (itself when none)
                         owners[frame] = owner;
-                        slot[i] = _base + ((ulong)frame << FrameShift);
+                        slot[i] = ramBase + ((ulong)frame << FrameShift);
                     }
+                    _cleanTop = clean;
+                    _freeCount = free;
+                    // ...then, if they ran out, Allocate's way, which scrubs
+                    // a dirty frame each.
+                    for (; i < n && want != 0; i++, want >>= 1)
+                        if ((want & 1) != 0) slot[i] = AllocateLocked(owner);
                 }
-                _cleanTop = clean;
-                _freeCount = free;
             }
             guard?.Exit();
         }

@@ -187,8 +187,12 @@ namespace Hypervisor.Mm
                 {
                     ulong pa = frames[i];
                     // No frame, not a page-aligned one, beyond the output
-                    // range, or the entry is valid already: left alone.
-                    if (pa == 0 || (pa & (PageSize - 1)) != 0 || pa >= MaxOutputAddress
+                    // range, or the entry is valid already: left alone. (The
+                    // address rotated right by 12 is its frame number with
+                    // any misaligned bits at the top: one compare refuses
+                    // 0, which wraps, misaligned and too high alike.)
+                    ulong frameNumber = (pa >> 12) | (pa << 52);
+                    if (frameNumber - 1 >= (MaxOutputAddress >> 12) - 1
                         || Descriptor.IsValid(memory.Read64(entry))) continue;
                     memory.Write64(entry, pa | leaf);
                     mapped |= bit;
