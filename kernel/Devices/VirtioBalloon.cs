@@ -28,7 +28,10 @@ namespace Hypervisor.Devices
         // and used. A field, not a stackalloc: under the VM's lock, and a
         // 4 KiB stackalloc would be zeroed on every request.
         private const int PfnBatch = 1024;
-        private readonly byte[] _pfnChunk = new byte[PfnBatch * 4];
+        // (4 bytes more: a chunk starts 4 bytes in when the guest's list
+        // does, so both sides of the copy are 8-byte aligned and it moves 8
+        // bytes a step.)
+        private readonly byte[] _pfnChunk = new byte[PfnBatch * 4 + 4];
         // Page numbers one request (one chain, all its buffers) may carry.
         // Linux sends 256; this guest's driver 1024.
         public const ulong MaxPfnsPerChain = 4096;
@@ -297,8 +300,9 @@ namespace Hypervisor.Devices
             while (done < count)
             {
                 int n = (int)Math.Min(count - done, (ulong)PfnBatch);
-                Span<byte> chunk = raw.Slice(0, n * 4);
-                if (!memory.Read(buffer.Gpa + done * 4, chunk)) { MalformedRequests++; return done; }
+                ulong gpa = buffer.Gpa + done * 4;
+                Span<byte> chunk = raw.Slice((int)(gpa & 4), n * 4);
+                if (!memory.Read(gpa, chunk)) { MalformedRequests++; return done; }
                 if (inflate) InflateBatch(chunk, n);
                 else DeflateBatch(chunk, n);
                 done += (ulong)n;

@@ -16,11 +16,7 @@ namespace Hypervisor.Mm
         private const ulong RamAttributes = Hypervisor.Arch.Stage2.NormalReadWriteExecute;
 
         // Host-physical address behind `ipa`, or 0 when stage 2 maps nothing there.
-        public static ulong HostAddressOf(VirtualMachine vm, ulong ipa)
-        {
-            if (vm.Stage2.Translate(ipa, out ulong pa, out _, out _) != Stage2Status.Ok) return 0;
-            return pa;
-        }
+        public static ulong HostAddressOf(VirtualMachine vm, ulong ipa) => vm.Stage2.HostAddress(ipa);
 
         // Stage-2 translation fault on RAM: a fresh frame for that page (free
         // frames are zero), and with fault_around its neighbours too. False

@@ -157,10 +157,14 @@ namespace Hypervisor.Mm
                 status = ReachLevel(ipa, 3, true, out entry, out old);
                 if (status != Stage2Status.Ok) return status;
             }
+            // In locals: `entry` had its address taken by the walk and `empty`
+            // is an out parameter, so the loop would load and store both
+            // through memory on every entry.
             PageTableMemory memory = _memory;
-            ulong bit = 1;
-            for (int i = 0; i < count; i++, entry += 8, bit <<= 1)
-                if (!Descriptor.IsValid(memory.Read64(entry))) empty |= bit;
+            ulong at = entry, found = 0, bit = 1;
+            for (int i = 0; i < count; i++, at += 8, bit <<= 1)
+                if (!Descriptor.IsValid(memory.Read64(at))) found |= bit;
+            empty = found;
             return Stage2Status.Ok;
         }
 
@@ -298,6 +302,18 @@ namespace Hypervisor.Mm
             descriptor = result.Descriptor;
             level = result.Level;
             return status;
+        }
+
+        // The host-physical address behind `ipa`, or 0 when nothing maps it:
+        // Translate's answer from the walk alone, nothing else recorded. (A
+        // device reads guest memory through this several times a request:
+        // the queue's rings, its descriptors, the balloon's page lists.)
+        public ulong HostAddress(ulong ipa)
+        {
+            if (ipa >= _ipaLimit) return 0;
+            int level = FirstNonTableLevel(ipa, 3, out _, out ulong d);
+            if (!Descriptor.IsLeaf(d, level)) return 0;
+            return Descriptor.OutputAddress(d, level) | (ipa & (Descriptor.LevelSize(level) - 1));
         }
 
         // Records every entry the walk for `ipa` reads into `steps` and returns

@@ -49,6 +49,7 @@ namespace Hypervisor.Mm
 
         // Of `count` more unmaps, after `before` in the batch: how many get
         // their own TLBI (the first ones, up to the limit).
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static ulong PerPageOf(ulong before, ulong count) =>
             before >= PerPageLimit ? 0 : PerPageLimit - before < count ? PerPageLimit - before : count;
     }

@@ -56,7 +56,15 @@ namespace Hypervisor.Mm
                 fixed (ulong* to = _frames)
                 {
                     ulong* source = from + taken, destination = to + _count;
-                    for (int i = 0; i < n; i++) destination[i] = source[i];
+                    int i = 0;
+                    for (; i + 4 <= n; i += 4)   // four a step: Linux's requests are 256 frames
+                    {
+                        destination[i] = source[i];
+                        destination[i + 1] = source[i + 1];
+                        destination[i + 2] = source[i + 2];
+                        destination[i + 3] = source[i + 3];
+                    }
+                    for (; i < n; i++) destination[i] = source[i];
                 }
                 _count += n;
                 taken += n;

@@ -125,6 +125,27 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(1, level);
         }
 
+        // HostAddress is Translate without the bookkeeping: the same answer
+        // for pages, blocks, holes and addresses beyond the IPA space.
+        [Fact]
+        public void HostAddressAgreesWithTranslate()
+        {
+            Assert.Equal(Stage2Status.Ok, _table.Map4K(Ipa + 0x3000, Pa, Stage2.NormalReadWrite));
+            Assert.Equal(Stage2Status.Ok, _table.Map2M(Ipa + Stage2Table.BlockSize, BlockPa, Stage2.NormalReadWrite));
+            ulong[] probes =
+            {
+                Ipa + 0x3000, Ipa + 0x3abc, Ipa + 0x4000, Ipa, Ipa + Stage2Table.BlockSize + 0x12345,
+                Ipa + 2 * Stage2Table.BlockSize - 1, Ipa + 2 * Stage2Table.BlockSize, 0, _table.IpaLimit - 1, _table.IpaLimit, ulong.MaxValue,
+            };
+            foreach (ulong ipa in probes)
+            {
+                ulong expected = _table.Translate(ipa, out ulong pa, out _, out _) == Stage2Status.Ok ? pa : 0;
+                Assert.Equal(expected, _table.HostAddress(ipa));
+            }
+            Assert.Equal(Pa + 0xabc, _table.HostAddress(Ipa + 0x3abc));
+            Assert.Equal(BlockPa + 0x12345, _table.HostAddress(Ipa + Stage2Table.BlockSize + 0x12345));
+        }
+
         [Fact]
         public void UnmapPagesTakesARunWithOneWalkAndBreakBeforeMake()
         {
