@@ -41,6 +41,21 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(0u, low);
             Assert.Equal(2, Run(new uint[] { 1, 0, uint.MaxValue }, 0, out low));
             Assert.Equal(0u, low);
+            // Long runs (compared two at a time) stop at the same places.
+            var up = new uint[30];
+            var down = new uint[30];
+            for (int i = 0; i < 30; i++) { up[i] = 0xfffffff0u + (uint)i; down[i] = 15u - (uint)i; }
+            Assert.Equal(16, Run(up, 0, out low));
+            Assert.Equal(0xfffffff0u, low);
+            Assert.Equal(16, Run(down, 0, out low));
+            Assert.Equal(0u, low);
+            for (int odd = 1; odd < 7; odd++)
+            {
+                var run = new uint[odd + 3];
+                for (int i = 0; i < odd; i++) run[i] = 100u + (uint)i;
+                run[odd] = 7; run[odd + 1] = 100u + (uint)odd + 1; run[odd + 2] = 100u + (uint)odd + 2;
+                Assert.Equal(odd, Run(run, 0, out low));   // a break at any position, odd or even
+            }
         }
 
         [Fact]
