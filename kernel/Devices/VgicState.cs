@@ -204,7 +204,8 @@ namespace Hypervisor.Devices
             for (int w = 0; w < Words; w++)
             {
                 VgicState s = w == 0 ? this : _spis;
-                uint candidates = s.Read(VgicBit.Pending, w) & s._enabled[w] & ~s._active[w];
+                // Read(Pending) inlined: this scan runs at every refill.
+                uint candidates = (s._latch[w] | (s._level[w] & ~s._edge[w])) & s._enabled[w] & ~s._active[w];
                 if (candidates != 0 && w > 0) candidates &= _spis.RoutedTo(w, _affinity);
                 for (; candidates != 0; candidates &= candidates - 1)   // the set bits only
                 {

@@ -29,8 +29,8 @@ namespace Hypervisor.Devices
         // 4 KiB stackalloc would be zeroed on every request.
         private const int PfnBatch = 1024;
         // (4 bytes more: a chunk starts 4 bytes in when the guest's list
-        // does, so both sides of the copy are 8-byte aligned and it moves 8
-        // bytes a step.)
+        // does, so both sides of the copy are aligned alike and it moves 8
+        // bytes a step, Memory.Copy.)
         private readonly byte[] _pfnChunk = new byte[PfnBatch * 4 + 4];
         // Page numbers one request (one chain, all its buffers) may carry.
         // Linux sends 256; this guest's driver 1024.
