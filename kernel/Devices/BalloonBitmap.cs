@@ -70,6 +70,15 @@ namespace Hypervisor.Devices
             ulong lastWord = (end - 1) >> 6;
             fixed (ulong* words = _words)
             {
+                if (lastWord == i >> 6 && length < 64)
+                {
+                    // Within one word (most of Linux's runs): one mask.
+                    ulong mask = ((1UL << length) - 1) << (int)(i & 63);
+                    ulong bits = words[lastWord] & mask;
+                    if (toSet ? bits != 0 : bits != mask) return false;
+                    words[lastWord] ^= mask;
+                    return true;
+                }
                 for (ulong w = i >> 6; w <= lastWord; w++)
                 {
                     ulong mask = RunMask(w, i, end);
