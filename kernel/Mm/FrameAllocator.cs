@@ -40,20 +40,23 @@ namespace Hypervisor.Mm
     //
     // Two tables, both outside the managed heap (the caller provides them):
     //   owner[i]  : the owner of frame i (FrameOwner),
-    //   freeStack : frame numbers of all free frames; allocation pops, free pushes,
-    //               so both are O(1): the demand-fault path depends on that.
+    //   freeStack : frame numbers of all free frames, as two stacks in one
+    //               array: clean (zeroed) frames from the bottom up, dirty
+    //               ones (freed since) from the top down. Allocation pops,
+    //               free pushes, so both are O(1): the demand-fault path
+    //               depends on that.
     // Start-up order: construct (everything free), Reserve what is already in use
     // (image, DTB, bundle, these tables), then Seal() builds the free stack.
     //
     // One rule keeps memory from leaking between VMs: a frame is zeroed
     // (scrubbed) after its last owner freed it and before anyone gets it
     // again; so allocation hands out zeroed frames and nobody else clears
-    // them. When that happens is the allocator's choice. The free stack is
-    // split at _cleanTop: below it, frames already scrubbed (Seal scrubs all
-    // of RAM that is free at boot); from it to the top, frames freed since.
-    // A free only pushes. ScrubSome, called when the CPU
-    // would otherwise sleep (kernel/Vm/Scheduler.cs), scrubs dirty frames
-    // from the bottom of that stretch up. Allocate takes a clean frame while
+    // them. When that happens is the allocator's choice. The clean stack
+    // holds frames already scrubbed (Seal scrubs all of RAM that is free at
+    // boot); the dirty stack, frames freed since. A free only pushes a dirty
+    // frame. ScrubSome, called when the CPU would otherwise sleep
+    // (kernel/Vm/Scheduler.cs), scrubs the most recently freed dirty frames
+    // and moves them to the clean stack. Allocate pops a clean frame while
     // there is one and scrubs a dirty one only when there is none. So the
     // 4 KiB clear leaves the paths a guest waits on (the balloon's inflate,
     // VM teardown, and the demand fault while clean frames last).
@@ -70,8 +73,9 @@ namespace Hypervisor.Mm
         private readonly uint _frameCount;
         private readonly ushort* _owner;
         private readonly uint* _freeStack;
-        private uint _freeCount;
-        private uint _cleanTop;      // free-stack positions below this hold zeroed frames
+        private uint _freeCount;     // clean + dirty (read without the lock: one count)
+        private uint _cleanCount;    // freeStack[0 .. _cleanCount): zeroed frames
+        private uint _dirtyBottom;   // freeStack[_dirtyBottom .. _frameCount): frames not yet scrubbed
         private bool _sealed;
         private const int MaxReservations = 8;
         private readonly ulong[] _reservedStart = new ulong[MaxReservations], _reservedEnd = new ulong[MaxReservations];
@@ -146,15 +150,15 @@ namespace Hypervisor.Mm
             for (uint i = _frameCount; i > 0; i--)
                 if (_owner[i - 1] == FrameOwner.Free) _freeStack[_freeCount++] = i - 1;
             Scrub(0, _freeCount);
-            _cleanTop = _freeCount;
+            _cleanCount = _freeCount;
+            _dirtyBottom = _frameCount;
             _sealed = true;
         }
 
         // Physical address of a zeroed frame now owned by `owner`, or 0 when
-        // none is left. A clean frame if there is one: the top of the clean
-        // stretch, whose place the topmost dirty frame takes (so the stretches
-        // stay apart). Only when every free frame is dirty does the caller
-        // wait for a scrub.
+        // none is left. A clean frame if there is one (the top of the clean
+        // stack). Only when every free frame is dirty does the caller wait
+        // for a scrub.
         public ulong Allocate(ushort owner)
         {
             Hypervisor.Smp.Guard guard = Guard;
@@ -168,10 +172,10 @@ namespace Hypervisor.Mm
         // A frame for every slot i of `frames` whose bit is set in `want`
         // (fault-around: up to 64 at once), under one acquisition of the
         // guard. A slot left 0 got none: the host ran out.
-        // Frames come from the clean stretch while it lasts, with the stack's
-        // counts kept in locals (Allocate's per-frame checks and field
-        // updates, 33 instructions a frame, were a third of a fault-around
-        // exit); a dirty frame only when no clean one is left.
+        // Frames come from the clean stack while it lasts, with its count
+        // kept in a local (Allocate's per-frame checks and field updates, 33
+        // instructions a frame, were a third of a fault-around exit); a dirty
+        // frame only when no clean one is left.
         public void AllocateInto(Span<ulong> frames, ulong want, ushort owner)
         {
             Hypervisor.Smp.Guard guard = Guard;
@@ -181,7 +185,7 @@ namespace Hypervisor.Mm
                 uint* stack = _freeStack;
                 ushort* owners = _owner;
                 ulong ramBase = _base;
-                uint clean = _cleanTop, free = _freeCount;
+                uint clean = _cleanCount;
                 int n = frames.Length < 64 ? frames.Length : 64;
                 fixed (ulong* slot = frames)
                 {
@@ -192,12 +196,11 @@ namespace Hypervisor.Mm
                     {
                         if ((want & 1) == 0) continue;
                         uint frame = stack[--clean];
-                        stack[clean] = stack[--free];      // the topmost dirty frame moves down (itself when none)
                         owners[frame] = owner;
                         slot[i] = ramBase + ((ulong)frame << FrameShift);
                     }
-                    _cleanTop = clean;
-                    _freeCount = free;
+                    _freeCount -= _cleanCount - clean;
+                    _cleanCount = clean;
                     // ...then, if they ran out, Allocate's way, which scrubs
                     // a dirty frame each.
                     for (; i < n && want != 0; i++, want >>= 1)
@@ -212,24 +215,20 @@ namespace Hypervisor.Mm
         {
             if (_freeCount == 0 || owner == FrameOwner.Free) return 0;
             uint frame;
-            if (_cleanTop > 0)
-            {
-                uint position = --_cleanTop;
-                frame = _freeStack[position];
-                _freeStack[position] = _freeStack[--_freeCount];   // itself when nothing is dirty
-            }
+            if (_cleanCount > 0) frame = _freeStack[--_cleanCount];
             else
             {
-                Scrub(--_freeCount, 1);
+                Scrub(_dirtyBottom, 1);
                 ScrubbedOnAllocation++;
-                frame = _freeStack[_freeCount];
+                frame = _freeStack[_dirtyBottom++];
             }
+            _freeCount--;
             _owner[frame] = owner;
             return _base + ((ulong)frame << FrameShift);
         }
 
-        // Scrubs up to `max` dirty free frames (the oldest first); returns how
-        // many. The idle loop calls it in small steps so an interrupt waits
+        // Scrubs up to `max` dirty free frames (the most recently freed
+        // first) and moves them to the clean stack; returns how many. The idle loop calls it in small steps so an interrupt waits
         // at most one step.
         public uint ScrubSome(uint max)
         {
@@ -242,15 +241,15 @@ namespace Hypervisor.Mm
 
         private uint ScrubSomeLocked(uint max)
         {
-            uint n = _freeCount - _cleanTop;
+            uint n = _frameCount - _dirtyBottom;
             if (n > max) n = max;
-            Scrub(_cleanTop, n);
-            _cleanTop += n;
+            Scrub(_dirtyBottom, n);
+            for (uint i = 0; i < n; i++) _freeStack[_cleanCount++] = _freeStack[_dirtyBottom++];
             ScrubbedIdle += n;
             return n;
         }
 
-        public uint DirtyFrames => _freeCount - _cleanTop;
+        public uint DirtyFrames => _frameCount - _dirtyBottom;
 
         // `count` physically contiguous zeroed frames whose first frame number is a
         // multiple of `alignFrames` (e.g. 512 for a 2 MiB stage-2 block, 2 for
@@ -283,29 +282,31 @@ namespace Hypervisor.Mm
             return 0;
         }
 
-        // Drops frames [start, start+count), just claimed, from the free stack,
-        // scrubbing those that were dirty. The stack keeps its order, so the
-        // clean stretch stays below the dirty one.
+        // Drops frames [start, start+count), just claimed, from both stacks,
+        // scrubbing those that were dirty. Each stack keeps its order.
         private void RemoveFromFreeStack(uint start, uint count)
         {
-            uint kept = 0, cleanKept = 0;
-            for (uint i = 0; i < _freeCount; i++)
+            uint kept = 0;
+            for (uint i = 0; i < _cleanCount; i++)
             {
                 uint f = _freeStack[i];
+                if (f < start || f >= start + count) _freeStack[kept++] = f;
+            }
+            _cleanCount = kept;
+            kept = _frameCount;
+            for (uint i = _frameCount; i > _dirtyBottom; i--)
+            {
+                uint f = _freeStack[i - 1];
                 if (f >= start && f < start + count)
                 {
-                    if (i >= _cleanTop)
-                    {
-                        Scrub(i, 1);
-                        ScrubbedOnAllocation++;
-                    }
+                    Scrub(i - 1, 1);
+                    ScrubbedOnAllocation++;
                     continue;
                 }
-                if (i < _cleanTop) cleanKept++;
-                _freeStack[kept++] = f;
+                _freeStack[--kept] = f;
             }
-            _freeCount = kept;
-            _cleanTop = cleanKept;
+            _dirtyBottom = kept;
+            _freeCount = _cleanCount + (_frameCount - _dirtyBottom);
         }
 
         // The frame goes back to the pool, to be scrubbed before anyone gets
@@ -327,7 +328,8 @@ namespace Hypervisor.Mm
             if (_owner[frame] == FrameOwner.Free) return FrameStatus.AlreadyFree;
             if (_owner[frame] != owner) return FrameStatus.WrongOwner;
             _owner[frame] = FrameOwner.Free;
-            _freeStack[_freeCount++] = frame;
+            _freeStack[--_dirtyBottom] = frame;
+            _freeCount++;
             return FrameStatus.Ok;
         }
 
@@ -348,7 +350,7 @@ namespace Hypervisor.Mm
         private int FreeManyLocked(ReadOnlySpan<ulong> addresses, ushort owner)
         {
             if (!_sealed) return 0;
-            uint top = _freeCount, first = top;
+            uint bottom = _dirtyBottom, first = bottom;
             ushort* owners = _owner;                                     // locals: stores through the
             uint* stack = _freeStack;                                    // tables would reload the fields
             ulong ramBase = _base, frames = _frameCount;
@@ -364,12 +366,12 @@ namespace Hypervisor.Mm
                     ulong frame = (offset >> FrameShift) | (offset << (64 - FrameShift));
                     if (frame >= frames || owners[frame] != owner) continue;
                     owners[frame] = FrameOwner.Free;
-                    stack[top] = (uint)frame;
-                    top++;
+                    stack[--bottom] = (uint)frame;        // onto the dirty stack
                 }
             }
-            _freeCount = top;
-            return (int)(top - first);
+            _dirtyBottom = bottom;
+            _freeCount += first - bottom;
+            return (int)(first - bottom);
         }
 
         // Moves a frame from one owner to another without it ever being free.

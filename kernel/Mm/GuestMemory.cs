@@ -198,6 +198,7 @@ namespace Hypervisor.Mm
         // runs of about 11 pages). Pages the guest never touched have no frame
         // to return. Returns how many frames went on to the host (only when
         // the staging buffer filled up).
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static int ReclaimRun(VirtualMachine vm, ulong ipa, int pages)
         {
             VirtioBalloon balloon = vm.Balloon;
