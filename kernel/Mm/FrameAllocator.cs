@@ -374,6 +374,30 @@ namespace Hypervisor.Mm
             return (int)(first - bottom);
         }
 
+        // Frames that Allocate or AllocateInto handed out and nobody used
+        // (mapped nowhere, written by no one: fault-around's frames for pages
+        // another exit had mapped already) go back as they came, clean: they
+        // still hold the zeroes their scrub left, so a scrub now would only
+        // cost time. Slots that are 0 or whose bit is set in `keep` are
+        // skipped, as is any frame `owner` does not own. Returns how many
+        // went back.
+        public int ReturnUnused(ReadOnlySpan<ulong> frames, ulong keep, ushort owner)
+        {
+            Hypervisor.Smp.Guard guard = Guard;
+            guard?.Enter();
+            int returned = 0;
+            for (int i = 0; i < frames.Length && i < 64; i++)
+            {
+                if ((keep & (1UL << i)) != 0 || Check(frames[i], out uint frame) != FrameStatus.Ok || _owner[frame] != owner) continue;
+                _owner[frame] = FrameOwner.Free;
+                _freeStack[_cleanCount++] = frame;
+                _freeCount++;
+                returned++;
+            }
+            guard?.Exit();
+            return returned;
+        }
+
         // Moves a frame from one owner to another without it ever being free.
         public FrameStatus Transfer(ulong address, ushort from, ushort to)
         {

@@ -124,8 +124,11 @@ namespace Hypervisor.Mm
             if (end > vm.RamBase + vm.RamSize) end = vm.RamBase + vm.RamSize;
             int count = (int)((end - start) >> 12);
             int touched = (int)((page - start) >> 12);
-            if (vm.Stage2.EmptyPages(start, count, out ulong empty) != Stage2Status.Ok) return false;
-            ulong want = empty;
+            // A frame for every page of the window but the ballooned ones;
+            // FillEmptyPages maps those whose entry is empty, and the frames
+            // of pages mapped already go back unused (a window is usually
+            // all empty: one pass over the entries instead of two).
+            ulong want = count == 64 ? ulong.MaxValue : (1UL << count) - 1;
             if (vm.Balloon != null)
             {
                 want &= ~vm.Balloon.BalloonedMask(start, count) | (1UL << touched);
@@ -137,24 +140,17 @@ namespace Hypervisor.Mm
             Kernel.Frames.AllocateInto(frames, want, vm.Owner);
             if ((want & (1UL << touched)) != 0 && frames[touched] == 0)
             {
-                FreeUnmapped(vm, frames, 0);
+                Kernel.Frames.ReturnUnused(frames, 0, vm.Owner);
                 return false;
             }
-            ulong mapped = vm.Stage2.FillEmptyPages(start, frames, RamAttributes, out int n);
-            if (mapped != want) FreeUnmapped(vm, frames, mapped);   // every frame taken was mapped: nothing to give back
+            Stage2Status status = vm.Stage2.FillEmptyPages(start, frames, RamAttributes, out ulong mapped, out int n);
+            if (mapped != want) Kernel.Frames.ReturnUnused(frames, mapped, vm.Owner);   // never mapped, still zero
+            if (status != Stage2Status.Ok) return false;
             vm.Counters.Stage2Faults++;
             vm.Counters.PagesMapped += (ulong)n;
             vm.Counters.PagesPrefaulted += (ulong)n - ((mapped >> touched) & 1);
             Charge(vm, n);
             return true;
-        }
-
-        // Gives back the frames that did not get mapped.
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-        private static void FreeUnmapped(VirtualMachine vm, Span<ulong> frames, ulong mapped)
-        {
-            for (int i = 0; i < frames.Length; i++)
-                if ((mapped & (1UL << i)) == 0 && frames[i] != 0) Kernel.Frames.Free(frames[i], vm.Owner);
         }
 
         // The test service behind HypercallAbi.TestRemap: the page at `ipa` moves

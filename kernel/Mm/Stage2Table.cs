@@ -141,53 +141,37 @@ namespace Hypervisor.Mm
             return Stage2Status.Ok;
         }
 
-        // Fault-around, step 1: which of the `count` pages from `ipa` have no
-        // valid entry (bit i for page i). The run must lie in one level-3 table
-        // (count <= 64); that table is created if missing, so step 2 cannot
-        // fail for want of one. Pages inside a block are mapped: no bits.
-        public Stage2Status EmptyPages(ulong ipa, int count, out ulong empty)
+        // Fault-around: page i of the run from `ipa` maps pas[i] where pas[i]
+        // is not 0 and the entry is invalid. Nothing valid is replaced, so
+        // there is no TLB work. The run must lie in one level-3 table (at most
+        // 64 pages); the table is created if missing, and inside a block every
+        // page is mapped already. `pagesMappedMask` says which pages were
+        // mapped (bit i for page i; `pagesMapped` of them); a frame whose bit
+        // is clear is still the caller's. One pass: the caller need not find
+        // the empty entries first (a valid one simply keeps its mapping).
+        // (This loop runs for every page Linux zeroes before it balloons it:
+        // the leaf's attribute bits are computed once, each frame's address
+        // is checked with one compare.)
+        public unsafe Stage2Status FillEmptyPages(ulong ipa, ReadOnlySpan<ulong> pas, ulong attributes, out ulong pagesMappedMask, out int pagesMapped)
         {
-            empty = 0;
-            Stage2Status status = CheckRun(ipa, count);
+            pagesMapped = 0;
+            pagesMappedMask = 0;
+            Stage2Status status = CheckRun(ipa, pas.Length);
             if (status != Stage2Status.Ok) return status;
             int level = FirstNonTableLevel(ipa, 3, out ulong entry, out ulong old);
             if (level != 3)
             {
-                if (Descriptor.IsBlock(old, level)) return Stage2Status.Ok;
-                status = ReachLevel(ipa, 3, true, out entry, out old);
+                if (Descriptor.IsBlock(old, level)) return Stage2Status.Ok;   // mapped already, every page
+                status = ReachLevel(ipa, 3, true, out entry, out _);
                 if (status != Stage2Status.Ok) return status;
             }
-            // In locals: `entry` had its address taken by the walk and `empty`
-            // is an out parameter, so the loop would load and store both
-            // through memory on every entry.
-            PageTableMemory memory = _memory;
-            ulong at = entry, found = 0, bit = 1;
-            for (int i = 0; i < count; i++, at += 8, bit <<= 1)
-                if (!Descriptor.IsValid(memory.Read64(at))) found |= bit;
-            empty = found;
-            return Stage2Status.Ok;
-        }
-
-        // Fault-around, step 2: page i of the run from `ipa` maps pas[i] where
-        // pas[i] is not 0 and the entry is still invalid. Nothing valid is
-        // replaced, so there is no TLB work. Returns the pages mapped (bit i
-        // for page i; `pagesMapped` of them); a frame whose bit is clear is
-        // still the caller's.
-        // (This loop runs for every page Linux zeroes before it balloons it:
-        // the leaf's attribute bits are computed once, each frame's address
-        // is checked with one mask and one compare.)
-        public unsafe ulong FillEmptyPages(ulong ipa, ReadOnlySpan<ulong> pas, ulong attributes, out int pagesMapped)
-        {
-            pagesMapped = 0;
-            if (CheckRun(ipa, pas.Length) != Stage2Status.Ok) return 0;
-            if (FirstNonTableLevel(ipa, 3, out ulong entry, out _) != 3) return 0;
             PageTableMemory memory = _memory;
             ulong leaf = Stage2.Page(0, attributes);
-            ulong mapped = 0, bit = 1;
+            ulong mapped = 0, bit = 1, at = entry;   // (a local: `entry` had its address taken by the walk)
             int count = 0;
             fixed (ulong* frames = pas)
             {
-                for (int i = 0; i < pas.Length; i++, entry += 8, bit <<= 1)
+                for (int i = 0; i < pas.Length; i++, at += 8, bit <<= 1)
                 {
                     ulong pa = frames[i];
                     // No frame, not a page-aligned one, beyond the output
@@ -197,15 +181,16 @@ namespace Hypervisor.Mm
                     // 0, which wraps, misaligned and too high alike.)
                     ulong frameNumber = (pa >> 12) | (pa << 52);
                     if (frameNumber - 1 >= (MaxOutputAddress >> 12) - 1
-                        || Descriptor.IsValid(memory.Read64(entry))) continue;
-                    memory.Write64(entry, pa | leaf);
+                        || Descriptor.IsValid(memory.Read64(at))) continue;
+                    memory.Write64(at, pa | leaf);
                     mapped |= bit;
                     count++;
                 }
             }
             _livePages += (ulong)count;
             pagesMapped = count;
-            return mapped;
+            pagesMappedMask = mapped;
+            return Stage2Status.Ok;
         }
 
         // The demand fault's common case, without MapAt's generality: the

@@ -356,6 +356,14 @@ namespace Hypervisor.Tests.Unit
                         }
                         int wanted = System.Numerics.BitOperations.PopCount(want);
                         Assert.Equal(Math.Min(wanted, freeBefore), got);
+                        // Fault-around gives back the frames of pages another
+                        // exit had mapped: never used, so they return clean.
+                        ulong keep = (ulong)random.Next(256);
+                        int back = 0;
+                        for (int i = 0; i < slots.Length; i++)
+                            if (slots[i] != 0 && (keep & (1UL << i)) == 0) { held.Remove(slots[i]); s_free.Add(slots[i]); back++; }
+                        Assert.Equal(back, a.ReturnUnused(slots, keep, FrameOwner.FirstVm));
+                        Assert.Equal(0, a.ReturnUnused(slots, keep, FrameOwner.FirstVm));   // not theirs any more
                     }
                     else if (op < 7 && held.Count > 0)
                     {

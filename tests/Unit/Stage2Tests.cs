@@ -185,20 +185,17 @@ namespace Hypervisor.Tests.Unit
             Assert.Empty(_tlb.Calls);
         }
 
-        // Fault-around: one walk finds the empty entries of a window, a second
-        // fills them. Valid entries are never replaced (so no TLB work), and a
+        // Fault-around: one pass over a window maps a frame into every empty
+        // entry. Valid entries are never replaced (so no TLB work), and a
         // frame that did not go in is reported back to the caller.
         [Fact]
         public void FaultAroundFillsOnlyEmptyEntries()
         {
             Assert.Equal(Stage2Status.Ok, _table.Map4K(Ipa + 2 * 4096, Pa, Stage2.NormalReadWrite));
-            Assert.Equal(Stage2Status.Ok, _table.EmptyPages(Ipa, 8, out ulong empty));
-            Assert.Equal(0b1111_1011UL, empty);
-
             var frames = new ulong[8];
-            for (int i = 0; i < 8; i++) frames[i] = (empty & (1UL << i)) != 0 && i != 5 ? 0x9_0000_0000 + (ulong)i * 4096 : 0;
+            for (int i = 0; i < 8; i++) frames[i] = i != 5 ? 0x9_0000_0000 + (ulong)i * 4096 : 0;
             frames[2] = 0x9_9999_9000;                          // a frame for a page that is mapped: must come back
-            ulong mapped = _table.FillEmptyPages(Ipa, frames, Stage2.NormalReadWrite, out int pagesMapped);
+            Assert.Equal(Stage2Status.Ok, _table.FillEmptyPages(Ipa, frames, Stage2.NormalReadWrite, out ulong mapped, out int pagesMapped));
             Assert.Equal(0b1101_1011UL, mapped);                  // not page 2 (mapped), not page 5 (no frame)
             Assert.Equal(6, pagesMapped);
             Assert.Empty(_tlb.Calls);
@@ -211,18 +208,23 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(Stage2.Page(0x9_0000_7000, Stage2.NormalReadWrite), leaf);   // the entry Map4K would write
             Assert.Equal(Stage2Status.NotMapped, _table.Translate(Ipa + 5 * 4096, out _, out _, out _));
             // A frame that is not page aligned, or beyond the output range, is refused.
-            ulong refused = _table.FillEmptyPages(Ipa + 8 * 4096, new ulong[] { 0x9_0000_0800, 1UL << 48, 0x9_0001_0000 }, Stage2.NormalReadWrite, out pagesMapped);
+            Assert.Equal(Stage2Status.Ok, _table.FillEmptyPages(Ipa + 8 * 4096, new ulong[] { 0x9_0000_0800, 1UL << 48, 0x9_0001_0000 }, Stage2.NormalReadWrite, out ulong refused, out pagesMapped));
             Assert.Equal(0b100UL, refused);
             Assert.Equal(1, pagesMapped);
 
             // A window must lie in one level-3 table and hold at most 64 pages.
-            Assert.Equal(Stage2Status.Misaligned, _table.EmptyPages(Ipa + 510 * 4096, 4, out _));
-            Assert.Equal(Stage2Status.Misaligned, _table.EmptyPages(Ipa, 65, out _));
-            Assert.Equal(0UL, _table.FillEmptyPages(Ipa + 510 * 4096, new ulong[4] { Pa, Pa, Pa, Pa }, Stage2.NormalReadWrite, out _));
-            // Inside a block every page is mapped already.
+            Assert.Equal(Stage2Status.Misaligned, _table.FillEmptyPages(Ipa + 510 * 4096, new ulong[4] { Pa, Pa, Pa, Pa }, Stage2.NormalReadWrite, out mapped, out _));
+            Assert.Equal(0UL, mapped);
+            Assert.Equal(Stage2Status.Misaligned, _table.FillEmptyPages(Ipa, new ulong[65], Stage2.NormalReadWrite, out _, out _));
+            // Where no level-3 table exists yet, it is made.
+            Assert.Equal(Stage2Status.Ok, _table.FillEmptyPages(Ipa + 8 * Stage2Table.BlockSize, new ulong[] { Pa, 0 }, Stage2.NormalReadWrite, out mapped, out _));
+            Assert.Equal(1UL, mapped);
+            Assert.Equal(Pa, _table.HostAddress(Ipa + 8 * Stage2Table.BlockSize));
+            // Inside a block every page is mapped already: nothing goes in.
             Assert.Equal(Stage2Status.Ok, _table.Map2M(Ipa + Stage2Table.BlockSize, BlockPa, Stage2.NormalReadWrite));
-            Assert.Equal(Stage2Status.Ok, _table.EmptyPages(Ipa + Stage2Table.BlockSize, 16, out empty));
-            Assert.Equal(0UL, empty);
+            Assert.Equal(Stage2Status.Ok, _table.FillEmptyPages(Ipa + Stage2Table.BlockSize, new ulong[] { Pa, Pa + 4096 }, Stage2.NormalReadWrite, out mapped, out _));
+            Assert.Equal(0UL, mapped);
+            Assert.Equal(BlockPa, _table.HostAddress(Ipa + Stage2Table.BlockSize));
         }
 
         [Fact]
