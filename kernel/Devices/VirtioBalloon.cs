@@ -164,6 +164,10 @@ namespace Hypervisor.Devices
                 return;
             }
             TargetPages = (uint)pages;
+            // (Charges whichever VM this CPU has loaded: with one CPU, the one
+            // the monitor's poll interrupted.)
+            El2Clock.Charge(Hypervisor.Smp.Cpus.This);
+            El2AtTargetSet = vm.Counters.El2Instructions;
             // A lower target forgives what the VM still owes beyond it.
             if (pages < held) OwedPages = pages > BalloonedPages ? pages - BalloonedPages : 0;
             Log.Write("[hv] balloon ");
@@ -207,11 +211,14 @@ namespace Hypervisor.Devices
             return finished;
         }
 
-        // The VM's EL2 instructions when its balloon last grew to the host's
-        // target (STAT el2_at_balloon_target): the end of an inflate as the
-        // hypervisor sees it, so `make bench` can count the hypervisor's work
-        // for an inflate without whatever the guest does afterwards.
-        public ulong El2AtTarget;
+        // The VM's EL2 instructions when the host last moved its target (STAT
+        // el2_at_balloon_target_set) and when its balloon last grew to the
+        // target (el2_at_balloon_target): an inflate's start and end as the
+        // hypervisor sees them, so `make bench` counts the hypervisor's work
+        // for an inflate without what the guest did before (idling while the
+        // bench typed its commands: timer ticks, as many as the host's
+        // scheduling allowed) or does afterwards.
+        public ulong El2AtTargetSet, El2AtTarget;
 
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
         private void TargetReached(VirtualMachine vm)

@@ -139,6 +139,7 @@ namespace Hypervisor.Vm
                     Log.Stat("el2_balloon_unmap", c.El2BalloonUnmap);
                     Log.Stat("el2_balloon_flush", c.El2BalloonFlush);
                     Log.Stat("el2_balloon_free", c.El2BalloonFree);
+                    Log.Stat("el2_at_balloon_target_set", b.El2AtTargetSet);
                     Log.Stat("el2_at_balloon_target", b.El2AtTarget);
                 }
                 if (b.Transport != null)
