@@ -229,7 +229,15 @@ namespace Hypervisor.Vm
             Hypervisor.Devices.BalloonPolicy.Tick();
             Vcpu current = cpu.Loaded;
             bool currentTimer = current != null && current.Timers.PhysicalWatched;
-            if (s_waiting == 0 && !currentTimer) return;
+            if (s_waiting != 0 || currentTimer) SampleTimers(cpu, current, currentTimer, now);
+        }
+
+        // Housekeeping's timer work, out of line: the common scheduling point
+        // (nobody waits, no emulated physical timer) does not pay for the
+        // registers this loop needs.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void SampleTimers(PhysicalCpu cpu, Vcpu current, bool currentTimer, ulong now)
+        {
             if (currentTimer)
             {
                 current.Vm.Lock.AcquireIfShared(cpu);
@@ -345,10 +353,13 @@ namespace Hypervisor.Vm
         {
             Vcpu current = cpu.Loaded;
             if (s_waiting == 0 && (current == null || current.Timers.PhysicalDeadline == ulong.MaxValue))
-            {
                 HypTimer.Arm(s_sliceTicks);   // the common case: only the slice
-                return;
-            }
+            else ArmForDeadlines(cpu, current);
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void ArmForDeadlines(PhysicalCpu cpu, Vcpu current)
+        {
             ulong now = SysReg.ReadCntpctEl0();
             ulong at = now + s_sliceTicks;
             // The loaded vCPU's emulated physical timer is the hypervisor's to
@@ -395,7 +406,7 @@ namespace Hypervisor.Vm
                 previous.Context.SaveFrom(live);
                 Unload(cpu, previous);
             }
-            Load(cpu, next, live);
+            Load(cpu, next, live, previous != null);
         }
 
         // PSCI CPU_OFF: the vCPU leaves the CPU and stays off until another
@@ -499,15 +510,14 @@ namespace Hypervisor.Vm
         // renewed if its generation is gone), the VM's EL2 controls and the
         // vCPU's saved state loaded. No TLB flush: TLB entries carry the
         // VMID, so the next VM cannot hit the previous one's translations.
-        private static void Load(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live)
+        // `charged`: Unload has just charged the vCPU that left, and its
+        // reading of the EL2 instruction counter starts this one's count (one
+        // reading per switch; the loading is then the incoming VM's work).
+        private static void Load(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live, bool charged = false)
         {
             VirtualMachine vm = vcpu.Vm;
             EnsureVmid(vm);
-            SysReg.WriteVtcrEl2(vm.Vtcr);
-            SysReg.WriteVttbrEl2(vm.Vttbr);
-            SysReg.WriteHcrEl2(WfeTrap(vcpu, vm.Hcr));
-            SysReg.WriteCntvoffEl2(vm.CntvOffset);
-            SysReg.WriteVmpidrEl2(Vmpidr(vcpu.Mpidr));
+            SysReg.WriteVmControls(vm.Vtcr, vm.Vttbr, WfeTrap(vcpu, vm.Hcr), vm.CntvOffset, Vmpidr(vcpu.Mpidr));
             vcpu.Context.RestoreInto(live);
             vm.Lock.AcquireIfShared(cpu);
             vcpu.VgicCpu.Restore();
@@ -519,7 +529,7 @@ namespace Hypervisor.Vm
             cpu.Loaded = vcpu;
             vcpu.LoadedIn = cpu;
             vcpu.LastCpu = cpu.Index;
-            El2Clock.Start(cpu);
+            if (!charged) El2Clock.Start(cpu);
             Vmids.SetActive(cpu.Index, vm.VmidTag);
             Switches++;
             if (!vcpu.Announced) Announce(vcpu);

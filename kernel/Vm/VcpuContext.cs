@@ -16,6 +16,21 @@ namespace Hypervisor.Vm
         public El1State El1;
         public FpState Fp;
 
+        // Their addresses, taken once: the kernel's heap never moves an
+        // object (kernel/Runtime/Heap.cs has no collector), so the switch
+        // needs no `fixed` (a pinned local stored and cleared on the stack
+        // for each, on every switch).
+        private readonly TrapFrame* _frame;
+        private readonly El1State* _el1;
+        private readonly FpState* _fp;
+
+        public VcpuContext()
+        {
+            fixed (TrapFrame* f = &Frame) _frame = f;
+            fixed (El1State* e = &El1) _el1 = e;
+            fixed (FpState* fp = &Fp) _fp = fp;
+        }
+
         [RuntimeImport("*", "vcpu_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void Save(TrapFrame* live, TrapFrame* frame, El1State* el1, FpState* fp);
         [RuntimeImport("*", "vcpu_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void Restore(TrapFrame* live, TrapFrame* frame, El1State* el1, FpState* fp);
 
@@ -46,21 +61,9 @@ namespace Hypervisor.Vm
 
         // The CPU's guest state (live frame + registers) into this context:
         // one call (boot/context.s vcpu_save), q16/q17 from the live frame.
-        public void SaveFrom(TrapFrame* live)
-        {
-            fixed (TrapFrame* f = &Frame)
-            fixed (El1State* e = &El1)
-            fixed (FpState* fp = &Fp)
-                Save(live, f, e, fp);
-        }
+        public void SaveFrom(TrapFrame* live) => Save(live, _frame, _el1, _fp);
 
         // This context into the CPU; the exit path's return restores `live`.
-        public void RestoreInto(TrapFrame* live)
-        {
-            fixed (TrapFrame* f = &Frame)
-            fixed (El1State* e = &El1)
-            fixed (FpState* fp = &Fp)
-                Restore(live, f, e, fp);
-        }
+        public void RestoreInto(TrapFrame* live) => Restore(live, _frame, _el1, _fp);
     }
 }
