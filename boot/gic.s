@@ -94,9 +94,14 @@ write_\reg:
 // there is a priority the guest has an interrupt active at; it masks every
 // interrupt of that priority or lower, so it must never be left for the next
 // VM. x0 = 8 words: AP0R0..3, then AP1R0..3.
-// ich_apr_save stores them and leaves the hardware's at zero.
-    .global ich_apr_save
-ich_apr_save:
+// ich_cpu_save first turns the virtual CPU interface off (ICH_HCR_EL2 = 0)
+// and reads ICH_VMCR_EL2, which it returns; then it stores the active
+// priorities and leaves the hardware's at zero. (One call for what a VM
+// switch saves of the CPU interface besides the list registers.)
+    .global ich_cpu_save
+ich_cpu_save:
+    msr     ich_hcr_el2, xzr
+    mrs     x4, ich_vmcr_el2
     mrs     x2, ich_ap0r0_el2
     mrs     x3, ich_ap1r0_el2
     stp     xzr, xzr, [x0, #8]        // unused words stay zero
@@ -127,10 +132,14 @@ ich_apr_save:
     msr     ich_ap1r2_el2, xzr
     msr     ich_ap0r3_el2, xzr
     msr     ich_ap1r3_el2, xzr
-1:  ret
-// ich_apr_restore writes them back from the same layout.
-    .global ich_apr_restore
-ich_apr_restore:
+1:  mov     x0, x4
+    ret
+// ich_cpu_restore(words, perGroup, vmcr) writes the active priorities back
+// from the same layout, then ICH_VMCR_EL2 (ICH_HCR_EL2 comes after the list
+// registers, from C#).
+    .global ich_cpu_restore
+ich_cpu_restore:
+    msr     ich_vmcr_el2, x2
     ldr     x2, [x0]
     ldr     x3, [x0, #32]
     msr     ich_ap0r0_el2, x2

@@ -41,8 +41,8 @@ namespace Hypervisor.Vm
         [RuntimeImport("*", "write_ich_hcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteHcr(ulong v);
         [RuntimeImport("*", "read_ich_vmcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadVmcr();
         [RuntimeImport("*", "write_ich_vmcr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteVmcr(ulong v);
-        [RuntimeImport("*", "ich_apr_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void SaveActivePriorities(ulong* words, int perGroup);
-        [RuntimeImport("*", "ich_apr_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void RestoreActivePriorities(ulong* words, int perGroup);
+        [RuntimeImport("*", "ich_cpu_save")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong SaveCpuInterface(ulong* activePriorities, int perGroup);
+        [RuntimeImport("*", "ich_cpu_restore")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void RestoreCpuInterface(ulong* activePriorities, int perGroup, ulong vmcr);
         [RuntimeImport("*", "read_ich_lr0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadLr0();
         [RuntimeImport("*", "write_ich_lr0_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteLr0(ulong v);
         [RuntimeImport("*", "read_ich_lr1_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadLr1();
@@ -61,7 +61,8 @@ namespace Hypervisor.Vm
         private readonly ulong[] _lr = new ulong[MaxListRegisters];
         private readonly int[] _inList = new int[MaxListRegisters];   // INTID in each list register, -1 when empty
         private ulong _vmcr;
-        private readonly ulong[] _apr = new ulong[8];   // AP0R0..3, AP1R0..3 (ich_apr_save's layout)
+        private readonly ulong[] _apr = new ulong[8];   // AP0R0..3, AP1R0..3 (ich_cpu_save's layout)
+        private readonly ulong* _aprWords;              // its address, taken once (objects never move)
         public ulong Injected, Completed;
 
         // Read by the exit path before it calls in (a call costs more than the
@@ -78,6 +79,7 @@ namespace Hypervisor.Vm
             State = vcpu.Gic;
             State.Listener = this;
             for (int i = 0; i < MaxListRegisters; i++) _inList[i] = -1;
+            fixed (ulong* words = _apr) _aprWords = words;
         }
 
         // Something may now be deliverable: Fill looks before the next entry.
@@ -129,20 +131,17 @@ namespace Hypervisor.Vm
         // itself, and a bit left there masks the next VM's interrupts.
         public void Restore()
         {
-            fixed (ulong* apr = _apr) RestoreActivePriorities(apr, s_aprPerGroup);
+            RestoreCpuInterface(_aprWords, s_aprPerGroup, _vmcr);
             if (Listed != 0)
             {
                 for (int i = 0; i < s_listRegisters; i++) if (_inList[i] >= 0) WriteLr(i, _lr[i]);
             }
-            WriteVmcr(_vmcr);
             WriteHcr(HcrEn);
         }
 
         public void Save()
         {
-            WriteHcr(0);
-            _vmcr = ReadVmcr();
-            fixed (ulong* apr = _apr) SaveActivePriorities(apr, s_aprPerGroup);
+            _vmcr = SaveCpuInterface(_aprWords, s_aprPerGroup);   // ICH_HCR_EL2 = 0 first, then VMCR and the active priorities
             if (Listed == 0) return;
             for (int i = 0; i < s_listRegisters; i++)
             {
