@@ -397,6 +397,7 @@ namespace Hypervisor.Vm
         }
 
         // The loaded vCPU's state goes to its context, `next`'s comes in.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void SwitchTo(PhysicalCpu cpu, Vcpu next, TrapFrame* live)
         {
             Vcpu previous = cpu.Loaded;
@@ -424,6 +425,7 @@ namespace Hypervisor.Vm
         }
 
         // The list registers go back to the vCPU's GIC state (its VM's).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void SaveGic(PhysicalCpu cpu, Vcpu vcpu)
         {
             vcpu.Vm.Lock.AcquireIfShared(cpu);
@@ -549,6 +551,7 @@ namespace Hypervisor.Vm
         private static ulong Vmpidr(ulong affinity) => 1UL << 31 | affinity;
 
         // `vcpu`'s registers have left this CPU (saved, or its VM is ending).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void Unload(PhysicalCpu cpu, Vcpu vcpu)
         {
             El2Clock.Charge(cpu);
@@ -558,8 +561,14 @@ namespace Hypervisor.Vm
             Vmids.SetActive(cpu.Index, 0);
             // Its VM may be waiting for it to leave (a stop or reset, asked
             // by this vCPU or another): the last vCPU out finishes the VM.
+            if (vcpu.Vm.HasRequest) LeftForRequest(cpu, vcpu);
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void LeftForRequest(PhysicalCpu cpu, Vcpu vcpu)
+        {
             VirtualMachine vm = vcpu.Vm;
-            if (!vm.HasRequest || vm.State == VmState.Stopped) return;
+            if (vm.State == VmState.Stopped) return;
             if (vcpu.State != VmState.Off) SetState(vcpu, VmState.Off);
             if (!AnyLoaded(vm)) Finish(cpu, vm);
         }
