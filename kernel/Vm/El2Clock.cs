@@ -52,6 +52,7 @@ namespace Hypervisor.Vm
         }
 
         // The loaded vCPU's VM gets what the CPU did since the last reading.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static void Charge(PhysicalCpu cpu)
         {
             Vcpu loaded = cpu.Loaded;

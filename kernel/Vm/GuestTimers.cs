@@ -101,6 +101,14 @@ namespace Hypervisor.Vm
             get => VirtualTimerDeadline.Physical(_physicalCtl, _physicalCval, 0);
         }
 
+        // Enabled and not masked: it has a deadline (PhysicalDeadline may still
+        // find it unreachable). The cheap test a scheduling point makes first.
+        public bool PhysicalArmed
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => (_physicalCtl & (Enable | Imask)) == Enable;
+        }
+
         // Armed, or its line left high: worth sampling at a scheduling point.
         public bool PhysicalWatched
         {

@@ -352,7 +352,7 @@ namespace Hypervisor.Vm
         private static void ArmTimer(PhysicalCpu cpu)
         {
             Vcpu current = cpu.Loaded;
-            if (s_waiting == 0 && (current == null || current.Timers.PhysicalDeadline == ulong.MaxValue))
+            if (s_waiting == 0 && (current == null || !current.Timers.PhysicalArmed))
                 HypTimer.Arm(s_sliceTicks);   // the common case: only the slice
             else ArmForDeadlines(cpu, current);
         }
@@ -637,12 +637,15 @@ namespace Hypervisor.Vm
         // stop or reset, and a VMID to be had (CanRun).
         private static Vcpu NextRunnable(PhysicalCpu cpu, Vcpu after)
         {
-            int start = after == null ? 0 : after.QueueIndex + 1;
-            for (int i = 0; i < s_vcpuCount; i++)
+            Vcpu[] vcpus = s_vcpus;
+            int count = s_vcpuCount;
+            int at = after == null ? 0 : after.QueueIndex + 1;
+            for (int i = 0; i < count; i++, at++)
             {
-                int at = start + i;
-                Vcpu vcpu = s_vcpus[at < s_vcpuCount ? at : at - s_vcpuCount];
-                if (vcpu.State != VmState.Runnable && vcpu.State != VmState.Running) continue;
+                if (at >= count) at = 0;
+                Vcpu vcpu = vcpus[at];
+                VmState state = vcpu.State;
+                if (state != VmState.Runnable && state != VmState.Running) continue;
                 if ((vcpu.LoadedIn == null || vcpu.LoadedIn == cpu) && !vcpu.Vm.HasRequest &&
                     (Vmids.IsCurrent(vcpu.Vm.VmidTag) || Vmids.CanRun(vcpu.Vm.VmidTag, cpu.Index))) return vcpu;
             }
