@@ -140,6 +140,7 @@ namespace Hypervisor.Vm
 
         // The slice is over (timer IRQ) or the guest gave way (WFE, Yield):
         // the next runnable vCPU, if any, gets the CPU.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void Yield(PhysicalCpu cpu, TrapFrame* live)
         {
             Housekeeping(cpu);
@@ -222,6 +223,7 @@ namespace Hypervisor.Vm
         // (VirtualTimerFired), a moment after the counter passes the deadline:
         // waking it on the counter alone would let it run, find nothing, and
         // execute WFI again.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void Housekeeping(PhysicalCpu cpu)
         {
             ulong now = SysReg.ReadCntpctEl0();
@@ -349,6 +351,7 @@ namespace Hypervisor.Vm
 
         // The EL2 timer ends the running vCPU's slice, or wakes a waiting vCPU
         // at its timer's deadline if that comes first.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void ArmTimer(PhysicalCpu cpu)
         {
             Vcpu current = cpu.Loaded;
@@ -515,6 +518,7 @@ namespace Hypervisor.Vm
         // `charged`: Unload has just charged the vCPU that left, and its
         // reading of the EL2 instruction counter starts this one's count (one
         // reading per switch; the loading is then the incoming VM's work).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void Load(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live, bool charged = false)
         {
             VirtualMachine vm = vcpu.Vm;
@@ -635,6 +639,7 @@ namespace Hypervisor.Vm
         // `after` itself when it is the only one still runnable. Only vCPUs
         // this CPU may load: not in another CPU, their VM without a pending
         // stop or reset, and a VMID to be had (CanRun).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Vcpu NextRunnable(PhysicalCpu cpu, Vcpu after)
         {
             Vcpu[] vcpus = s_vcpus;

@@ -129,6 +129,7 @@ namespace Hypervisor.Vm
         // loop would take it forever. The active priorities move every time,
         // whether or not anything is listed: a guest may write ICC_AP1R0_EL1
         // itself, and a bit left there masks the next VM's interrupts.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Restore()
         {
             RestoreCpuInterface(_aprWords, s_aprPerGroup, _vmcr);
@@ -139,6 +140,7 @@ namespace Hypervisor.Vm
             WriteHcr(HcrEn);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Save()
         {
             _vmcr = SaveCpuInterface(_aprWords, s_aprPerGroup);   // ICH_HCR_EL2 = 0 first, then VMCR and the active priorities
