@@ -90,7 +90,6 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "read_cnthctl_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadCnthctlEl2();
         [RuntimeImport("*", "write_cnthctl_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteCnthctlEl2(ulong value);
         [RuntimeImport("*", "read_vmpidr_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadVmpidrEl2();
-        [RuntimeImport("*", "write_vmpidr_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteVmpidrEl2(ulong value);
         // VTCR_EL2, VTTBR_EL2, HCR_EL2, CNTVOFF_EL2, VMPIDR_EL2 for the VM
         // whose vCPU comes in, in one call (boot/context.s vm_el2_load).
         [RuntimeImport("*", "vm_el2_load")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteVmControls(ulong vtcr, ulong vttbr, ulong hcr, ulong cntvoff, ulong vmpidr);

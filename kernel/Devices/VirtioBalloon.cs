@@ -38,7 +38,6 @@ namespace Hypervisor.Devices
 
         private readonly BalloonBitmap _ballooned;   // one bit per page of the VM's RAM
         private readonly Reclaimer _reclaimer;
-        private readonly ulong _pageCount;
         private readonly uint _bootTarget;
 
         public uint TargetPages;                  // config num_pages: what the host wants
@@ -66,12 +65,12 @@ namespace Hypervisor.Devices
         // Frames unmapped in the current inflate batch, freed once its TLB
         // maintenance has completed (kernel/Mm/UnmapBatch.cs).
         public readonly UnmapBatch Unmapped = new UnmapBatch((int)MaxPfnsPerChain);
-        // Frames GuestMemory.ReclaimRun unmapped, staged until the request's
-        // page numbers are all done (GuestMemory.HoldStaged): room for a
-        // whole PfnBatch, so a request's runs cost one UnmapBatch.Hold. A
-        // field rather than a stackalloc, which would be zeroed and guarded
-        // by a stack cookie on every request (under the VM's lock: one
-        // request at a time).
+        // Frames GuestMemory.ReclaimRun unmapped, staged until the request
+        // ends (GuestMemory.EndBatch, or sooner if this fills up) and then
+        // held in one UnmapBatch.Hold (GuestMemory.HoldStaged) rather than
+        // one per run. A field rather than a stackalloc, which would be
+        // zeroed and guarded by a stack cookie on every request (under the
+        // VM's lock: one request at a time).
         public readonly ulong[] RunFrames = new ulong[PfnBatch];
         public int Staged;
         public readonly GuestMemory.BalloonSink UnmapSink;
@@ -80,11 +79,10 @@ namespace Hypervisor.Devices
         {
             _deflateOnOom = deflateOnOom;
             UnmapSink = new GuestMemory.BalloonSink(vm);
-            _pageCount = vm.RamSize >> 12;
-            _ballooned = new BalloonBitmap(vm.RamBase >> 12, _pageCount);
+            _ballooned = new BalloonBitmap(vm.RamBase >> 12, vm.RamSize >> 12);
             _reclaimer = new Reclaimer(this, vm);
             _bootTarget = (uint)(bootBalloonBytes >> 12);
-            if (_bootTarget > _pageCount) _bootTarget = (uint)_pageCount;
+            if (_bootTarget > _ballooned.PageCount) _bootTarget = (uint)_ballooned.PageCount;
             TargetPages = _bootTarget;
             OwedPages = _bootTarget;
         }
@@ -107,7 +105,7 @@ namespace Hypervisor.Devices
         // refused and the guest gets an abort, as for a ballooned page.
         public ulong Headroom(ulong framesOwned)
         {
-            ulong limit = _pageCount - BalloonedPages - OwedPages;
+            ulong limit = _ballooned.PageCount - BalloonedPages - OwedPages;
             return framesOwned >= limit ? 0 : limit - framesOwned;
         }
 
@@ -153,7 +151,7 @@ namespace Hypervisor.Devices
         public void SetTarget(VirtualMachine vm, ulong bytes)
         {
             ulong pages = bytes >> 12;
-            if (pages > _pageCount) pages = _pageCount;
+            if (pages > _ballooned.PageCount) pages = _ballooned.PageCount;
             // Deflating lets the VM grow: only promise frames the host has.
             ulong held = BalloonedPages + OwedPages;
             if (pages < held && held - pages > Kernel.Frames.FreeFrames)
@@ -326,7 +324,6 @@ namespace Hypervisor.Devices
             ulong accepted;
             fixed (byte* p = raw)   // little-endian le32 page numbers, as on the wire
                 accepted = _ballooned.Apply((uint*)p, n, toSet: true, _reclaimer, ref refused);
-            FramesReturned += (ulong)_reclaimer.HoldStaged();
             BadPfns += refused.OutsideRam;
             AlreadyBallooned += refused.AlreadyThat;
             BalloonedPages += accepted;
@@ -351,8 +348,6 @@ namespace Hypervisor.Devices
                 _balloon.FramesReturned += (ulong)GuestMemory.ReclaimRun(_vm, (ulong)low << 12, length);
                 _balloon.Runs++;
             }
-
-            public int HoldStaged() => GuestMemory.HoldStaged(_vm);
         }
 
         // Deflating only clears the pages' bits: the next touch maps a fresh,

@@ -228,7 +228,8 @@ namespace Hypervisor.Mm
         }
 
         // Scrubs up to `max` dirty free frames (the most recently freed
-        // first) and moves them to the clean stack; returns how many. The idle loop calls it in small steps so an interrupt waits
+        // first) and moves them to the clean stack; returns how many. The
+        // idle loop calls it in small steps so an interrupt waits
         // at most one step.
         public uint ScrubSome(uint max)
         {

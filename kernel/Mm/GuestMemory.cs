@@ -190,10 +190,10 @@ namespace Hypervisor.Mm
         // (one stage-2 walk per level-3 table, the entries cleared, then their
         // TLBIs, the batched TLB discipline) and the frames are staged in the
         // balloon device (VirtioBalloon.RunFrames) until HoldStaged passes
-        // them on, once per request rather than once per run (Linux lists
-        // runs of about 11 pages). Pages the guest never touched have no frame
-        // to return. Returns how many frames went on to the host (only when
-        // the staging buffer filled up).
+        // them on, once per request (EndBatch) rather than once per run
+        // (Linux lists runs of about 11 pages). Pages the guest never touched
+        // have no frame to return. Returns how many frames went on to the
+        // host (only when the staging buffer filled up).
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static int ReclaimRun(VirtualMachine vm, ulong ipa, int pages)
         {
@@ -259,7 +259,7 @@ namespace Hypervisor.Mm
 
         public static void EndBatch(VirtualMachine vm)
         {
-            vm.Balloon.FramesReturned += (ulong)HoldStaged(vm);   // (the device has done so already)
+            vm.Balloon.FramesReturned += (ulong)HoldStaged(vm);   // before the batch's last flush: Finish frees them after it
             vm.Tlb.Batching = false;
             vm.Balloon.Unmapped.Finish(vm.Balloon.UnmapSink);
         }
