@@ -33,12 +33,11 @@
 .endm
 
 .include "asm.inc"
-.if FRAME_SIZE != 320
-.error "the frame copy is unrolled for a 320-byte frame"
-.endif
 
 // FpState (kernel/Vm/VcpuState.cs): q0-q31 (512 bytes), then FPSR, FPCR.
-// \base is left pointing 512 bytes further on.
+// q16/q17 are skipped: every exit has saved the guest's pair in its frame
+// already (boot/vectors.s), and the CPU's pair holds the hypervisor's values
+// by now. \base is left pointing 512 bytes further on.
 .macro fp_registers op, base
     \op    q0, q1, [\base, #0]
     \op    q2, q3, [\base, #32]
@@ -48,7 +47,6 @@
     \op    q10, q11, [\base, #160]
     \op    q12, q13, [\base, #192]
     \op    q14, q15, [\base, #224]
-    \op    q16, q17, [\base, #256]
     \op    q18, q19, [\base, #288]
     \op    q20, q21, [\base, #320]
     \op    q22, q23, [\base, #352]
@@ -59,55 +57,29 @@
     add     \base, \base, #512
 .endm
 
-// One guest register frame from \src to \dst, 64 bytes a step through
-// v0-v3 (both pointers end 320 bytes further on). Only where no guest's
-// values are in v0-v3: after vcpu_save has stored them, before vcpu_restore
-// loads the next guest's.
-.macro frame_copy dst, src
-    .rept 5
-    ld1     {v0.2d, v1.2d, v2.2d, v3.2d}, [\src], #64
-    st1     {v0.2d, v1.2d, v2.2d, v3.2d}, [\dst], #64
-    .endr
-.endm
-
     .text
-// vcpu_save(live, frame, el1, fp): the guest state in the CPU and in the
-// live frame on the EL2 stack into a vCPU's context (VcpuContext.SaveFrom).
-// The CPU's q16/q17 hold hypervisor values by now: the guest's are in the
-// live frame, and go into the FP state from there (so the saved frame and
-// the FP state hold the same q16/q17).
+// vcpu_save(el1, fp): the guest state still in the CPU into a vCPU's
+// context (VcpuContext.Save). Its general registers are there already: the
+// exit saved them into the context's frame.
     .global vcpu_save
 vcpu_save:
-    mov     x4, x0                         // live frame
-    mov     x5, x1                         // saved frame
-    mov     x6, x3                         // FP state
-    mov     x0, x2
+    mov     x3, x1                         // FP state
     el1_registers save_pair
-    mov     x0, x6
-    fp_registers stp, x0
+    fp_registers stp, x3
     mrs     x1, fpsr
     mrs     x2, fpcr
-    stp     x1, x2, [x0]
-    ldp     q16, q17, [x4, #FRAME_Q16]
-    stp     q16, q17, [x6, #256]
-    frame_copy x5, x4
+    stp     x1, x2, [x3]
     ret
 
-// vcpu_restore(live, frame, el1, fp): a vCPU's context into the CPU and the
-// live frame (VcpuContext.RestoreInto); the exit path's return then loads
-// the frame, q16/q17 included (the frame carries them: see vcpu_save).
+// vcpu_restore(el1, fp): a vCPU's context into the CPU (VcpuContext.Restore);
+// the exit path's return then loads its frame, q16/q17 included.
     .global vcpu_restore
 vcpu_restore:
-    mov     x4, x0                         // live frame
-    mov     x5, x1                         // saved frame
-    mov     x6, x3                         // FP state
-    mov     x0, x2
+    mov     x3, x1                         // FP state
     el1_registers restore_pair
     isb
-    frame_copy x4, x5
-    mov     x0, x6
-    fp_registers ldp, x0
-    ldp     x1, x2, [x0]
+    fp_registers ldp, x3
+    ldp     x1, x2, [x3]
     msr     fpsr, x1
     msr     fpcr, x2
     ret

@@ -44,12 +44,10 @@ primary_entry:
     // which resets to an UNKNOWN value).
     msr     tpidr_el2, xzr
 
-    // Stack for CPU 0: its slot in __stacks. The top FRAME_SIZE bytes are
-    // kept free for the guest register frame (boot/vectors.s, hv_guest_frame):
-    // a VM exit saves the guest's registers exactly there.
+    // Stack for CPU 0: its slot in __stacks (boot/vectors.s, cpu_stack_top).
     adrp    x1, __stacks
     add     x1, x1, :lo12:__stacks
-    mov     x2, #(CPU_STACK_SIZE - FRAME_SIZE)
+    mov     x2, #CPU_STACK_SIZE
     add     sp, x1, x2
 
     // Clear .bss (page aligned at both ends by linker.ld).

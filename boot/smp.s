@@ -18,13 +18,9 @@ secondary_entry:
     cmp     x19, #MAX_CPUS
     b.hs    secondary_park                // a context the boot CPU never gives
     msr     tpidr_el2, x19                // per-CPU data: kernel/Smp/Cpus.cs
-    adrp    x1, __stacks
-    add     x1, x1, :lo12:__stacks
-    add     x2, x19, #1
-    mov     x3, #CPU_STACK_SIZE
-    mul     x2, x2, x3
-    add     x1, x1, x2
-    sub     sp, x1, #FRAME_SIZE           // the top FRAME_SIZE bytes: the guest frame
+    mov     x0, x19
+    bl      cpu_stack_top                 // (a leaf: needs no stack yet)
+    mov     sp, x0
     cpu_fp_and_vectors
     bl      mmu_turn_on_el2
     mov     x0, x19

@@ -2,7 +2,9 @@ namespace Hypervisor.Arch
 {
     // The registers boot/vectors.S saves on every exception, in that order
     // (offsets are mirrored in boot/asm.inc). The handler may change them; the
-    // vector code restores them and returns with ERET.
+    // vector code restores them and returns with ERET. A guest's frame is
+    // part of its vCPU's context (kernel/Vm/VcpuContext.cs): its exits save
+    // straight into it.
     public unsafe struct TrapFrame
     {
         public fixed ulong X[31];
@@ -15,8 +17,12 @@ namespace Hypervisor.Arch
         // while the hypervisor runs, kernel/Vm/VcpuState.cs.)
         public fixed ulong Q16[2];  // the guest's q16 and q17 (VM exits only): the
         public fixed ulong Q17[2];  // only SIMD registers compiled C# code uses
+        // Where the hypervisor's stack starts on the CPU this vCPU is loaded
+        // in: the exit path moves there from the frame (Scheduler.Load sets it).
+        public ulong HvStack;
+        private ulong _unused;      // (the frame stays a multiple of 16 bytes)
 
-        public const int Size = 320;
+        public const int Size = 336;
     }
 
     // Which of the 16 vector entries was taken (boot/vectors.S).

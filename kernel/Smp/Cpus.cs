@@ -11,7 +11,7 @@ namespace Hypervisor.Smp
     // (which VM's registers it holds, whose debug registers, its GIC frame);
     // it is found through TPIDR_EL2 (Cpus.This), never through a global
     // "current".
-    public sealed class PhysicalCpu
+    public sealed unsafe class PhysicalCpu
     {
         public readonly int Index;               // 0 = the boot CPU; TPIDR_EL2 and the stack slot
         public readonly ulong Mpidr;             // affinity (Aff3 in bits 39:32, Aff2..Aff0 in 23:0)
@@ -20,6 +20,8 @@ namespace Hypervisor.Smp
         public bool Idle;                        // asleep in the idle loop: a kick (SGI) wakes it
         public bool GicUp;                       // its GIC CPU interface is on: an SGI can wake it
         public Vcpu Loaded;                      // the vCPU whose registers are in it (null: none)
+        public TrapFrame* EntryFrame;            // Loaded's register frame: what its exit path enters
+        public readonly ulong StackTop;          // where its EL2 stack starts (C# runs there on every exit)
         public uint El2Mark;                     // El2Clock's reading when Loaded was last charged
         public DebugState DebugInCpu;            // whose debug registers it holds (null: a clean set)
         public bool VirtualPpiOff;               // the virtual timer's PPI disabled at its redistributor
@@ -40,6 +42,7 @@ namespace Hypervisor.Smp
         {
             Index = index;
             Mpidr = mpidr;
+            StackTop = Cpus.StackTopOf(index);
         }
     }
 
@@ -54,6 +57,7 @@ namespace Hypervisor.Smp
         private const ulong IsarAtomic = 0xfUL << 20;        // ID_AA64ISAR0_EL1.Atomic: 2 = LSE
 
         [RuntimeImport("*", "read_tpidr_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong ReadTpidrEl2();
+        [RuntimeImport("*", "cpu_stack_top")][MethodImpl(MethodImplOptions.InternalCall)] internal static extern ulong StackTopOf(int index);
         [RuntimeImport("*", "read_secondary_entry")][MethodImpl(MethodImplOptions.InternalCall)] private static extern ulong SecondaryEntry();
 
         private static PhysicalCpu[] s_cpus;

@@ -11,12 +11,16 @@ namespace Hypervisor.Trap
     // from guests arrive from the lower-EL entries once VMs run.
     public static unsafe class TrapEntry
     {
+        // Returns the frame the vector code restores and enters: after a VM
+        // exit, the frame of whichever vCPU the CPU holds now (the same one
+        // unless the scheduler switched).
         [RuntimeExport("hv_trap")]
-        private static void OnTrap(TrapFrame* frame, ulong kind)
+        private static TrapFrame* OnTrap(TrapFrame* frame, ulong kind)
         {
             if (!VectorKind.IsFromLowerEl(kind)) Panic.FromException(frame, kind);
-            else if (Hypervisor.Smp.SpinLock.Smp) ExitOnSeveralCpus(frame, kind);
-            else Exit(Hypervisor.Smp.Cpus.Boot, frame, kind);
+            else if (Hypervisor.Smp.SpinLock.Smp) return ExitOnSeveralCpus(frame, kind);
+            else return Exit(Hypervisor.Smp.Cpus.Boot, frame, kind);
+            return frame;
         }
 
         // With several CPUs an exit holds its VM's lock for the handler
@@ -26,7 +30,7 @@ namespace Hypervisor.Trap
         // is held when the guest is entered again. With one CPU nothing else
         // runs to exclude: the exit path leaves locks out.
         [MethodImpl(MethodImplOptions.NoInlining)]
-        private static void ExitOnSeveralCpus(TrapFrame* frame, ulong kind)
+        private static TrapFrame* ExitOnSeveralCpus(TrapFrame* frame, ulong kind)
         {
             Hypervisor.Smp.PhysicalCpu cpu = Hypervisor.Smp.Cpus.This;
             Vcpu vcpu = cpu.Loaded;
@@ -37,27 +41,29 @@ namespace Hypervisor.Trap
             {
                 vcpu.VgicCpu.Fill();
                 vm.Lock.Release(cpu);
-                return;
+                return frame;
             }
             vm.Lock.Release(cpu);
             Scheduler.Lock.Acquire(cpu);
             Scheduler.TakeNotices(cpu);
-            if (action != ExitAction.Resume || vm.HasRequest) Scheduler.AfterExit(cpu, vcpu, action, frame);
+            if (action != ExitAction.Resume || vm.HasRequest) Scheduler.AfterExit(cpu, vcpu, action);
             Scheduler.RefillLoaded(cpu);
             Scheduler.Lock.Release(cpu);
+            return cpu.EntryFrame;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Exit(Hypervisor.Smp.PhysicalCpu cpu, TrapFrame* frame, ulong kind)
+        private static TrapFrame* Exit(Hypervisor.Smp.PhysicalCpu cpu, TrapFrame* frame, ulong kind)
         {
             Vcpu vcpu = cpu.Loaded;
             // The handler decides; the run loop acts (kernel/Vm/ExitAction.cs).
             ExitAction action = GuestExits.Handle(vcpu, frame, kind);
-            if (action != ExitAction.Resume || vcpu.Vm.HasRequest) Scheduler.AfterExit(cpu, vcpu, action, frame);
+            if (action != ExitAction.Resume || vcpu.Vm.HasRequest) Scheduler.AfterExit(cpu, vcpu, action);
             // Back into whichever vCPU is loaded now: its list registers get
             // what became deliverable meanwhile. (Every VM has a virtual GIC;
             // VmBuilder makes it with the VM.)
             cpu.Loaded.VgicCpu.Fill();
+            return cpu.EntryFrame;
         }
     }
 

@@ -60,9 +60,6 @@ namespace Hypervisor.Vm
         [RuntimeImport("*", "hv_enter_guest")][MethodImpl(MethodImplOptions.InternalCall)]
         private static extern void EnterGuest(TrapFrame* frame);
 
-        [RuntimeImport("*", "hv_guest_frame")][MethodImpl(MethodImplOptions.InternalCall)]
-        public static extern TrapFrame* LiveFrame();
-
         [RuntimeImport("*", "tlb_flush_all_el1")][MethodImpl(MethodImplOptions.InternalCall)]
         private static extern void TlbiAllE1();
 
@@ -104,34 +101,32 @@ namespace Hypervisor.Vm
         // Never returns.
         public static void Start()
         {
-            TrapFrame* live = LiveFrame();
             PhysicalCpu cpu = Cpus.This;
             Lock.Acquire(cpu);
-            LoadNext(cpu, live);
+            LoadNext(cpu);
             RefillLoaded(cpu);
             Lock.Release(cpu);
-            EnterGuest(live);
+            EnterGuest(cpu.EntryFrame);
         }
 
         // The run loop's one decision point: what the exit's handler returned
         // (or a request another vCPU or a helper made) is carried out here.
         // TrapEntry calls it only for something other than a plain Resume,
         // holding the scheduler lock (with several CPUs).
-        // On return the exit path enters whichever vCPU is Current then;
-        // `live` is the exit's frame, into which a switch loads the next
-        // vCPU's registers. A vCPU that comes in may itself belong to a VM
-        // with a request: it is acted on before anything runs.
-        public static void AfterExit(PhysicalCpu cpu, Vcpu vcpu, ExitAction returned, TrapFrame* live)
+        // On return the exit path enters whichever vCPU is Current then,
+        // through its frame (cpu.EntryFrame). A vCPU that comes in may itself
+        // belong to a VM with a request: it is acted on before anything runs.
+        public static void AfterExit(PhysicalCpu cpu, Vcpu vcpu, ExitAction returned)
         {
             ExitAction action = ExitDecision.Final(returned, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
             while (action != ExitAction.Resume)
             {
                 switch (action)
                 {
-                    case ExitAction.Yield: Yield(cpu, live); break;
-                    case ExitAction.Wait: Wait(cpu, live); break;
-                    case ExitAction.Off: TurnOff(cpu, vcpu, live); break;
-                    default: Leave(cpu, vcpu, live); break;     // Stop, Reset
+                    case ExitAction.Yield: Yield(cpu); break;
+                    case ExitAction.Wait: Wait(cpu); break;
+                    case ExitAction.Off: TurnOff(cpu, vcpu); break;
+                    default: Leave(cpu, vcpu); break;     // Stop, Reset
                 }
                 vcpu = cpu.Loaded;
                 action = ExitDecision.Final(ExitAction.Resume, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
@@ -141,7 +136,7 @@ namespace Hypervisor.Vm
         // The slice is over (timer IRQ) or the guest gave way (WFE, Yield):
         // the next runnable vCPU, if any, gets the CPU.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Yield(PhysicalCpu cpu, TrapFrame* live)
+        private static void Yield(PhysicalCpu cpu)
         {
             Housekeeping(cpu);
             Vcpu current = cpu.Loaded;
@@ -149,7 +144,7 @@ namespace Hypervisor.Vm
             if (next != null && next != current)
             {
                 SetState(current, VmState.Runnable);
-                SwitchTo(cpu, next, live);
+                SwitchTo(cpu, next);
                 Cpus.KickIdle();   // the vCPU it put down may run on an idle CPU
             }
             else El2Clock.Charge(cpu);   // (a switch charged it in Unload)
@@ -160,14 +155,14 @@ namespace Hypervisor.Vm
         // Another vCPU gets the CPU, or the CPU idles until some vCPU, maybe
         // this one, has an interrupt to take. If it is this one, it simply
         // carries on: its state never left the CPU.
-        private static void Wait(PhysicalCpu cpu, TrapFrame* live)
+        private static void Wait(PhysicalCpu cpu)
         {
             Vcpu vcpu = cpu.Loaded;
             SetState(vcpu, VmState.Waiting);
             Housekeeping(cpu);
             Vcpu next = NextRunnable(cpu, vcpu) ?? IdleUntilRunnable(cpu, vcpu);
             if (next == vcpu) SetState(vcpu, VmState.Running);
-            else SwitchTo(cpu, next, live);
+            else SwitchTo(cpu, next);
             ArmTimer(cpu);
         }
 
@@ -401,16 +396,16 @@ namespace Hypervisor.Vm
 
         // The loaded vCPU's state goes to its context, `next`'s comes in.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void SwitchTo(PhysicalCpu cpu, Vcpu next, TrapFrame* live)
+        private static void SwitchTo(PhysicalCpu cpu, Vcpu next)
         {
             Vcpu previous = cpu.Loaded;
             if (previous != null)
             {
                 SaveGic(cpu, previous);
-                previous.Context.SaveFrom(live);
+                previous.Context.Save();
                 Unload(cpu, previous);
             }
-            Load(cpu, next, live, previous != null);
+            Load(cpu, next, previous != null);
         }
 
         // PSCI CPU_OFF: the vCPU leaves the CPU and stays off until another
@@ -418,13 +413,13 @@ namespace Hypervisor.Vm
         // last vCPU's CPU_OFF stops the VM instead: VirtualPsci). A CPU_ON
         // that another CPU handled meanwhile finds it here: it goes straight
         // back to the run queue, with the registers CPU_ON gave it.
-        private static void TurnOff(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live)
+        private static void TurnOff(PhysicalCpu cpu, Vcpu vcpu)
         {
             SaveGic(cpu, vcpu);
             SetState(vcpu, VmState.Off);
             Unload(cpu, vcpu);
             NoticeNow(cpu, vcpu);
-            LoadNext(cpu, live);
+            LoadNext(cpu);
         }
 
         // The list registers go back to the vCPU's GIC state (its VM's).
@@ -450,8 +445,8 @@ namespace Hypervisor.Vm
         // The VM stops or resets: this vCPU leaves the CPU, the VM's vCPUs on
         // no CPU are put off, those running elsewhere are kicked out of their
         // guests (each comes here from its own exit), and the last one out
-        // finishes the job. Then the next runnable vCPU is loaded into `live`.
-        private static void Leave(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live)
+        // finishes the job. Then the next runnable vCPU is loaded.
+        private static void Leave(PhysicalCpu cpu, Vcpu vcpu)
         {
             SaveGic(cpu, vcpu);                          // its list registers leave the CPU empty
             VirtualMachine vm = vcpu.Vm;
@@ -463,7 +458,7 @@ namespace Hypervisor.Vm
                 else if (other.State != VmState.Off) SetState(other, VmState.Off);
             }
             Unload(cpu, vcpu);                           // the last one out finishes the VM
-            LoadNext(cpu, live);
+            LoadNext(cpu);
         }
 
         // No vCPU of `vm` is in any CPU any more: carry out its request.
@@ -501,30 +496,35 @@ namespace Hypervisor.Vm
         }
 
         // The CPU holds no vCPU's state (after a stop, a reset or CPU_OFF):
-        // the next runnable vCPU, once there is one, is loaded into `live`;
+        // the next runnable vCPU, once there is one, is loaded;
         // with none left the hypervisor prints its summary and powers off.
-        private static void LoadNext(PhysicalCpu cpu, TrapFrame* live)
+        private static void LoadNext(PhysicalCpu cpu)
         {
             Vcpu next = NextRunnable(cpu, null) ?? IdleUntilRunnable(cpu, null);
             if (next == null) Summary.PrintAndPowerOff();
-            Load(cpu, next, live);
+            Load(cpu, next);
             ArmTimer(cpu);
         }
 
         // Makes `vcpu` the running one on this CPU: its VM's VMID checked (and
         // renewed if its generation is gone), the VM's EL2 controls and the
-        // vCPU's saved state loaded. No TLB flush: TLB entries carry the
-        // VMID, so the next VM cannot hit the previous one's translations.
+        // vCPU's saved state loaded; the exit path then enters its frame,
+        // which tells the next exit where this CPU's stack is. No TLB flush:
+        // TLB entries carry the VMID, so the next VM cannot hit the previous
+        // one's translations.
         // `charged`: Unload has just charged the vCPU that left, and its
         // reading of the EL2 instruction counter starts this one's count (one
         // reading per switch; the loading is then the incoming VM's work).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Load(PhysicalCpu cpu, Vcpu vcpu, TrapFrame* live, bool charged = false)
+        private static void Load(PhysicalCpu cpu, Vcpu vcpu, bool charged = false)
         {
             VirtualMachine vm = vcpu.Vm;
             EnsureVmid(vm);
             SysReg.WriteVmControls(vm.Vtcr, vm.Vttbr, WfeTrap(vcpu, vm.Hcr), vm.CntvOffset, Vmpidr(vcpu.Mpidr));
-            vcpu.Context.RestoreInto(live);
+            vcpu.Context.Restore();
+            TrapFrame* frame = vcpu.Context.Frame;
+            frame->HvStack = cpu.StackTop;
+            cpu.EntryFrame = frame;
             vm.Lock.AcquireIfShared(cpu);
             vcpu.VgicCpu.Restore();
             vcpu.Timers.Loaded(cpu);
@@ -597,7 +597,7 @@ namespace Hypervisor.Vm
                 Log.Write(": vcpu ");
                 Log.Dec((ulong)vcpu.Index);
                 Log.Write(" on at ");
-                Log.Hex(vcpu.Context.Frame.Elr);
+                Log.Hex(vcpu.Context.Frame->Elr);
                 Log.NewLine();
                 return;
             }

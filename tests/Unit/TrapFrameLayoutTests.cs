@@ -30,6 +30,7 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(AsmConstant("FRAME_HPFAR"), (byte*)&f.Hpfar - b);
             Assert.Equal(AsmConstant("FRAME_Q16"), (byte*)f.Q16 - b);
             Assert.Equal(AsmConstant("FRAME_Q16") + 16, (byte*)f.Q17 - b);
+            Assert.Equal(AsmConstant("FRAME_HV_STACK"), (byte*)&f.HvStack - b);
             Assert.Equal(AsmConstant("FRAME_SIZE"), sizeof(TrapFrame));
             Assert.Equal(TrapFrame.Size, sizeof(TrapFrame));
         }
