@@ -44,9 +44,12 @@ write_icc_eoir1_el1:
     isb
     ret
 
-    .global write_cnthp_tval_el2
-write_cnthp_tval_el2:
+// hyp_timer_arm(ticks): the EL2 timer fires `ticks` from now (HypTimer.Arm).
+    .global hyp_timer_arm
+hyp_timer_arm:
     msr     cnthp_tval_el2, x0
+    mov     x0, #1                        // CNTHP_CTL_EL2.ENABLE, IMASK clear
+    msr     cnthp_ctl_el2, x0
     isb
     ret
     .global write_cnthp_ctl_el2

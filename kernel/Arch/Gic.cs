@@ -163,17 +163,14 @@ namespace Hypervisor.Arch
     // The EL2 physical timer (CNTHP): the scheduler's tick.
     public static class HypTimer
     {
-        [RuntimeImport("*", "write_cnthp_tval_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteTval(ulong v);
+        [RuntimeImport("*", "hyp_timer_arm")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void ArmAfter(ulong ticks);
         [RuntimeImport("*", "write_cnthp_ctl_el2")][MethodImpl(MethodImplOptions.InternalCall)] private static extern void WriteCtl(ulong v);
 
         private const ulong Enable = 1;
 
-        // Fires (INTID 26) after `ticks` of the system counter.
-        public static void Arm(ulong ticks)
-        {
-            WriteTval(ticks);
-            WriteCtl(Enable);
-        }
+        // Fires (INTID 26) after `ticks` of the system counter: CNTHP_TVAL,
+        // then CNTHP_CTL enabled, in one call (every scheduling point arms it).
+        public static void Arm(ulong ticks) => ArmAfter(ticks);
 
         public static void Stop() => WriteCtl(0);
 

@@ -27,6 +27,7 @@ namespace Hypervisor.Smp
         public bool VirtualPpiOff;               // the virtual timer's PPI disabled at its redistributor
         public HeldLocks Locks;
         public ulong IdleSleeps;                 // times it had nothing to run and slept
+        public ulong Switches;                   // vCPUs it loaded (Scheduler.Load)
 
         // vCPUs of the VM whose lock it holds that an exit handler woke or
         // turned on (bit n: Vcpus[n]), for the scheduler once that lock is

@@ -43,7 +43,6 @@ namespace Hypervisor.Vm
         public const int MaxVcpus = 128;
         public static SpinLock Lock;
         public static VmidAllocator Vmids;
-        public static ulong Switches;
         public static ulong IdleSleeps;       // times a CPU had nothing to run and slept (WFI at EL2)
 
         // Set up by Init, not by static initializers: a type with a static
@@ -53,8 +52,7 @@ namespace Hypervisor.Vm
         private static int s_count;
         private static Vcpu[] s_vcpus;
         private static int s_vcpuCount;
-        private static int s_waiting;          // vCPUs in VmState.Waiting (SetState keeps it)
-        private static int s_runnable;         // vCPUs in VmState.Runnable (SetState keeps it)
+        private static StateCounts s_inState;  // vCPUs in each VmState (SetState keeps them)
         private static ulong s_sliceTicks;
 
         [RuntimeImport("*", "hv_enter_guest")][MethodImpl(MethodImplOptions.InternalCall)]
@@ -91,7 +89,7 @@ namespace Hypervisor.Vm
             {
                 vm.Vcpus[i].QueueIndex = s_vcpuCount;
                 s_vcpus[s_vcpuCount++] = vm.Vcpus[i];
-                if (vm.Vcpus[i].State == VmState.Runnable) s_runnable++;
+                s_inState.N[(int)vm.Vcpus[i].State]++;
             }
             return true;
         }
@@ -116,20 +114,23 @@ namespace Hypervisor.Vm
         // On return the exit path enters whichever vCPU is Current then,
         // through its frame (cpu.EntryFrame). A vCPU that comes in may itself
         // belong to a VM with a request: it is acted on before anything runs.
+        // (HasRequest is set with a stop reason or a pending reset, and
+        // cleared with them: one test says whether ExitDecision.Final can
+        // differ from what the handler returned.)
         public static void AfterExit(PhysicalCpu cpu, Vcpu vcpu, ExitAction returned)
         {
-            ExitAction action = ExitDecision.Final(returned, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
-            while (action != ExitAction.Resume)
+            ExitAction action = returned;
+            while (true)
             {
-                switch (action)
-                {
-                    case ExitAction.Yield: Yield(cpu); break;
-                    case ExitAction.Wait: Wait(cpu); break;
-                    case ExitAction.Off: TurnOff(cpu, vcpu); break;
-                    default: Leave(cpu, vcpu); break;     // Stop, Reset
-                }
+                VirtualMachine vm = vcpu.Vm;
+                if (vm.HasRequest) action = ExitDecision.Final(action, vm.StopReason, vm.ResetPending);
+                if (action == ExitAction.Resume) return;
+                if (action == ExitAction.Yield) Yield(cpu);          // the common one, tested first
+                else if (action == ExitAction.Wait) Wait(cpu);
+                else if (action == ExitAction.Off) TurnOff(cpu, vcpu);
+                else Leave(cpu, vcpu);                                 // Stop, Reset
                 vcpu = cpu.Loaded;
-                action = ExitDecision.Final(ExitAction.Resume, vcpu.Vm.StopReason, vcpu.Vm.ResetPending);
+                action = ExitAction.Resume;
             }
         }
 
@@ -226,7 +227,7 @@ namespace Hypervisor.Vm
             Hypervisor.Devices.BalloonPolicy.Tick();
             Vcpu current = cpu.Loaded;
             bool currentTimer = current != null && current.Timers.PhysicalWatched;
-            if (s_waiting != 0 || currentTimer) SampleTimers(cpu, current, currentTimer, now);
+            if (Waiting != 0 || currentTimer) SampleTimers(cpu, current, currentTimer, now);
         }
 
         // Housekeeping's timer work, out of line: the common scheduling point
@@ -241,7 +242,7 @@ namespace Hypervisor.Vm
                 current.Timers.SamplePhysical(now);
                 current.Vm.Lock.ReleaseIfShared(cpu);
             }
-            if (s_waiting == 0) return;
+            if (Waiting == 0) return;
             bool woke = false;
             for (int i = 0; i < s_vcpuCount; i++)
             {
@@ -268,11 +269,25 @@ namespace Hypervisor.Vm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void SetState(Vcpu vcpu, VmState state)
         {
-            if (vcpu.State == VmState.Waiting) s_waiting--;
-            else if (vcpu.State == VmState.Runnable) s_runnable--;
-            if (state == VmState.Waiting) s_waiting++;
-            else if (state == VmState.Runnable) s_runnable++;
+            s_inState.N[(int)vcpu.State]--;
+            s_inState.N[(int)state]++;
             vcpu.State = state;
+        }
+
+        // One count per VmState, indexed by it (a fixed buffer: no bounds
+        // check, and no branch on which state is left or entered).
+        private unsafe struct StateCounts { public fixed int N[6]; }
+
+        private static int Waiting
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => s_inState.N[(int)VmState.Waiting];
+        }
+
+        private static int Runnable
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => s_inState.N[(int)VmState.Runnable];
         }
 
         // Nothing can run: scrub freed frames while no interrupt is pending,
@@ -350,7 +365,7 @@ namespace Hypervisor.Vm
         private static void ArmTimer(PhysicalCpu cpu)
         {
             Vcpu current = cpu.Loaded;
-            if (s_waiting == 0 && (current == null || !current.Timers.PhysicalArmed))
+            if (Waiting == 0 && (current == null || !current.Timers.PhysicalArmed))
                 HypTimer.Arm(s_sliceTicks);   // the common case: only the slice
             else ArmForDeadlines(cpu, current);
         }
@@ -367,7 +382,7 @@ namespace Hypervisor.Vm
                 ulong physical = current.Timers.PhysicalDeadline;
                 if (physical > now && physical < at) at = physical;
             }
-            for (int i = 0; s_waiting != 0 && i < s_vcpuCount; i++)
+            for (int i = 0; Waiting != 0 && i < s_vcpuCount; i++)
             {
                 if (s_vcpus[i].State != VmState.Waiting || !Mine(cpu, s_vcpus[i])) continue;
                 ulong deadline = TimerDeadline(s_vcpus[i]);
@@ -403,7 +418,7 @@ namespace Hypervisor.Vm
             {
                 SaveGic(cpu, previous);
                 previous.Context.Save();
-                Unload(cpu, previous);
+                Unload(cpu, previous, switching: true);
             }
             Load(cpu, next, previous != null);
         }
@@ -426,9 +441,24 @@ namespace Hypervisor.Vm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void SaveGic(PhysicalCpu cpu, Vcpu vcpu)
         {
-            vcpu.Vm.Lock.AcquireIfShared(cpu);
+            LockVm(cpu, vcpu.Vm);
             vcpu.VgicCpu.Save();
-            vcpu.Vm.Lock.ReleaseIfShared(cpu);
+            UnlockVm(cpu, vcpu.Vm);
+        }
+
+        // A VM's lock around the switch's GIC work, with several CPUs only
+        // (vm.Lock.AcquireIfShared, but with SpinLock.Smp tested before the
+        // lock is even loaded: with one CPU, each costs a load and a branch).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void LockVm(PhysicalCpu cpu, VirtualMachine vm)
+        {
+            if (SpinLock.Smp) vm.Lock.Acquire(cpu);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void UnlockVm(PhysicalCpu cpu, VirtualMachine vm)
+        {
+            if (SpinLock.Smp) vm.Lock.Release(cpu);
         }
 
         // Before the exit path enters the loaded vCPU: what became
@@ -525,11 +555,11 @@ namespace Hypervisor.Vm
             TrapFrame* frame = vcpu.Context.Frame;
             frame->HvStack = cpu.StackTop;
             cpu.EntryFrame = frame;
-            vm.Lock.AcquireIfShared(cpu);
+            LockVm(cpu, vm);
             vcpu.VgicCpu.Restore();
             vcpu.Timers.Loaded(cpu);
             vcpu.VgicCpu.Fill();
-            vm.Lock.ReleaseIfShared(cpu);
+            UnlockVm(cpu, vm);
             DebugState.Switch(vcpu.Debug, cpu);
             SetState(vcpu, VmState.Running);
             cpu.Loaded = vcpu;
@@ -537,7 +567,7 @@ namespace Hypervisor.Vm
             vcpu.LastCpu = cpu.Index;
             if (!charged) El2Clock.Start(cpu);
             Vmids.SetActive(cpu.Index, vm.VmidTag);
-            Switches++;
+            cpu.Switches++;
             if (!vcpu.Announced) Announce(vcpu);
         }
 
@@ -548,7 +578,7 @@ namespace Hypervisor.Vm
         // clears it in the same case. The slice still ends every vCPU's turn.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static ulong WfeTrap(Vcpu loading, ulong hcr) =>
-            s_runnable > (loading.State == VmState.Runnable ? 1 : 0) ? hcr | Hcr.TWE : hcr & ~Hcr.TWE;
+            Runnable > (loading.State == VmState.Runnable ? 1 : 0) ? hcr | Hcr.TWE : hcr & ~Hcr.TWE;
 
         // VMPIDR_EL2: what the guest reads as MPIDR_EL1. Bit 31 is RES1; U
         // (bit 30) 0: part of a multiprocessor system; MT 0.
@@ -556,13 +586,20 @@ namespace Hypervisor.Vm
 
         // `vcpu`'s registers have left this CPU (saved, or its VM is ending).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Unload(PhysicalCpu cpu, Vcpu vcpu)
+        // `switching`: Load follows at once, under the same scheduler lock:
+        // it makes the next VM's VMID the CPU's active one and its debug
+        // registers the CPU's (DebugState.Switch puts this one's down if
+        // need be); otherwise the CPU holds neither until it loads a vCPU again.
+        private static void Unload(PhysicalCpu cpu, Vcpu vcpu, bool switching = false)
         {
             El2Clock.Charge(cpu);
-            DebugState.PutDown(cpu);
             cpu.Loaded = null;
             vcpu.LoadedIn = null;
-            Vmids.SetActive(cpu.Index, 0);
+            if (!switching)
+            {
+                DebugState.PutDown(cpu);
+                Vmids.SetActive(cpu.Index, 0);
+            }
             // Its VM may be waiting for it to leave (a stop or reset, asked
             // by this vCPU or another): the last vCPU out finishes the VM.
             if (vcpu.Vm.HasRequest) LeftForRequest(cpu, vcpu);
@@ -571,6 +608,10 @@ namespace Hypervisor.Vm
         [MethodImpl(MethodImplOptions.NoInlining)]
         private static void LeftForRequest(PhysicalCpu cpu, Vcpu vcpu)
         {
+            // Nothing of an ending VM stays in the CPU, not even for the
+            // moment until a switch loads the next one.
+            DebugState.PutDown(cpu);
+            Vmids.SetActive(cpu.Index, 0);
             VirtualMachine vm = vcpu.Vm;
             if (vm.State == VmState.Stopped) return;
             if (vcpu.State != VmState.Off) SetState(vcpu, VmState.Off);
@@ -674,6 +715,17 @@ namespace Hypervisor.Vm
         // Someone else is ready for a CPU (the running vCPU is Running, not
         // Runnable). May count a vCPU that another CPU holds while it idles:
         // the caller then yields and finds nobody, which costs a little time.
-        public static bool OthersRunnable() => s_runnable != 0;
+        public static bool OthersRunnable() => Runnable != 0;
+
+        // VM switches on every CPU so far (each CPU counts its own).
+        public static ulong Switches
+        {
+            get
+            {
+                ulong n = 0;
+                for (int i = 0; i < Cpus.Count; i++) n += Cpus.At(i).Switches;
+                return n;
+            }
+        }
     }
 }
