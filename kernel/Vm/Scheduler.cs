@@ -276,7 +276,7 @@ namespace Hypervisor.Vm
 
         // One count per VmState, indexed by it (a fixed buffer: no bounds
         // check, and no branch on which state is left or entered).
-        private unsafe struct StateCounts { public fixed int N[6]; }
+        private unsafe struct StateCounts { public fixed int N[(int)VmState.Off + 1]; }
 
         private static int Waiting
         {

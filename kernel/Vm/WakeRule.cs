@@ -4,7 +4,7 @@ namespace Hypervisor.Vm
     // (in a physical CPU), Runnable (ready for one), Waiting (in WFI with no
     // interrupt pending; runnable again once one is: kernel/Vm/Scheduler.cs).
     // A VM's own State is Created, Runnable (alive) or Stopped.
-    public enum VmState { Created, Runnable, Running, Waiting, Stopped, Off }
+    public enum VmState { Created, Runnable, Running, Waiting, Stopped, Off }   // (Off last: the scheduler counts vCPUs per state up to it)
 
     // What the scheduler does when something may have changed for a vCPU
     // (Scheduler.Notice): an interrupt made pending for it, or PSCI CPU_ON.

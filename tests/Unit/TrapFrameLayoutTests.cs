@@ -35,6 +35,34 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(TrapFrame.Size, sizeof(TrapFrame));
         }
 
+        // A guest's frame is where SP_EL2 points while it runs (boot/vectors.s),
+        // and SP must stay 16-byte aligned: the frame's size keeps it so, and
+        // q16/q17, stored with one STP of Q registers, sit on a 16-byte boundary.
+        [Fact]
+        public void TheFrameKeepsTheStackPointerAligned()
+        {
+            Assert.Equal(0, AsmConstant("FRAME_SIZE") % 16);
+            Assert.Equal(0, AsmConstant("FRAME_Q16") % 16);
+            Assert.True(AsmConstant("FRAME_HV_STACK") + 8 <= AsmConstant("FRAME_SIZE"));
+        }
+
+        // Every lower-EL vector saves into the frame SP_EL2 points at, with no
+        // room taken from it first; every current-EL one pushes a frame on the
+        // stack it runs on. A `sub sp` in the wrong place would save a guest's
+        // registers below its vCPU's frame, over the rest of its context.
+        [Fact]
+        public void OnlyTheHypervisorsOwnVectorsPushAFrame()
+        {
+            string text = File.ReadAllText(Repo.Path("boot", "vectors.s"));
+            var macro = Regex.Match(text, @"\.macro vector kind(.*?)\.endm", RegexOptions.Singleline);
+            Assert.True(macro.Success);
+            Assert.Matches(@"\.if \\kind < 8\s+sub\s+sp, sp, #FRAME_SIZE\s+\.endif", macro.Groups[1].Value);
+            var exit = Regex.Match(text, @"guest_exit:(.*?)guest_resume:", RegexOptions.Singleline).Groups[1].Value;
+            Assert.Contains("ldr     x2, [sp, #FRAME_HV_STACK]", exit);
+            Assert.Contains("mov     sp, x0", exit);
+            Assert.DoesNotContain("add     sp", Regex.Match(text, @"guest_resume:(.*?)eret", RegexOptions.Singleline).Groups[1].Value);
+        }
+
         // boot/context.s saves EL1 registers at the offsets it lists; the
         // C# El1State fields must be in the same order.
         [Fact]
