@@ -44,11 +44,11 @@ primary_entry:
     // which resets to an UNKNOWN value).
     msr     tpidr_el2, xzr
 
-    // Stack for CPU 0: its slot in __stacks (boot/vectors.s, cpu_stack_top).
-    adrp    x1, __stacks
-    add     x1, x1, :lo12:__stacks
-    mov     x2, #CPU_STACK_SIZE
-    add     sp, x1, x2
+    // Stack for CPU 0: its slot in __stacks (boot/vectors.s, a leaf: it
+    // needs no stack yet).
+    mov     x0, #0
+    bl      cpu_stack_top
+    mov     sp, x0
 
     // Clear .bss (page aligned at both ends by linker.ld).
     adrp    x1, __bss_start

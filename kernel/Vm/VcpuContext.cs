@@ -59,12 +59,7 @@ namespace Hypervisor.Vm
             f->Spsr = Pstate.GuestEntry;
             El1 = default;
             El1.Sctlr = SctlrEl1Reset;
-            fixed (FpState* fp = &Fp)
-            {
-                for (int i = 0; i < 64; i++) fp->Q[i] = 0;
-                fp->Fpsr = 0;
-                fp->Fpcr = 0;
-            }
+            Fp = default;
         }
 
         // The guest state in the CPU (EL1 and SIMD/FP registers) into this
