@@ -141,19 +141,22 @@ namespace Hypervisor.Tests.Integration
 
         // Eight VMs of two vCPUs on four CPUs share a 2-bit VMID space (three
         // VMIDs, fewer than the CPUs): every VM's two vCPUs check their own
-        // memory at once across hundreds of generations.
+        // memory at once across hundreds of generations. How many depends on
+        // how the host schedules QEMU's CPU threads (a yield finds another
+        // vCPU to switch to only some of the time): 1500 rounds gave 330-1170
+        // rollovers, 600 rounds as few as 181, so the floor asked is 100.
         [Fact]
         public void EightTwoVcpuVmsSurviveVmidRolloversOnFourCpus()
         {
             var conf = new System.Text.StringBuilder("hv vmid_bits=2 slice_ms=2\n");
-            for (int i = 1; i <= 8; i++) conf.Append($"vm v{i} mem=32M cpus=2 image=$ELF args=\"role=own seed={i} rounds=600\"\n");
+            for (int i = 1; i <= 8; i++) conf.Append($"vm v{i} mem=32M cpus=2 image=$ELF args=\"role=own seed={i} rounds=1500\"\n");
             var r = Qemu.Run(new[] { "--smp", "4", "--mem", "512M", GuestConfig.Write(conf.ToString()) }, timeoutSeconds: 240);
             for (int i = 1; i <= 8; i++)
             {
                 r.AssertPasses($"v{i}", "own");
                 Assert.Matches(@"checker reads=[1-9]\d* wrong=0", r.Require($"[v{i}] checker reads="));
             }
-            Assert.True(r.Stat("vmid_rollovers") > 200, $"expected many VMID generations, saw {r.Stat("vmid_rollovers")}");
+            Assert.True(r.Stat("vmid_rollovers") > 100, $"expected many VMID generations, saw {r.Stat("vmid_rollovers")}");
             Assert.Equal(r.Stat("frames_free_start"), r.Stat("frames_free_end"));
             Assert.Null(r.Line("[hv] PANIC"));
         }
