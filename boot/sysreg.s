@@ -153,7 +153,7 @@ barrier_isb:
     accessors vpidr_el2
     accessors hstr_el2
     accessors hacr_el2
-    writer  hcrx_el2, S3_4_C1_C2_2         // FEAT_HCX; by encoding for older assemblers
+    reader  mpamidr_el1, S3_0_C10_C4_4     // FEAT_MPAM only
 
 // TLB maintenance. Each runs under whatever VMID VTTBR_EL2 holds: the C#
 // caller (kernel/Mm/Tlb.cs) loads the VM's VTTBR first.
@@ -365,6 +365,52 @@ read_id_register:
     .endr
     .endr
 2:  mov     x0, #0
+    ret
+
+// write_feature_register(n, value): the EL2 control registers that exist only
+// with their feature, which come out of reset UNKNOWN, by the index of
+// kernel/Arch/FeatureRegisters.cs (the same order; FeatureRegistersTests
+// reads this table and checks it). Written by encoding, since older
+// assemblers do not know the names. A table of two-instruction entries
+// (msr, b), entered at 8 * n.
+    .global write_feature_register
+write_feature_register:
+    cmp     x0, #15
+    b.hs    2f
+    adr     x2, 1f
+    add     x2, x2, x0, lsl #3
+    br      x2
+1:  msr     S3_4_C1_C2_2, x1               //  0 HCRX_EL2
+    b       2f
+    msr     S3_4_C1_C1_4, x1               //  1 HFGRTR_EL2
+    b       2f
+    msr     S3_4_C1_C1_5, x1               //  2 HFGWTR_EL2
+    b       2f
+    msr     S3_4_C1_C1_6, x1               //  3 HFGITR_EL2
+    b       2f
+    msr     S3_4_C3_C1_4, x1               //  4 HDFGRTR_EL2
+    b       2f
+    msr     S3_4_C3_C1_5, x1               //  5 HDFGWTR_EL2
+    b       2f
+    msr     S3_4_C3_C1_2, x1               //  6 HFGRTR2_EL2
+    b       2f
+    msr     S3_4_C3_C1_3, x1               //  7 HFGWTR2_EL2
+    b       2f
+    msr     S3_4_C3_C1_7, x1               //  8 HFGITR2_EL2
+    b       2f
+    msr     S3_4_C3_C1_0, x1               //  9 HDFGRTR2_EL2
+    b       2f
+    msr     S3_4_C3_C1_1, x1               // 10 HDFGWTR2_EL2
+    b       2f
+    msr     S3_4_C10_C5_0, x1              // 11 MPAM2_EL2
+    b       2f
+    msr     S3_4_C10_C4_0, x1              // 12 MPAMHCR_EL2
+    b       2f
+    msr     S3_0_C10_C5_0, x1              // 13 MPAM1_EL1
+    b       2f
+    msr     S3_0_C10_C5_1, x1              // 14 MPAM0_EL1
+    b       2f
+2:  isb
     ret
 
 // The debug registers of the VM that uses them (kernel/Vm/DebugState.cs).

@@ -18,6 +18,19 @@ namespace Hypervisor.Arch
     //     LOR, NMI, GCS and the rest of
     //     ID_AA64PFR1 but BTI and SSBS     state or traps the hypervisor does not handle
     //     pointer authentication          its keys are EL1 registers not switched
+    //     what HCRX_EL2 = 0 turns off     MOPS, LS64, the 128-bit system registers and
+    //                                     instructions, FPMR and FP8 (ID_AA64PFR2,
+    //                                     ID_AA64FPFR0), TCR2/SCTLR2 and everything
+    //                                     else ID_AA64MMFR3 and MMFR4 describe (PIE,
+    //                                     POE, AIE, D128...): their registers are
+    //                                     EL1 state not switched, and with FEAT_FGT
+    //                                     the fine-grained traps (El2Setup) make them
+    //                                     undefined instructions
+    //     WFET/WFIT (WFxT)                the WFx exit does not honour their timeout
+    //     hardware update of the Access
+    //     flag in table entries (HAFT)    needs TCR2_EL1; HAFDBS reads at most "DBM"
+    //     Debugv8p9                       MDSELR_EL1 is not switched; DebugVer reads
+    //                                     at most v8.8
     //   passed as they are: everything else (the base ISA, atomics, crypto,
     //     debug breakpoints and watchpoints, which move with the VM that uses
     //     them, the memory model fields, the GIC system-register interface).
@@ -26,8 +39,9 @@ namespace Hypervisor.Arch
         // Index n = (CRm - 1) * 8 + op2 of the register (boot/sysreg.s
         // read_id_register reads the real one: SysReg.ReadIdRegister).
         public const int IdPfr0 = 0, IdDfr0 = 2;
-        public const int Aa64Pfr0 = 24, Aa64Pfr1 = 25, Aa64Zfr0 = 28, Aa64Smfr0 = 29;
-        public const int Aa64Dfr0 = 32, Aa64Dfr1 = 33, Aa64Isar1 = 41, Aa64Isar2 = 42, Aa64Mmfr1 = 49;
+        public const int Aa64Pfr0 = 24, Aa64Pfr1 = 25, Aa64Pfr2 = 26, Aa64Zfr0 = 28, Aa64Smfr0 = 29, Aa64Fpfr0 = 31;
+        public const int Aa64Dfr0 = 32, Aa64Dfr1 = 33, Aa64Isar1 = 41, Aa64Isar2 = 42;
+        public const int Aa64Mmfr0 = 48, Aa64Mmfr1 = 49, Aa64Mmfr3 = 51, Aa64Mmfr4 = 52;
         public const int Count = 56;
 
         // What every guest reads, decided once at boot from the boot CPU's
@@ -49,20 +63,32 @@ namespace Hypervisor.Arch
                 case IdDfr0: return real & ~(F(24));                           // PerfMon
                 case Aa64Pfr0: return real & ~(F(28) | F(32) | F(36) | F(40) | F(44) | F(52));     // RAS, SVE, SEL2, MPAM, AMU, RME
                 case Aa64Pfr1: return real & (F(0) | F(4) | F(32));              // BT, SSBS, CSV2_frac only
+                case Aa64Pfr2:
                 case Aa64Zfr0:
                 case Aa64Smfr0:
-                case Aa64Dfr1: return 0;
-                // DebugVer, BRPs, WRPs, CTX_CMPs, DoubleLock only: no PMU,
-                // SPE, trace, trace buffer, BRBE, multi-threaded PMU.
-                case Aa64Dfr0: return real & (F(0) | F(12) | F(20) | F(28) | F(36));
-                case Aa64Isar1: return real & ~(F(4) | F(8) | F(24) | F(28));              // APA, API, GPA, GPI
-                case Aa64Isar2: return real & ~(F(8) | F(12));                     // GPA3, APA3
-                case Aa64Mmfr1: return real & ~(F(16));                        // LO
+                case Aa64Fpfr0:
+                case Aa64Dfr1:
+                case Aa64Mmfr3:
+                case Aa64Mmfr4: return 0;
+                // DebugVer (at most v8.8), BRPs, WRPs, CTX_CMPs, DoubleLock
+                // only: no PMU, SPE, trace, trace buffer, BRBE, multi-threaded PMU.
+                case Aa64Dfr0: return AtMost(real & (F(0) | F(12) | F(20) | F(28) | F(36)), 0, DebugV8p8);
+                case Aa64Isar1: return real & ~(F(4) | F(8) | F(24) | F(28) | F(60));             // APA, API, GPA, GPI, LS64
+                // WFxT, GPA3, APA3, MOPS, PAC_frac, SYSREG_128, SYSINSTR_128
+                case Aa64Isar2: return real & ~(F(0) | F(8) | F(12) | F(16) | F(24) | F(32) | F(36));
+                case Aa64Mmfr1: return AtMost(real & ~F(16), 0, HafdbsDirtyBit);       // LO; HAFDBS
                 default: return real;
             }
         }
 
         // The 4-bit ID field at `shift`.
         private static ulong F(int shift) => 0xFUL << shift;
+
+        private const ulong DebugV8p8 = 0xA, HafdbsDirtyBit = 2;
+
+        // An unsigned ID field capped at `most`: a later version promises
+        // everything the earlier ones do and more.
+        private static ulong AtMost(ulong value, int shift, ulong most) =>
+            ((value >> shift) & 0xF) > most ? (value & ~F(shift)) | (most << shift) : value;
     }
 }

@@ -15,7 +15,8 @@ namespace Hypervisor.Arch
         [RuntimeImport("*", "read_id_aa64mmfr1_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Mmfr1El1();
         [RuntimeImport("*", "write_hstr_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteHstrEl2(ulong value);
         [RuntimeImport("*", "write_hacr_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteHacrEl2(ulong value);
-        [RuntimeImport("*", "write_hcrx_el2")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteHcrxEl2(ulong value);
+        [RuntimeImport("*", "write_feature_register")][MethodImpl(MethodImplOptions.InternalCall)] public static extern void WriteFeatureRegister(ulong index, ulong value);
+        [RuntimeImport("*", "read_mpamidr_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadMpamidrEl1();
         [RuntimeImport("*", "read_id_register")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdRegister(ulong index);
         [RuntimeImport("*", "read_id_aa64dfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Dfr0El1();
         [RuntimeImport("*", "read_id_aa64pfr0_el1")][MethodImpl(MethodImplOptions.InternalCall)] public static extern ulong ReadIdAa64Pfr0El1();

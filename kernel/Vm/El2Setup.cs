@@ -11,7 +11,7 @@ namespace Hypervisor.Vm
     //                                   SVE and SME trapped: they are hidden;
     //                                   the activity monitors too, here, if present)
     //   HCR_EL2, HSTR_EL2, HACR_EL2,
-    //   HCRX_EL2, CNTHCTL_EL2,
+    //   CNTHCTL_EL2,
     //   CNTVOFF_EL2, VPIDR_EL2,
     //   VTCR_EL2, VTTBR_EL2             here, once (HCR, CNTVOFF, VMPIDR and the
     //                                   stage-2 pair again for each VM on Load)
@@ -19,9 +19,11 @@ namespace Hypervisor.Vm
     //   ICH_HCR_EL2, ICC_SRE_EL2        VgicCpu.InitCpu, Gic.InitCpu
     // Each CPU writes its own (InitCpu), as it comes up.
     //   CNTHP_CTL/CVAL_EL2              HypTimer (armed for each slice)
+    //   HCRX_EL2, the fine-grained
+    //   trap registers, MPAM's          here, those the CPU has
+    //                                   (kernel/Arch/FeatureRegisters.cs)
     public static class El2Setup
     {
-        private const ulong HcxField = 0xfUL << 40;   // ID_AA64MMFR1_EL1.HCX
         private const ulong LorField = 0xfUL << 16;   // ID_AA64MMFR1_EL1.LO
         private const ulong RasField = 0xfUL << 28;   // ID_AA64PFR0_EL1.RAS
         private const ulong AmuField = 0xfUL << 44;   // ID_AA64PFR0_EL1.AMU
@@ -55,10 +57,15 @@ namespace Hypervisor.Vm
             SysReg.WriteHstrEl2(0);
             // The implementation-defined traps: none.
             SysReg.WriteHacrEl2(0);
-            // FEAT_HCX: every enable off (TCR2_EL1, SCTLR2_EL1, MOPS, 64-byte
-            // loads and stores...), so those stay absent, as the ID registers say.
+            // HCRX_EL2 (every enable off), the fine-grained traps (none of
+            // what guests may use, all of what the ID registers hide) and
+            // MPAM's controls, where the CPU has them.
             ulong mmfr1 = SysReg.ReadIdAa64Mmfr1El1(), pfr0 = SysReg.ReadIdAa64Pfr0El1();
-            if ((mmfr1 & HcxField) != 0) SysReg.WriteHcrxEl2(0);
+            ulong pfr1 = SysReg.ReadIdRegister(IdRegisters.Aa64Pfr1);
+            ulong mpamidr = FeatureRegisters.HasMpam(pfr0, pfr1) ? SysReg.ReadMpamidrEl1() : 0;
+            uint present = FeatureRegisters.Present(SysReg.ReadIdAa64Mmfr0El1(), mmfr1, pfr0, pfr1, mpamidr);
+            for (int n = 0; n < (int)FeatureRegister.Count; n++)
+                if ((present & (1u << n)) != 0) SysReg.WriteFeatureRegister((ulong)n, FeatureRegisters.Value((FeatureRegister)n));
             if ((pfr0 & AmuField) != 0) SysReg.WriteCptrEl2(SysReg.ReadCptrEl2() | CptrTam);
             // EL1 may read the physical counter (EL1PCTEN) but not program the
             // physical timer (EL1PCEN = 0): that traps (SystemRegisterTraps).

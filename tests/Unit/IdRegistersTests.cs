@@ -30,6 +30,33 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(0UL, Field(IdRegisters.Sanitize(IdRegisters.IdDfr0, ~0UL), 24));      // PerfMon
         }
 
+        // Features whose enables HCRX_EL2 = 0 turns off, whose registers the
+        // world switch does not move, or whose instructions the hypervisor
+        // would answer wrongly: absent, whatever the CPU has.
+        [Fact]
+        public void NewerFeaturesTheHypervisorTurnsOffReadAsAbsent()
+        {
+            ulong isar1 = IdRegisters.Sanitize(IdRegisters.Aa64Isar1, ~0UL);
+            Assert.Equal(0UL, Field(isar1, 60));                       // LS64
+            ulong isar2 = IdRegisters.Sanitize(IdRegisters.Aa64Isar2, ~0UL);
+            foreach (int shift in new[] { 0, 8, 12, 16, 24, 32, 36 })  // WFxT GPA3 APA3 MOPS PAC_frac SYSREG_128 SYSINSTR_128
+                Assert.Equal(0UL, Field(isar2, shift));
+            Assert.Equal(0xfUL, Field(isar2, 20));                     // BC: an instruction like any other
+            Assert.Equal(0xfUL, Field(isar2, 52));                     // CSSC
+            foreach (int index in new[] { IdRegisters.Aa64Pfr2, IdRegisters.Aa64Fpfr0, IdRegisters.Aa64Mmfr3, IdRegisters.Aa64Mmfr4 })
+                Assert.Equal(0UL, IdRegisters.Sanitize(index, ~0UL));
+            // Hardware Access-flag update in table entries (HAFT, 3) needs
+            // TCR2_EL1: at most hardware dirty-bit management (2) is left.
+            Assert.Equal(2UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Mmfr1, 3), 0));
+            Assert.Equal(2UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Mmfr1, 4), 0));
+            Assert.Equal(1UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Mmfr1, 1), 0));
+            // Debug v8.9 (0xB) brings MDSELR_EL1, which is not switched.
+            Assert.Equal(0xAUL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Dfr0, 0xB), 0));
+            Assert.Equal(0x9UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Dfr0, 0x9), 0));
+            // The rest of the capped register is untouched (LO, 19:16, is 0 here).
+            Assert.Equal(0x1111_1111_1120_1122UL, IdRegisters.Sanitize(IdRegisters.Aa64Mmfr1, 0x1111_1111_1120_1122UL));
+        }
+
         [Fact]
         public void WhatTheGuestMayUseIsPassedAsItIs()
         {
