@@ -40,6 +40,13 @@ namespace Hypervisor.Arch
 
         public static uint Of(ulong esr) => (uint)(esr >> 26) & 0x3f;
 
+        // EC 0x01's ISS.TI: 0 WFI, 1 WFE, 2 WFIT, 3 WFET. The last two carry
+        // a timeout (FEAT_WFxT); the guest is told it has no WFxT
+        // (IdRegisters), since the exit does not keep a timeout, so they are
+        // undefined instructions for it, as on a CPU without them.
+        public static bool IsWfe(ulong esr) => (esr & 1) != 0;
+        public static bool IsWfxWithTimeout(ulong esr) => (esr & 2) != 0;
+
         // Traps of instructions a guest of this hypervisor does not have: the
         // features are hidden from its ID registers (kernel/Arch/IdRegisters.cs),
         // or belong to AArch32 coprocessors it is not given. On a CPU without

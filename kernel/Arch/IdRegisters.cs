@@ -26,7 +26,8 @@ namespace Hypervisor.Arch
     //                                     EL1 state not switched, and with FEAT_FGT
     //                                     the fine-grained traps (El2Setup) make them
     //                                     undefined instructions
-    //     WFET/WFIT (WFxT)                the WFx exit does not honour their timeout
+    //     WFET/WFIT (WFxT)                the WFx exit keeps no timeout: they are
+    //                                     undefined instructions (GuestExits)
     //     hardware update of the Access
     //     flag in table entries (HAFT)    needs TCR2_EL1; HAFDBS reads at most "DBM"
     //     Debugv8p9                       MDSELR_EL1 is not switched; DebugVer reads

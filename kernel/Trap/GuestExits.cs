@@ -90,8 +90,13 @@ namespace Hypervisor.Trap
                     // WFE: a guest spinning on a lock or a flag: it gives the
                     // CPU to another VM if there is one, and carries on.
                     vm.Counters.ExitsWfx++;
+                    if (ExceptionClass.IsWfxWithTimeout(frame->Esr))
+                    {
+                        Injection.UndefinedInstruction(vm, frame);   // WFIT, WFET: hidden
+                        break;
+                    }
                     frame->Elr += ExceptionVectors.InstructionLength(frame->Esr);
-                    if (IsWfe(frame->Esr)) return ExitDecision.ForYield(Scheduler.OthersRunnable());
+                    if (ExceptionClass.IsWfe(frame->Esr)) return ExitDecision.ForYield(Scheduler.OthersRunnable());
                     return ExitDecision.ForWfi(vcpu.VgicCpu.HasWork());
                 case ExceptionClass.Unknown:
                     // An instruction this VM does not offer.
@@ -156,8 +161,5 @@ namespace Hypervisor.Trap
             vcpu.Timers.VirtualPpi();
         }
 
-
-        // ESR_EL2.ISS.TI for EC 0x01: bit 0 set for WFE (and WFET).
-        private static bool IsWfe(ulong esr) => (esr & 1) != 0;
     }
 }

@@ -17,6 +17,19 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(name, ExceptionClass.Name(ec));
         }
 
+        // WFx's ISS.TI: WFIT and WFET (FEAT_WFxT, hidden from guests) are
+        // the two with a timeout, WFE and WFET the two that yield.
+        [Theory]
+        [InlineData(0x06000000UL, false, false)]   // WFI (EC 0x01, IL set)
+        [InlineData(0x06000001UL, true, false)]    // WFE
+        [InlineData(0x06000002UL, false, true)]    // WFIT
+        [InlineData(0x06000003UL, true, true)]     // WFET
+        public void WfxKindsFromTheSyndrome(ulong esr, bool wfe, bool timeout)
+        {
+            Assert.Equal(wfe, ExceptionClass.IsWfe(esr));
+            Assert.Equal(timeout, ExceptionClass.IsWfxWithTimeout(esr));
+        }
+
         [Fact]
         public void EveryClassHasAName()
         {
