@@ -81,8 +81,18 @@ namespace Guest
             ulong deadline = ReadCntpct() + Cpu.ReadCounterFrequency() / 100;
             WriteCntpCval(deadline);
             Cpu.WriteCntpCtl(TimerEnable);
-            bool armed = Cpu.ReadCntpCtl() == TimerEnable && ReadCntpCval() == deadline
-                         && (Mmio.Read32(IspendR0) & (1u << PhysicalTimerIntid)) == 0;
+            // Armed and not yet due: no ISTATUS, nothing pending. Unless the
+            // vCPU was held back past the deadline between these reads (a
+            // busy host can do that): then ISTATUS must be set, and the line
+            // may or may not have been sampled yet.
+            ulong beforeReads = ReadCntpct();
+            ulong ctl = Cpu.ReadCntpCtl();
+            bool pendingEarly = (Mmio.Read32(IspendR0) & (1u << PhysicalTimerIntid)) != 0;
+            ulong afterReads = ReadCntpct();
+            bool due = (ctl & TimerIstatus) != 0;
+            bool armed = (ctl & ~TimerIstatus) == TimerEnable && ReadCntpCval() == deadline
+                         && (afterReads >= deadline || (!due && !pendingEarly))
+                         && (beforeReads < deadline || due);
             ulong intid;
             do { Wfi(); intid = ReadIar1() & 0xffffff; } while (intid == 1023);
             ulong now = ReadCntpct();
