@@ -32,6 +32,8 @@ namespace Hypervisor.Arch
     //     flag in table entries (HAFT)    needs TCR2_EL1; HAFDBS reads at most "DBM"
     //     Debugv8p9                       MDSELR_EL1 is not switched; DebugVer reads
     //                                     at most v8.8
+    //     SCXTNUM_EL0/EL1 (CSV2_2,        not switched, and HCR_EL2.EnSCXT = 0 traps
+    //     CSV2_1p2)                       them: CSV2 and CSV2_frac read at most 1
     //   passed as they are: everything else (the base ISA, atomics, crypto,
     //     debug breakpoints and watchpoints, which move with the VM that uses
     //     them, the memory model fields, the GIC system-register interface).
@@ -62,8 +64,10 @@ namespace Hypervisor.Arch
             {
                 case IdPfr0: return real & ~(F(20) | F(28));                       // AMU, RAS (AArch32 view)
                 case IdDfr0: return real & ~(F(24));                           // PerfMon
-                case Aa64Pfr0: return real & ~(F(28) | F(32) | F(36) | F(40) | F(44) | F(52));     // RAS, SVE, SEL2, MPAM, AMU, RME
-                case Aa64Pfr1: return real & (F(0) | F(4) | F(32));              // BT, SSBS, CSV2_frac only
+                // RAS, SVE, SEL2, MPAM, AMU, RME; CSV2 at most 1 (2 brings SCXTNUM_ELx)
+                case Aa64Pfr0: return AtMost(real & ~(F(28) | F(32) | F(36) | F(40) | F(44) | F(52)), 56, 1);
+                // BT, SSBS, CSV2_frac (at most 1: CSV2_1p2 brings SCXTNUM_ELx) only
+                case Aa64Pfr1: return AtMost(real & (F(0) | F(4) | F(32)), 32, 1);
                 case Aa64Pfr2:
                 case Aa64Zfr0:
                 case Aa64Smfr0:

@@ -53,6 +53,10 @@ namespace Hypervisor.Tests.Unit
             // Debug v8.9 (0xB) brings MDSELR_EL1, which is not switched.
             Assert.Equal(0xAUL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Dfr0, 0xB), 0));
             Assert.Equal(0x9UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Dfr0, 0x9), 0));
+            // CSV2_2 and CSV2_1p2 bring SCXTNUM_ELx, which are not switched.
+            Assert.Equal(1UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Pfr0, 2UL << 56), 56));
+            Assert.Equal(1UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Pfr0, 1UL << 56), 56));
+            Assert.Equal(1UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Pfr1, 2UL << 32), 32));
             // The rest of the capped register is untouched (LO, 19:16, is 0 here).
             Assert.Equal(0x1111_1111_1120_1122UL, IdRegisters.Sanitize(IdRegisters.Aa64Mmfr1, 0x1111_1111_1120_1122UL));
         }
