@@ -108,6 +108,7 @@ namespace Guest
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "hidden")) CpuStateTests.Hidden();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "regfuzz")) SysRegFuzz.Fuzz();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "regkeep")) SysRegFuzz.Keep();
+            else if (Hypervisor.Boot.Fdt.BytesEqual(role, "actlr")) SysRegFuzz.AuxiliaryControl();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "debug")) CpuStateTests.Debug(ParseNumber(BootArgs.Get(args, "seed", out _)));
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "gicleftovers")) Interrupts.Leftovers();
             else if (Hypervisor.Boot.Fdt.BytesEqual(role, "directfuzz")) PagingHostile.DirectFuzz();

@@ -120,6 +120,27 @@ namespace Guest
             return ((Traps.LastEsr >> 26) & 0x3f) == 0 ? 1 : 2;
         }
 
+        // role=actlr: ACTLR_EL1, the CPU's implementation-defined auxiliary
+        // control, is answered by the hypervisor (HCR_EL2.TACR): it reads
+        // zero, before and after the guest writes all ones to it.
+        public static void AuxiliaryControl()
+        {
+            ulong actlr = Index(0, 1, 0, 1), seen = 0;
+            const int Rounds = 100;
+            for (int i = 0; i < Rounds; i++)
+            {
+                seen |= Read(actlr);
+                Write(actlr, ~0UL);
+            }
+            seen |= Read(actlr);
+            SelfTests.Verdict("actlr", seen == 0);
+            Console.Write("accesses=");
+            Console.Dec(2 * Rounds + 1);
+            Console.Write(" seen=");
+            Console.Hex(seen);
+            Console.Put('\n');
+        }
+
         // role=regkeep: its own values in the EL1 registers a guest writes
         // freely (and in its virtual GIC CPU interface), then it yields until
         // it is the last VM running, checking after every switch that each

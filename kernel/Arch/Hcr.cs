@@ -18,9 +18,11 @@ namespace Hypervisor.Arch
         public const ulong TWE = 1UL << 14;  // trap WFE: a spinning guest gives the CPU back
         public const ulong TID3 = 1UL << 18; // trap reads of the feature ID registers: the guest sees the
                                              // features the hypervisor decided it has (IdRegisters.cs)
-        public const ulong TSC = 1UL << 19;
+        public const ulong TSC = 1UL << 19;  // trap SMC: the guest must not reach the real firmware at EL3
         public const ulong TIDCP = 1UL << 20; // trap the implementation-defined registers (op0=3, CRn 11 and 15):
-                                              // a CPU's own controls (caches, prefetch, errata) are not the guest's  // trap SMC: the guest must not reach the real firmware at EL3
+                                              // a CPU's own controls (caches, prefetch, errata) are not the guest's
+        public const ulong TACR = 1UL << 21; // trap ACTLR_EL1, the implementation-defined auxiliary control, for
+                                             // the same reason; it reads as zero and ignores writes
         public const ulong TTLB = 1UL << 25; // trap guest TLB maintenance (shadow paging)
         public const ulong TVM = 1UL << 26;  // trap guest writes to translation registers (shadow paging)
         public const ulong TRVM = 1UL << 30; // trap guest reads of translation registers (shadow paging)
@@ -30,7 +32,7 @@ namespace Hypervisor.Arch
                                              // and the CPU's own are not the guest's
 
         // What every VM in stage-2 paging mode runs with.
-        public const ulong GuestDefault = VM | SWIO | FMO | IMO | AMO | FB | BSU_Inner | TWI | TWE | TID3 | TSC | TIDCP | RW;
+        public const ulong GuestDefault = VM | SWIO | FMO | IMO | AMO | FB | BSU_Inner | TWI | TWE | TID3 | TSC | TIDCP | TACR | RW;
     }
 
     // SPSR values for entering a guest.

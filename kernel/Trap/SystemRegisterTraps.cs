@@ -97,6 +97,9 @@ namespace Hypervisor.Trap
         // CNTP_TVAL_EL0 (3,3,14,2,0), CNTP_CTL_EL0 (op2 1), CNTP_CVAL_EL0 (op2 2).
         public bool IsPhysicalTimer => Op0 == 3 && Op1 == 3 && CRn == 14 && CRm == 2 && Op2 <= 2;
 
+        // ACTLR_EL1 (3,0,1,0,1), trapped by HCR_EL2.TACR.
+        public bool IsAuxiliaryControl => Op0 == 3 && Op1 == 0 && CRn == 1 && CRm == 0 && Op2 == 1;
+
         // MDRAR_EL1 (2,0,1,0,0): where the memory-mapped debug ROM is.
         public bool IsDebugRomAddress => Op0 == 2 && Op1 == 0 && CRn == 1 && CRm == 0 && Op2 == 0;
 
@@ -164,6 +167,14 @@ namespace Hypervisor.Trap
             if (access.Op0 == 2) Debug(vcpu, frame, access);
             else if (access.IsSgiGeneration && vm.Vgic != null) Sgi(vcpu, frame, access);
             else if (access.IsPhysicalTimer) PhysicalTimer(vcpu, frame, access);
+            else if (access.IsAuxiliaryControl)
+            {
+                // ACTLR_EL1: its contents are implementation defined, so zero
+                // is an answer a CPU may give; what a guest writes reaches
+                // nothing (the CPU's real controls are not the guest's).
+                if (access.IsRead) Result(frame, access, 0);
+                else frame->Elr += 4;
+            }
             else
             {
                 // The PMU (MDCR_EL2.TPM/TPMCR: the ID registers say there is none,

@@ -30,6 +30,19 @@ namespace Hypervisor.Tests.Integration
             Assert.Null(r.Line("[hv] PANIC"));
         }
 
+        // ACTLR_EL1 holds a CPU's implementation-defined controls: every
+        // guest access traps (HCR_EL2.TACR), reads give zero, writes reach
+        // nothing. Without the trap the accesses would not be exits.
+        [Fact]
+        public void TheAuxiliaryControlRegisterIsNotTheGuests()
+        {
+            string conf = GuestConfig.Write("vm a mem=32M image=$ELF args=\"role=actlr\"\n");
+            var r = Qemu.Run(new[] { conf });
+            r.AssertPasses("a", "actlr");
+            Assert.Contains("accesses=201 seen=0x0", r.Require("[a] TEST actlr"));
+            Assert.True(r.Stat("exits_sysreg") >= 201, $"each ACTLR_EL1 access must trap, saw {r.Stat("exits_sysreg")} system-register exits");
+        }
+
         // Three VMs yield to each other a hundred times each: two program
         // breakpoint 0, watchpoint 0, MDSCR_EL1 and the OS lock with values of
         // their own, the third never does and must always find a fresh CPU's

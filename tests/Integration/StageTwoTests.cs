@@ -67,7 +67,7 @@ namespace Hypervisor.Tests.Integration
             Assert.True(m.Success, line);
             Assert.Equal(0UL, Convert.ToUInt64(m.Groups[1].Value, 16) % 0x2000);
             // VM SWIO FMO IMO AMO FB BSU=inner TWI TWE TID3 TSC TIDCP RW (kernel/Arch/Hcr.cs).
-            Assert.Contains("HCR_EL2=0x00000000801c663b", line);
+            Assert.Contains("HCR_EL2=0x00000000803c663b", line);
         }
 
         [Fact]
