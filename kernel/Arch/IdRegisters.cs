@@ -34,6 +34,7 @@ namespace Hypervisor.Arch
     //                                     at most v8.8
     //     SCXTNUM_EL0/EL1 (CSV2_2,        not switched, and HCR_EL2.EnSCXT = 0 traps
     //     CSV2_1p2)                       them: CSV2 and CSV2_frac read at most 1
+    //   capped: PARange                   at the VM's 40-bit IPA space (Stage2Layout)
     //   passed as they are: everything else (the base ISA, atomics, crypto,
     //     debug breakpoints and watchpoints, which move with the VM that uses
     //     them, the memory model fields, the GIC system-register interface).
@@ -82,6 +83,8 @@ namespace Hypervisor.Arch
                 // WFxT, GPA3, APA3, MOPS, PAC_frac, SYSREG_128, SYSINSTR_128
                 case Aa64Isar2: return real & ~(F(0) | F(8) | F(12) | F(16) | F(24) | F(32) | F(36));
                 case Aa64Mmfr1: return AtMost(real & ~F(16), 0, HafdbsDirtyBit);       // LO; HAFDBS
+                // PARange: the VM's IPA size, not the host's physical one.
+                case Aa64Mmfr0: return AtMost(real, 0, Hypervisor.Mm.Stage2Layout.PARangeForBits(Hypervisor.Mm.Stage2Layout.GuestIpaBits));
                 default: return real;
             }
         }

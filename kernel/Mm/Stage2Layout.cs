@@ -47,6 +47,11 @@ namespace Hypervisor.Mm
         public const int MinIpaBits = 32;
         public const int MaxIpaBits = 48;
 
+        // The IPA space every VM gets: its "physical" address space, which its
+        // ID_AA64MMFR0_EL1.PARange also reports (IdRegisters), so a guest never
+        // sets up tables for addresses stage 2 cannot translate.
+        public const int GuestIpaBits = 40;
+
         // Cap on VTCR_EL2.PS. The machines this project runs on (QEMU virt)
         // keep all RAM below 1 TiB, so output addresses need 40 bits. A tight PS
         // turns a corrupted stage-2 descriptor pointing above that into an

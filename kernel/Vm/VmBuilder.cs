@@ -13,7 +13,6 @@ namespace Hypervisor.Vm
     // the guest images. A bad line or a missing image costs that VM only.
     public static unsafe class VmBuilder
     {
-        private const int IpaBits = 40;
         private const int MaxSegments = 8;
         // The device tree is written into this buffer; its size is also the
         // room BootLayout keeps for it in each VM, so the tree's actual size
@@ -50,7 +49,7 @@ namespace Hypervisor.Vm
             int vmidBits = VmidBits(settings.VmidBits);
             Scheduler.Init(vmidBits, settings.SliceMs > 0 ? settings.SliceMs : VmConfig.DefaultSliceMs);
 
-            Stage2LayoutStatus layoutStatus = Stage2Layout.Compute(IpaBits, (uint)(SysReg.ReadIdAa64Mmfr0El1() & 0xf), vmidBits > 8, out s_layout);
+            Stage2LayoutStatus layoutStatus = Stage2Layout.Compute(Stage2Layout.GuestIpaBits, (uint)(SysReg.ReadIdAa64Mmfr0El1() & 0xf), vmidBits > 8, out s_layout);
             if (layoutStatus != Stage2LayoutStatus.Ok)
             {
                 Log.Line("[hv] this CPU cannot give guests a 40-bit IPA space; no VMs");

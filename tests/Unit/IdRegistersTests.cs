@@ -57,6 +57,10 @@ namespace Hypervisor.Tests.Unit
             Assert.Equal(1UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Pfr0, 2UL << 56), 56));
             Assert.Equal(1UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Pfr0, 1UL << 56), 56));
             Assert.Equal(1UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Pfr1, 2UL << 32), 32));
+            // PARange: the VM's 40-bit IPA space (0b0010), whatever the host has.
+            Assert.Equal(2UL, Field(IdRegisters.Sanitize(IdRegisters.Aa64Mmfr0, 0x1125), 0));   // 48-bit host
+            Assert.Equal(0x1122UL, IdRegisters.Sanitize(IdRegisters.Aa64Mmfr0, 0x1124));          // cortex-a72, 44 bits
+            Assert.Equal(40, Hypervisor.Mm.Stage2Layout.PARangeBits((uint)Field(IdRegisters.Sanitize(IdRegisters.Aa64Mmfr0, 6), 0)));
             // The rest of the capped register is untouched (LO, 19:16, is 0 here).
             Assert.Equal(0x1111_1111_1120_1122UL, IdRegisters.Sanitize(IdRegisters.Aa64Mmfr1, 0x1111_1111_1120_1122UL));
         }
