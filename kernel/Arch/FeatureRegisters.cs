@@ -49,10 +49,8 @@ namespace Hypervisor.Arch
         public const ulong TrapMpamidrEl1 = 1UL << 31;                          // MPAMHCR_EL2
         public const ulong MpamidrHasHcr = 1UL << 17;                           // MPAMIDR_EL1.HAS_HCR
 
-        private static ulong Field(ulong value, int shift) => (value >> shift) & 0xF;
-
         // FEAT_MPAM, as ID_AA64PFR0_EL1.MPAM (major) or ID_AA64PFR1_EL1.MPAM_frac (v0.1) says.
-        public static bool HasMpam(ulong pfr0, ulong pfr1) => Field(pfr0, 40) != 0 || Field(pfr1, 16) != 0;
+        public static bool HasMpam(ulong pfr0, ulong pfr1) => IdRegisters.Field(pfr0, 40) != 0 || IdRegisters.Field(pfr1, 16) != 0;
 
         // The registers this CPU has (bit n: FeatureRegister n), from its
         // ID_AA64MMFR0/MMFR1/PFR0/PFR1_EL1, and MPAMIDR_EL1 where it has MPAM
@@ -60,8 +58,8 @@ namespace Hypervisor.Arch
         public static uint Present(ulong mmfr0, ulong mmfr1, ulong pfr0, ulong pfr1, ulong mpamidr)
         {
             uint present = 0;
-            if (Field(mmfr1, 40) != 0) present |= Bit(FeatureRegister.Hcrx);
-            ulong fgt = Field(mmfr0, 56);
+            if (IdRegisters.Field(mmfr1, 40) != 0) present |= Bit(FeatureRegister.Hcrx);
+            ulong fgt = IdRegisters.Field(mmfr0, 56);
             if (fgt >= 1) present |= Range(FeatureRegister.Hfgrtr, FeatureRegister.Hdfgwtr);
             if (fgt >= 2) present |= Range(FeatureRegister.Hfgrtr2, FeatureRegister.Hdfgwtr2);
             if (HasMpam(pfr0, pfr1))

@@ -1,3 +1,5 @@
+using Hypervisor.Mm;
+
 namespace Hypervisor.Arch
 {
     // What a guest is told about its CPU. With HCR_EL2.TID3 every read of
@@ -84,19 +86,20 @@ namespace Hypervisor.Arch
                 case Aa64Isar2: return real & ~(F(0) | F(8) | F(12) | F(16) | F(24) | F(32) | F(36));
                 case Aa64Mmfr1: return AtMost(real & ~F(16), 0, HafdbsDirtyBit);       // LO; HAFDBS
                 // PARange: the VM's IPA size, not the host's physical one.
-                case Aa64Mmfr0: return AtMost(real, 0, Hypervisor.Mm.Stage2Layout.PARangeForBits(Hypervisor.Mm.Stage2Layout.GuestIpaBits));
+                case Aa64Mmfr0: return AtMost(real, 0, Stage2Layout.PARangeForBits(Stage2Layout.GuestIpaBits));
                 default: return real;
             }
         }
 
-        // The 4-bit ID field at `shift`.
+        // The 4-bit ID field at `shift`: its mask, and its value in `value`.
         private static ulong F(int shift) => 0xFUL << shift;
+        public static ulong Field(ulong value, int shift) => (value >> shift) & 0xF;
 
         private const ulong DebugV8p8 = 0xA, HafdbsDirtyBit = 2;
 
         // An unsigned ID field capped at `most`: a later version promises
         // everything the earlier ones do and more.
         private static ulong AtMost(ulong value, int shift, ulong most) =>
-            ((value >> shift) & 0xF) > most ? (value & ~F(shift)) | (most << shift) : value;
+            Field(value, shift) > most ? (value & ~F(shift)) | (most << shift) : value;
     }
 }
